@@ -1,0 +1,43 @@
+"""The search space: gene types declared as attrs classes, compiled to ``nn.Sequential``.
+
+See ``GenomeSchema`` for the flat integer layout the evolution engine works on, and README.md
+("Adding a gene type") for a worked example of a user gene.
+"""
+
+from .alleles import allele, gene, gene_choices, is_gene, with_choices
+from .devol import devol_columns, from_devol, to_devol
+from .errors import InvalidGenomeError
+from .genes import Conv2dGene, DenseGene, OptimizerGene, flat_size
+from .genome import GenomeSchema, Slot
+from .registry import (
+    ACTIVATIONS,
+    OPTIMIZERS,
+    make_activation,
+    make_optimizer,
+    register_activation,
+    register_optimizer,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "OPTIMIZERS",
+    "Conv2dGene",
+    "DenseGene",
+    "GenomeSchema",
+    "InvalidGenomeError",
+    "OptimizerGene",
+    "Slot",
+    "allele",
+    "devol_columns",
+    "flat_size",
+    "from_devol",
+    "gene",
+    "gene_choices",
+    "is_gene",
+    "make_activation",
+    "make_optimizer",
+    "register_activation",
+    "register_optimizer",
+    "to_devol",
+    "with_choices",
+]

@@ -1,0 +1,142 @@
+"""DEvol's search space and its genome encoding (for the CSV and the compatibility layer).
+
+DEvol stores allele *values* in its genome (64 filters, dropout 0..10 meaning 0..0.5, an index
+for the activation and the optimizer); we store indices. ``to_devol``/``from_devol`` convert.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .alleles import base_gene_type, index_of
+from .errors import InvalidGenomeError
+from .genes import DEVOL_DROPOUTS, Conv2dGene, DenseGene, OptimizerGene
+
+__all__ = ["devol_columns", "devol_schema", "from_devol", "to_devol"]
+
+DEVOL_OPTIMIZERS = ("adam", "rmsprop", "adagrad", "adadelta")
+DEVOL_ACTIVATIONS = ("relu", "sigmoid")
+_PREFIX = {Conv2dGene: "Conv", DenseGene: "Dense"}
+
+
+def _powers_of_two(lowest: int, highest: int, what: str) -> list[int]:
+    if isinstance(highest, bool) or not isinstance(highest, (int, np.integer)) or highest < 1:
+        raise ValueError(f"{what} must be a positive integer, got {highest!r}")
+    # DEvol crashed when the maximum was below its smallest power; we offer the maximum alone.
+    values = [2**i for i in range(int(math.log2(lowest)), int(math.log2(highest)) + 1)]
+    return values or [int(highest)]
+
+
+def _channels_first(shape: Sequence[int]) -> tuple[int, ...]:
+    shape = tuple(int(d) for d in shape)
+    if len(shape) == 3 and shape[-1] <= 4 < shape[0]:  # DEvol/Keras wrote (28, 28, 1)
+        return (shape[2], shape[0], shape[1])
+    return shape
+
+
+def devol_schema(
+    cls: type,
+    max_conv_layers: int = 6,
+    max_dense_layers: int = 4,
+    max_filters: int = 256,
+    max_dense_nodes: int = 1024,
+    input_shape: Sequence[int] = (1, 28, 28),
+    n_classes: int = 10,
+    batch_normalization: bool = True,
+    dropout: bool = True,
+    max_pooling: bool = True,
+    optimizers: Sequence[str] | None = None,
+    activations: Sequence[str] | None = None,
+) -> Any:
+    """DEvol's GenomeHandler space: conv slots, ``max_dense_layers - 1`` dense slots (the
+    output layer counts, as in DEvol), then the optimizer. Channels-last shapes are accepted."""
+    for name, value in (("max_conv_layers", max_conv_layers),
+                        ("max_dense_layers", max_dense_layers)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    if max_dense_layers < 1:
+        raise ValueError("max_dense_layers counts the output layer, so it must be >= 1")
+    acts = list(activations or DEVOL_ACTIVATIONS)
+    common = {
+        "batch_norm": [False, True] if batch_normalization else [False],
+        "activation": acts,
+        "dropout": list(DEVOL_DROPOUTS) if dropout else [0.0],
+    }
+    conv = Conv2dGene.with_choices(
+        filters=_powers_of_two(8, max_filters, "max_filters"),
+        max_pool=[False, True] if max_pooling else [False], **common)
+    dense = DenseGene.with_choices(
+        units=_powers_of_two(16, max_dense_nodes, "max_dense_nodes"), **common)
+    opt = OptimizerGene.with_choices(optimizer=list(optimizers or DEVOL_OPTIMIZERS))
+    return cls(layers=[(conv, max_conv_layers), (dense, max_dense_layers - 1)], training=opt,
+               input_shape=_channels_first(input_shape), n_outputs=n_classes)
+
+
+def _is_devol_layout(schema: Any) -> bool:
+    bases = [base_gene_type(t)[0] for t, _ in schema.layer_groups]
+    training = base_gene_type(schema.training)[0] if schema.training is not None else None
+    return training is OptimizerGene and bases in ([Conv2dGene, DenseGene], [DenseGene],
+                                                   [Conv2dGene])
+
+
+def devol_columns(schema: Any) -> list[str] | None:
+    """DEvol's genome column names (``Conv0 num filters``, ..., ``Optimizer``), or None when
+    the schema is not made of DEvol's genes."""
+    if not _is_devol_layout(schema):
+        return None
+    names = []
+    for slot in schema.slots:
+        if slot.training:
+            names.append("Optimizer")
+            continue
+        prefix = _PREFIX[base_gene_type(slot.gene_type)[0]]
+        index = slot.name[len(slot.name.rstrip("0123456789")):]
+        names += [f"{prefix}{index} {slot.gene_type.__allele_labels__[f]}" for f in slot.fields]
+    return names
+
+
+def _value_to_devol(field: str, value: Any, choices: tuple) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if field == "dropout":
+        return round(float(value) * 20)
+    if isinstance(value, str):
+        return index_of(choices, value)
+    return int(value)
+
+
+def to_devol(schema: Any, vector: Any) -> list[int]:
+    """DEvol's value genome for one of our index vectors."""
+    arr = schema.validate(vector)
+    return [_value_to_devol(f, c[arr[s.start + j]], c)
+            for s in schema.slots for j, (f, c) in enumerate(zip(s.fields, s.choices))]
+
+
+def from_devol(schema: Any, genome: Sequence[Any]) -> np.ndarray:
+    """Our index vector for a DEvol value genome (DEvol's max pooling 2 meant "no pooling")."""
+    genome = list(genome)
+    if len(genome) != len(schema):
+        raise InvalidGenomeError(f"DEvol genome has length {len(genome)}, expected {len(schema)}")
+    out = np.zeros(len(schema), np.int64)
+    names = devol_columns(schema) or schema.column_names
+    for s in schema.slots:
+        for j, (f, choices) in enumerate(zip(s.fields, s.choices)):
+            raw, i = genome[s.start + j], s.start + j
+            if isinstance(choices[0], str):
+                k = int(raw) if 0 <= int(raw) < len(choices) else None
+            else:
+                value: Any = raw
+                if isinstance(choices[0], (bool, np.bool_)):
+                    value = int(raw) == 1
+                elif f == "dropout":
+                    value = int(raw) / 20
+                k = index_of(choices, value)
+            if k is None:
+                raise InvalidGenomeError(f"DEvol gene {i} ({names[i]}) = {raw!r} "
+                                         f"is not one of this space's choices {list(choices)}")
+            out[i] = k
+    return out

@@ -1,0 +1,24 @@
+"""User-style gene types, defined outside the package, as a researcher would."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from pytorch_devol.schema import allele, gene, make_activation
+
+
+@gene
+class KernelConvGene:
+    """A convolution whose kernel size is itself an allele ("valid" padding, so it can shrink
+    the map: some genomes are invalid on small inputs, which the tests use)."""
+
+    active: bool = allele([False, True], default=True)
+    filters: int = allele([4, 8])
+    kernel: int = allele([1, 3, 5])
+    activation: str = allele(["relu", "tanh"])
+
+    def build(self, in_shape):
+        c, h, w = in_shape
+        k = min(self.kernel, h, w)
+        return ([nn.Conv2d(c, self.filters, k), make_activation(self.activation)],
+                (self.filters, h - k + 1, w - k + 1))
