@@ -1,0 +1,230 @@
+"""The ask -> evaluate -> tell loop, with the cache and the crash-safe bookkeeping.
+
+Every step that changes what a restart would do is written down first: the checkpoint (the
+strategy state plus the candidates asked but not yet told) is saved right after each ask and
+each tell, and each result is appended to the log as it arrives. After a crash the checkpoint
+says exactly which candidates were in flight; those already in the log are not trained again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..schema import devol_columns, to_devol
+from ..training import EvalResult
+from .evaluator import Evaluator, Task
+from .progress import Reporter
+from .store import RunStore
+
+__all__ = ["SearchLoop", "candidate_seed"]
+
+
+def candidate_seed(seed: int, key: tuple[int, ...]) -> int:
+    """Training seed of a candidate: from the run's seed and the genome, never from arrival
+    order, so every evaluator (serial, pool, Ray) trains a genome identically."""
+    digest = hashlib.sha256(f"{seed}:{','.join(map(str, key))}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") % (2**31)
+
+
+class SearchLoop:
+    """Runs one search to completion against a strategy and an evaluator."""
+
+    def __init__(self, schema: Any, strategy: Any, evaluator: Evaluator, store: RunStore, *,
+                 generations: int, population_size: int, seed: int, metric: str,
+                 maximize: bool, asynchronous: bool, reporter: Reporter):
+        self.schema, self.strategy, self.evaluator, self.store = schema, strategy, evaluator, store
+        self.generations, self.population_size = generations, population_size
+        self.seed, self.metric, self.maximize = seed, metric, maximize
+        self.asynchronous, self.reporter = asynchronous, reporter
+        self.columns = devol_columns(schema) or list(schema.column_names)
+        self._csv_genome: Callable[[np.ndarray], list[int]] = (
+            (lambda v: to_devol(schema, v)) if devol_columns(schema) else
+            (lambda v: [int(x) for x in v]))
+        self.records: list[dict[str, Any]] = []
+        self.logged: dict[int, dict[str, Any]] = {}   # index -> record
+        self.cache: dict[tuple[int, ...], dict[str, Any]] = {}  # key -> trained record
+        self.training: dict[tuple[int, ...], list[Task]] = {}   # key -> tasks waiting on it
+        self.ready: deque[dict[str, Any]] = deque()
+        self.best: dict[str, Any] | None = None
+        self.next_index, self.told, self.generation = 0, 0, 0
+        self.pending: list[Task] = []
+
+    # -- state --------------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Load the log and checkpoint of an interrupted run (a no-op for a new one)."""
+        records = self.store.records()
+        seen: set[int] = set()
+        self.records = [r for r in records if not (r["index"] in seen or seen.add(r["index"]))]
+        self.store.repair(self.records, self.columns)
+        for r in self.records:
+            self.logged[r["index"]] = r
+            if not r["cached"]:
+                self.cache.setdefault(tuple(r["key"]), r)
+            self._consider_best(r)
+        ckpt = self.store.checkpoint()
+        if ckpt is not None:
+            self.strategy.load_state_dict(ckpt["strategy"])
+            self.next_index, self.told = ckpt["next_index"], ckpt["told"]
+            self.generation = ckpt["generation"]
+            self.pending = [Task(t["index"], tuple(t["genome"]), t["seed"])
+                            for t in ckpt["pending"]]
+
+    def _checkpoint(self) -> None:
+        self.store.save_checkpoint({
+            "strategy": self.strategy.state_dict(), "next_index": self.next_index,
+            "told": self.told, "generation": self.generation,
+            "pending": [{"index": t.index, "genome": list(t.genome), "seed": t.seed}
+                        for t in self.pending]})
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self) -> None:
+        budget = self.generations * self.population_size
+        if self.asynchronous:
+            self._run_async(budget)
+        else:
+            self._run_generations()
+        self.reporter.close()
+
+    def _ask(self, n: int | None) -> list[Task]:
+        genomes = np.asarray(self.strategy.ask(n), dtype=np.int64).reshape(-1, len(self.schema))
+        tasks = []
+        for g in genomes:
+            key = self.schema.key(g)
+            tasks.append(Task(self.next_index, tuple(int(x) for x in g),
+                              candidate_seed(self.seed, key)))
+            self.next_index += 1
+        self.pending.extend(tasks)
+        self._checkpoint()
+        return tasks
+
+    def _fitness(self, record: dict[str, Any]) -> float:
+        value = record["fitness"]
+        return math.nan if value is None else float(value)
+
+    def _run_generations(self) -> None:
+        while self.generation < self.generations:
+            tasks = list(self.pending) or self._ask(None)
+            self.reporter.start_generation(self.generation, len(tasks))
+            for t in tasks:
+                self._dispatch(t)
+            done: dict[int, dict[str, Any]] = {}
+            while len(done) < len(tasks):
+                record = self._next_record()
+                done[record["index"]] = record
+            ordered = [done[t.index] for t in tasks]
+            self.strategy.tell(np.array([t.genome for t in tasks], dtype=np.int64),
+                               np.array([self._fitness(r) for r in ordered]))
+            self.told += len(tasks)
+            self.pending = []
+            self.generation += 1
+            self._checkpoint()
+            self.reporter.end_generation(self.generation - 1, ordered, self.best)
+
+    def _run_async(self, budget: int) -> None:
+        in_flight = list(self.pending)
+        for t in in_flight:
+            self._dispatch(t)
+        self.reporter.start_generation(self.told // self.population_size, budget - self.told)
+        window: list[dict[str, Any]] = []
+        while self.told < budget:
+            while len(in_flight) < max(1, self.evaluator.capacity) and self.next_index < budget:
+                new = self._ask(1)
+                if not new:
+                    break
+                in_flight.extend(new)
+                for t in new:
+                    self._dispatch(t)
+            if not in_flight:
+                raise RuntimeError("the strategy asked for nothing while results were due")
+            record = self._next_record()
+            task = next(t for t in in_flight if t.index == record["index"])
+            in_flight.remove(task)
+            self.pending = [t for t in self.pending if t.index != task.index]
+            self.strategy.tell(task.vector[None, :], np.array([self._fitness(record)]))
+            self.told += 1
+            self.generation = self.told // self.population_size
+            self._checkpoint()
+            window.append(record)
+            if self.told % self.population_size == 0:
+                self.reporter.end_generation(self.generation - 1, window, self.best)
+                window = []
+
+    # -- dispatch and collection -------------------------------------------------------------
+    def _dispatch(self, task: Task) -> None:
+        if task.index in self.logged:          # finished before a crash: never retrained
+            self.ready.append(self.logged[task.index])
+            return
+        key = self.schema.key(task.vector)
+        if key in self.cache:
+            self.ready.append(self._log(task, key, self.cache[key], cached=True))
+        elif key in self.training:
+            self.training[key].append(task)
+        else:
+            self.training[key] = [task]
+            self.evaluator.submit(task)
+
+    def _next_record(self) -> dict[str, Any]:
+        if self.ready:
+            return self.ready.popleft()
+        task, result = self.evaluator.next_result()
+        key = self.schema.key(task.vector)
+        waiting = self.training.pop(key, [task])
+        leader = self._log(task, key, result, cached=False)
+        self.cache[key] = leader
+        for other in waiting:
+            if other.index != task.index:
+                self.ready.append(self._log(other, key, leader, cached=True))
+        return leader
+
+    def _log(self, task: Task, key: tuple[int, ...], result: EvalResult | dict[str, Any],
+             cached: bool) -> dict[str, Any]:
+        if isinstance(result, EvalResult):
+            metrics, source, weights = result.to_dict(), task.index, result.state_dict
+        else:
+            metrics, source, weights = result["metrics"], result["index"], None
+        fitness = (EvalResult.from_dict(metrics).fitness(self.metric))
+        record = {
+            "index": task.index, "generation": self.generation, "genome": list(task.genome),
+            "key": list(key), "csv_genome": self._csv_genome(task.vector), "seed": task.seed,
+            "cached": cached, "source_index": source,
+            "fitness": None if math.isnan(fitness) else fitness, "metrics": metrics,
+            "finished_at": time.time(),
+        }
+        if weights is not None and self._better(fitness, task.index):
+            self.store.save_best(weights, self._best_info(record))
+        self.store.append(record, self.columns)
+        self.records.append(record)
+        self.logged[task.index] = record
+        self._consider_best(record)
+        self.reporter.candidate(record)
+        return record
+
+    # -- best ---------------------------------------------------------------------------------
+    def _better(self, fitness: float, index: int) -> bool:
+        """Strictly better than the best so far; ties go to the earlier candidate, so the best
+        does not depend on the order in which parallel results arrive."""
+        if math.isnan(fitness):
+            return False
+        if self.best is None:
+            return True
+        best = self.best["fitness"]
+        if fitness == best:
+            return index < self.best["index"]
+        return fitness > best if self.maximize else fitness < best
+
+    def _consider_best(self, record: dict[str, Any]) -> None:
+        if record["fitness"] is not None and not record["cached"] and \
+                self._better(record["fitness"], record["index"]):
+            self.best = record
+
+    def _best_info(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {"index": record["index"], "genome": record["genome"],
+                "fitness": record["fitness"], "metric": self.metric,
+                "layers": self.schema.describe(record["genome"]), "metrics": record["metrics"]}

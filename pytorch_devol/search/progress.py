@@ -1,0 +1,81 @@
+"""What a running search prints: a DEvol-style line per generation and a progress bar.
+
+The bar needs tqdm (an optional extra) and a terminal; without either, only the lines print.
+``verbose=False`` silences everything.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any, TextIO
+
+import numpy as np
+
+__all__ = ["Reporter"]
+
+
+class Reporter:
+    """Prints search progress to ``stream`` (stdout by default)."""
+
+    def __init__(self, metric: str, verbose: bool = True, stream: TextIO | None = None,
+                 progress_bar: bool | None = None):
+        self.metric, self.verbose = metric, verbose
+        self.stream = stream if stream is not None else sys.stdout
+        self.progress_bar = progress_bar
+        self._bar: Any = None
+
+    def _print(self, text: str) -> None:
+        if self.verbose:
+            print(text, file=self.stream, flush=True)
+
+    def message(self, text: str) -> None:
+        self._print(text)
+
+    def start_generation(self, generation: int, count: int) -> None:
+        self._close_bar()
+        if not self.verbose or self.progress_bar is False:
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return
+        # disable=None turns the bar off when the stream is not a terminal.
+        self._bar = tqdm(total=count, desc=f"generation {generation}", unit="model",
+                         leave=False, file=sys.stderr,
+                         disable=None if self.progress_bar is None else False)
+
+    def candidate(self, record: dict[str, Any]) -> None:
+        if self._bar is not None:
+            fitness = record["fitness"]
+            self._bar.set_postfix_str(
+                f"{self.metric} {fitness:.4f}" if fitness is not None else "failed")
+            self._bar.update(1)
+
+    def end_generation(self, generation: int, records: list[dict[str, Any]],
+                       best: dict[str, Any] | None) -> None:
+        self._close_bar()
+        scores = np.array([math.nan if r["fitness"] is None else r["fitness"] for r in records])
+        ok = scores[~np.isnan(scores)]
+        failed = int(np.isnan(scores).sum())
+        cached = sum(1 for r in records if r["cached"])
+        if ok.size:
+            summary = (f"best {self.metric}: {ok.max() if self._up else ok.min():.4f}  "
+                       f"mean: {ok.mean():.4f}  std: {ok.std():.4f}")
+        else:
+            summary = "every candidate failed"
+        overall = f"  (best so far {best['fitness']:.4f})" if best is not None else ""
+        self._print(f"Generation {generation}: {summary}  [{len(records)} models, {cached} "
+                    f"cached, {failed} failed]{overall}")
+
+    @property
+    def _up(self) -> bool:
+        return self.metric == "accuracy"
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def close(self) -> None:
+        self._close_bar()

@@ -1,0 +1,92 @@
+"""``SearchResult``: what a finished (or interrupted) search hands back, read from its run dir."""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from ..schema import GenomeSchema
+from .store import RunStore
+
+__all__ = ["SearchResult", "load_result"]
+
+
+class SearchResult:
+    """The best genome, its metrics and model, and the history of every candidate.
+
+    ``history`` is the list of records of ``results.jsonl`` (one dict per evaluated candidate:
+    index, generation, genome, cached, fitness, metrics, ...).
+    """
+
+    def __init__(self, run_dir: str | Path, schema: GenomeSchema, metric: str, maximize: bool):
+        self.run_dir = Path(run_dir)
+        self.schema, self.metric, self.maximize = schema, metric, maximize
+        self.history: list[dict[str, Any]] = RunStore(self.run_dir).records()
+
+    def _ranked(self) -> list[dict[str, Any]]:
+        trained = [r for r in self.history if r["fitness"] is not None and not r["cached"]]
+        return sorted(trained, key=lambda r: (-r["fitness"] if self.maximize else r["fitness"],
+                                              r["index"]))
+
+    def top(self, k: int = 10) -> list[dict[str, Any]]:
+        """The ``k`` best distinct trained candidates, best first."""
+        return self._ranked()[:k]
+
+    @property
+    def best_record(self) -> dict[str, Any] | None:
+        ranked = self._ranked()
+        return ranked[0] if ranked else None
+
+    @property
+    def best_genome(self) -> np.ndarray | None:
+        record = self.best_record
+        return None if record is None else np.asarray(record["genome"], dtype=np.int64)
+
+    @property
+    def best_fitness(self) -> float:
+        record = self.best_record
+        return math.nan if record is None else float(record["fitness"])
+
+    @property
+    def best_metrics(self) -> dict[str, Any]:
+        record = self.best_record
+        return {} if record is None else dict(record["metrics"])
+
+    @cached_property
+    def best_model(self) -> nn.Sequential | None:
+        """The best network with its trained weights (from ``best.pt``), in eval mode."""
+        genome = self.best_genome
+        if genome is None:
+            return None
+        model = self.schema.build_model(genome)
+        model.load_state_dict(RunStore(self.run_dir).best_weights())
+        return model.eval()
+
+    def describe(self) -> list[str]:
+        genome = self.best_genome
+        return [] if genome is None else self.schema.describe(genome)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "evaluated": len(self.history),
+            "trained": sum(1 for r in self.history if not r["cached"]),
+            "cached": sum(1 for r in self.history if r["cached"]),
+            "failed": sum(1 for r in self.history if r["metrics"]["status"] != "ok"),
+        }
+
+    def __repr__(self) -> str:
+        return (f"SearchResult(run_dir={str(self.run_dir)!r}, best {self.metric}="
+                f"{self.best_fitness:.4f}, {self.counts()})")
+
+
+def load_result(run_dir: str | Path) -> SearchResult:
+    """Read a run directory (finished or not) without running anything."""
+    config = RunStore(run_dir).config()
+    schema = GenomeSchema.from_spec(config["schema"])
+    search = config["search"]
+    return SearchResult(run_dir, schema, search["metric"], search["maximize"])

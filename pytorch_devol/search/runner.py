@@ -1,0 +1,234 @@
+"""``Search``: what a user runs. Validates everything, writes the run directory, drives the loop.
+
+    result = Search(schema, load_dataset("digits"), generations=5, population_size=10).run()
+    result = Search.resume("runs/x").run()
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..evolution import GeneticAlgorithm, RegularizedEvolution, Strategy
+from ..schema import GenomeSchema
+from ..training import METRICS, DataSplits, TrainConfig, as_splits, check_compatible, load_dataset
+from .evaluator import Evaluator, SerialEvaluator
+from .loop import SearchLoop
+from .progress import Reporter
+from .result import SearchResult
+from .store import RunStore
+
+__all__ = ["STRATEGIES", "Search"]
+
+STRATEGIES = ("ga", "regularized")
+FORMAT_VERSION = 1
+
+
+def _positive(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _qualified_name(obj: Any) -> str | None:
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not module or not qualname or "<" in qualname or module == "__main__":
+        return None
+    return f"{module}:{qualname}"
+
+
+def _import(name: str) -> Any:
+    module, _, qualname = name.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class Search:
+    """A genetic architecture search over ``schema`` on ``data``.
+
+    ``data``: what ``load_dataset`` returns, or DEvol's tuple ``((x_train, y_train), (x_test,
+    y_test)[, (x_val, y_val)])`` (numpy or torch, NCHW or NHWC, integer or one-hot labels).
+    ``strategy``: "ga" (DEvol's generational GA, the default), "regularized" (aging evolution,
+    asynchronous) or any ask/tell ``Strategy`` object. ``evaluator``: in-process by default; see
+    ``ProcessPoolEvaluator`` and ``RayEvaluator``. ``metric``: "accuracy" (maximised) or "loss"
+    (minimised; "mae" for regression) on the validation part. ``fitness``: DEvol's optional
+    transform of the scaled scores used by the GA's selection. ``epochs``, ``device`` and
+    ``seed`` override the fields of ``train_config`` (batch size, patience, precision, ...).
+    """
+
+    def __init__(self, schema: GenomeSchema, data: Any, generations: int = 20,
+                 population_size: int = 50, epochs: int | None = None, seed: int = 0,
+                 run_dir: str | os.PathLike[str] | None = None, device: str | None = None,
+                 strategy: str | Strategy | None = None, evaluator: Evaluator | None = None,
+                 metric: str | None = None, fitness: Callable[..., Any] | None = None,
+                 train_config: TrainConfig | None = None, strategy_options: dict | None = None,
+                 verbose: bool = True, progress_bar: bool | None = None):
+        if not isinstance(schema, GenomeSchema):
+            raise TypeError(f"schema must be a GenomeSchema, got {type(schema).__name__}")
+        self.schema = schema
+        self.generations = _positive(generations, "generations")
+        self.population_size = _positive(population_size, "population_size")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        self.seed = seed
+        self.metric = metric or ("accuracy" if schema.task == "classification" else "loss")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
+        if (self.metric == "accuracy") != (schema.task == "classification") and \
+                self.metric != "loss":
+            raise ValueError(f"metric {self.metric!r} does not apply to {schema.task}")
+        self.maximize = self.metric == "accuracy"
+        overrides = {"seed": seed}
+        if epochs is not None:
+            overrides["epochs"] = epochs
+        if device is not None:
+            overrides["device"] = device
+        self.train_config = attrs.evolve(train_config or TrainConfig(), **overrides)
+        self.train_config.resolve_device()  # CUDA asked for but absent: say so now
+        self.data = self._check_data(data)
+        self.fitness = fitness
+        self.strategy_options = dict(strategy_options or {})
+        self.strategy_name, self.strategy = self._make_strategy(strategy)
+        self.evaluator = evaluator if evaluator is not None else SerialEvaluator()
+        for method in ("open", "submit", "next_result", "close"):
+            if not callable(getattr(self.evaluator, method, None)):
+                raise TypeError(f"evaluator lacks {method}(); see pytorch_devol.search.Evaluator")
+        self.run_dir = Path(run_dir) if run_dir is not None else Path(
+            "runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+        self.verbose, self.progress_bar = verbose, progress_bar
+        self._resuming = False
+
+    # -- validation ---------------------------------------------------------------------------
+    def _check_data(self, data: Any) -> DataSplits:
+        splits = as_splits(data, input_shape=self.schema.input_shape, task=self.schema.task,
+                           n_outputs=self.schema.n_outputs, seed=self.seed)
+        check_compatible(splits, self.schema)
+        return splits
+
+    def _make_strategy(self, strategy: Any) -> tuple[str, Any]:
+        cards, n, opts = self.schema.cardinalities, self.population_size, self.strategy_options
+        if self.fitness is not None and strategy not in (None, "ga"):
+            raise ValueError("fitness= shapes the default GA's selection; configure your own "
+                             "strategy directly instead")
+        if strategy is None or strategy == "ga":
+            return "ga", GeneticAlgorithm(cards, n, seed=self.seed, maximize=self.maximize,
+                                          key=self.schema.key, fitness_transform=self.fitness,
+                                          **opts)
+        if strategy == "regularized":
+            opts = {"sample_size": max(2, min(n, n // 4 or 2)), **opts}
+            return "regularized", RegularizedEvolution(cards, n, seed=self.seed,
+                                                       maximize=self.maximize,
+                                                       key=self.schema.key, **opts)
+        if isinstance(strategy, str):
+            raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES} or pass "
+                             "a Strategy object")
+        missing = [m for m in ("ask", "tell", "state_dict", "load_state_dict")
+                   if not callable(getattr(strategy, m, None))]
+        if missing:
+            raise TypeError(f"strategy lacks {', '.join(missing)}(); see "
+                            "pytorch_devol.evolution.Strategy")
+        if len(getattr(strategy, "cardinalities", cards)) != len(cards) or \
+                (getattr(strategy, "cardinalities", cards) != cards).any():
+            raise ValueError("the strategy's cardinalities differ from the schema's")
+        if getattr(strategy, "maximize", self.maximize) != self.maximize:
+            raise ValueError(f"strategy.maximize={strategy.maximize} but metric "
+                             f"{self.metric!r} is {'maxim' if self.maximize else 'minim'}ised")
+        return _qualified_name(type(strategy)) or "custom", strategy
+
+    # -- saving and resuming ------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_VERSION,
+            "schema": self.schema.to_spec(),
+            "data": {"spec": self.data.spec, "fingerprint": self.data.fingerprint(),
+                     "summary": self.data.summary()},
+            "search": {"generations": self.generations, "population_size": self.population_size,
+                       "seed": self.seed, "metric": self.metric, "maximize": self.maximize,
+                       "strategy": self.strategy_name, "strategy_options": self.strategy_options,
+                       "fitness": _qualified_name(self.fitness) if self.fitness else None},
+            "train": attrs.asdict(self.train_config),
+        }
+
+    @classmethod
+    def resume(cls, run_dir: str | os.PathLike[str], data: Any = None, *,
+               strategy: Strategy | None = None, evaluator: Evaluator | None = None,
+               fitness: Callable[..., Any] | None = None, verbose: bool = True,
+               progress_bar: bool | None = None, device: str | None = None) -> Search:
+        """Continue an interrupted search from its run directory, with its saved settings.
+
+        Built-in datasets reload from the saved spec; pass ``data`` for your own arrays (it
+        must be the same data: its fingerprint is checked). A custom strategy or fitness
+        function must be passed again; the evaluator may differ (e.g. more workers).
+        """
+        config = RunStore(run_dir).config()
+        if config.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{run_dir}: unsupported run format {config.get('format')!r}")
+        s, saved = config["search"], config["data"]
+        if data is None:
+            if saved["spec"] is None:
+                raise ValueError(f"{run_dir} was run on user arrays: pass the same data "
+                                 "to Search.resume(run_dir, data=...)")
+            data = load_dataset(**saved["spec"])
+        if s["fitness"] and fitness is None:
+            fitness = _import(s["fitness"])
+        name = s["strategy"]
+        if strategy is None and name not in STRATEGIES:
+            if name == "custom":
+                raise ValueError(f"{run_dir} used a custom strategy: pass it again "
+                                 "(Search.resume(run_dir, strategy=...))")
+            strategy = _import(name)(GenomeSchema.from_spec(config["schema"]).cardinalities,
+                                     s["population_size"], seed=s["seed"])
+        train = config["train"]
+        if device is not None:
+            train = {**train, "device": device}
+        search = cls(GenomeSchema.from_spec(config["schema"]), data,
+                     generations=s["generations"], population_size=s["population_size"],
+                     seed=s["seed"], run_dir=run_dir, strategy=strategy or name,
+                     evaluator=evaluator, metric=s["metric"], fitness=fitness,
+                     train_config=TrainConfig(**train), strategy_options=s["strategy_options"],
+                     verbose=verbose, progress_bar=progress_bar)
+        if search.data.fingerprint() != saved["fingerprint"]:
+            raise ValueError(f"the data differs from the data {run_dir} was searched on "
+                             f"(saved: {saved['summary']})")
+        search._resuming = True
+        return search
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        """Run (or continue) the search to the end and return its result."""
+        store = RunStore(self.run_dir)
+        if not self._resuming:
+            store.create(self._config())
+        reporter = Reporter(self.metric, self.verbose, progress_bar=self.progress_bar)
+        loop = SearchLoop(self.schema, self.strategy, self.evaluator, store,
+                          generations=self.generations, population_size=self.population_size,
+                          seed=self.seed, metric=self.metric, maximize=self.maximize,
+                          asynchronous=self.strategy_name == "regularized" or
+                          bool(getattr(self.strategy, "asynchronous", False)),
+                          reporter=reporter)
+        loop.restore()
+        if self._resuming:
+            reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} candidates logged, "
+                             f"{len(loop.pending)} in flight")
+        self.evaluator.open(self.schema, self.data, self.train_config)
+        try:
+            loop.run()
+        finally:
+            self.evaluator.close()
+            reporter.close()
+        result = SearchResult(self.run_dir, self.schema, self.metric, self.maximize)
+        best = result.best_fitness
+        reporter.message(f"Best {self.metric}: {best:.4f}" if not math.isnan(best) else
+                         "No candidate trained successfully")
+        reporter.message(f"Results in {self.run_dir}/ (results.csv, best.pt, best_genome.json)")
+        self._resuming = True  # a second run() continues rather than recreating
+        return result

@@ -1,0 +1,182 @@
+"""The run directory: the single source of truth of a search.
+
+- ``config.json``      schema spec, data spec, settings (written once)
+- ``results.jsonl``    one full record per evaluated candidate, flushed and fsynced
+- ``results.csv``      the same rows in DEvol's column layout, plus ours
+- ``checkpoint.json``  strategy state + candidates asked but not yet told (atomic rename)
+- ``best.pt``          the best model's state_dict (``torch.load(weights_only=True)``)
+- ``best_genome.json`` its genome, decoded layers and metrics
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["CSV_METRIC_COLUMNS", "RunStore", "atomic_write", "read_jsonl"]
+
+CONFIG, RECORDS, CSV_FILE, CHECKPOINT = "config.json", "results.jsonl", "results.csv", \
+    "checkpoint.json"
+BEST_WEIGHTS, BEST_GENOME = "best.pt", "best_genome.json"
+
+# DEvol's two metric columns (named "Val" by DEvol though it filled them with test results; we
+# fill them with validation results), then ours.
+CSV_METRIC_COLUMNS = ["Val Loss", "Val Accuracy", "test_loss", "test_accuracy", "val_mae",
+                      "test_mae", "params", "epochs", "train_seconds", "status", "reason",
+                      "generation", "index", "cached"]
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _dumps(obj: Any, **kwargs: Any) -> str:
+    return json.dumps(obj, default=_json_default, allow_nan=False, **kwargs)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSON-lines file; a torn (incomplete) last line is dropped, not an error."""
+    if not path.exists():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    records = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i >= len(lines) - 2:  # the last line (possibly followed by nothing): torn write
+                break
+            raise ValueError(f"{path}: line {i + 1} is not valid JSON; the log is damaged "
+                             "beyond a torn last line") from None
+    return records
+
+
+class RunStore:
+    """Reads and writes one run directory."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    # -- creation -----------------------------------------------------------------------------
+    def create(self, config: dict[str, Any]) -> None:
+        """Start a new run; refuses a non-empty directory (use resume instead)."""
+        if self.path.exists() and any(self.path.iterdir()):
+            raise FileExistsError(
+                f"run directory {self.path} already exists and is not empty; resume it "
+                f"(Search.resume / --resume {self.path}) or choose another --run-dir")
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path / CONFIG, _dumps(config, indent=2).encode())
+
+    def exists(self) -> bool:
+        return (self.path / CONFIG).exists()
+
+    def config(self) -> dict[str, Any]:
+        if not self.exists():
+            raise FileNotFoundError(f"{self.path} is not a pytorch-devol run directory "
+                                    f"(no {CONFIG})")
+        return json.loads((self.path / CONFIG).read_text())
+
+    # -- records ------------------------------------------------------------------------------
+    def records(self) -> list[dict[str, Any]]:
+        """Every logged candidate, in the order written (torn last line tolerated)."""
+        return read_jsonl(self.path / RECORDS)
+
+    def repair(self, records: list[dict[str, Any]], genome_columns: list[str]) -> None:
+        """Rewrite the JSONL (dropping a torn tail) and the CSV from ``records``, atomically.
+
+        Called on resume: a crash can leave a half line, or a JSONL row whose CSV row never
+        got written; the JSONL is the truth and the CSV is derived from it.
+        """
+        body = "".join(_dumps(r) + "\n" for r in records).encode()
+        atomic_write(self.path / RECORDS, body)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(genome_columns + CSV_METRIC_COLUMNS)
+        writer.writerows(self._csv_row(r) for r in records)
+        atomic_write(self.path / CSV_FILE, out.getvalue().encode())
+
+    def append(self, record: dict[str, Any], genome_columns: list[str]) -> None:
+        """Append one candidate to the JSONL and the CSV; both flushed and fsynced."""
+        csv_path = self.path / CSV_FILE
+        if not csv_path.exists():
+            self.repair([], genome_columns)
+        line = _dumps(record) + "\n"
+        with open(self.path / RECORDS, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        out = io.StringIO()
+        csv.writer(out).writerow(self._csv_row(record))
+        with open(csv_path, "a", encoding="utf-8", newline="") as f:
+            f.write(out.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+
+    @staticmethod
+    def _csv_row(record: dict[str, Any]) -> list[Any]:
+        m = record["metrics"]
+
+        def num(v: Any) -> Any:
+            return "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+        return [*record["csv_genome"], num(m.get("val_loss")), num(m.get("val_accuracy")),
+                num(m.get("test_loss")), num(m.get("test_accuracy")), num(m.get("val_mae")),
+                num(m.get("test_mae")), m.get("params", 0), m.get("epochs", 0),
+                num(m.get("train_seconds")), m["status"], m.get("reason") or "",
+                record["generation"], record["index"], int(record["cached"])]
+
+    # -- checkpoint ---------------------------------------------------------------------------
+    def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        atomic_write(self.path / CHECKPOINT, _dumps(checkpoint).encode())
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        path = self.path / CHECKPOINT
+        return json.loads(path.read_text()) if path.exists() else None
+
+    # -- best model ---------------------------------------------------------------------------
+    def save_best(self, state_dict: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
+        """Weights first, then the genome file that names them (both atomic)."""
+        buf = io.BytesIO()
+        torch.save(state_dict, buf)
+        atomic_write(self.path / BEST_WEIGHTS, buf.getvalue())
+        atomic_write(self.path / BEST_GENOME, _dumps(info, indent=2).encode())
+
+    def best_info(self) -> dict[str, Any] | None:
+        path = self.path / BEST_GENOME
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def best_weights(self) -> dict[str, torch.Tensor]:
+        path = self.path / BEST_WEIGHTS
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: no candidate has trained yet")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def files(self) -> Iterable[Path]:
+        return sorted(self.path.iterdir())
