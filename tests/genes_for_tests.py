@@ -22,3 +22,15 @@ class KernelConvGene:
         k = min(self.kernel, h, w)
         return ([nn.Conv2d(c, self.filters, k), make_activation(self.activation)],
                 (self.filters, h - k + 1, w - k + 1))
+
+
+@gene
+class ExplodingGene:
+    """A layer that raises while building when ``explode`` is chosen: a failing candidate."""
+
+    explode: bool = allele([False, True])
+
+    def build(self, in_shape):
+        if self.explode:
+            raise RuntimeError("boom: this candidate cannot be built")
+        return [nn.Identity()], in_shape

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +56,15 @@ class SearchResult:
         record = self.best_record
         return {} if record is None else dict(record["metrics"])
 
-    @cached_property
+    @property
     def best_model(self) -> nn.Sequential | None:
-        """The best network with its trained weights (from ``best.pt``), in eval mode."""
-        genome = self.best_genome
-        if genome is None:
+        """A new copy of the best network with its trained weights (``best.pt``), in eval
+        mode."""
+        record = self.best_record
+        if record is None:
             return None
-        model = self.schema.build_model(genome)
-        model.load_state_dict(RunStore(self.run_dir).best_weights())
+        model = self.schema.build_model(record["genome"])
+        model.load_state_dict(RunStore(self.run_dir).best_weights(index=record["index"]))
         return model.eval()
 
     def describe(self) -> list[str]:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -39,6 +40,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old or the new file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files; keep the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -85,12 +89,16 @@ class RunStore:
         self.path = Path(path)
 
     # -- creation -----------------------------------------------------------------------------
-    def create(self, config: dict[str, Any]) -> None:
-        """Start a new run; refuses a non-empty directory (use resume instead)."""
-        if self.path.exists() and any(self.path.iterdir()):
+    def check_new(self) -> None:
+        """Refuse a non-empty directory: a new run never overwrites an old one."""
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise FileExistsError(
                 f"run directory {self.path} already exists and is not empty; resume it "
                 f"(Search.resume / --resume {self.path}) or choose another --run-dir")
+
+    def create(self, config: dict[str, Any]) -> None:
+        """Start a new run in an empty or missing directory."""
+        self.check_new()
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path / CONFIG, _dumps(config, indent=2).encode())
 
@@ -162,21 +170,30 @@ class RunStore:
 
     # -- best model ---------------------------------------------------------------------------
     def save_best(self, state_dict: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
-        """Weights first, then the genome file that names them (both atomic)."""
+        """Weights first, then the genome file that names them by checksum (both atomic), so a
+        crash between the two writes is detected rather than pairing wrong weights."""
         buf = io.BytesIO()
         torch.save(state_dict, buf)
         atomic_write(self.path / BEST_WEIGHTS, buf.getvalue())
+        info = {**info, "weights_sha256": hashlib.sha256(buf.getvalue()).hexdigest()}
         atomic_write(self.path / BEST_GENOME, _dumps(info, indent=2).encode())
 
     def best_info(self) -> dict[str, Any] | None:
         path = self.path / BEST_GENOME
         return json.loads(path.read_text()) if path.exists() else None
 
-    def best_weights(self) -> dict[str, torch.Tensor]:
-        path = self.path / BEST_WEIGHTS
-        if not path.exists():
+    def best_weights(self, index: int | None = None) -> dict[str, torch.Tensor]:
+        """The saved best weights, checked against ``best_genome.json`` (and against the
+        candidate ``index`` the log says is best, when given)."""
+        path, info = self.path / BEST_WEIGHTS, self.best_info()
+        if not path.exists() or info is None:
             raise FileNotFoundError(f"{path} does not exist: no candidate has trained yet")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        raw = path.read_bytes()
+        if hashlib.sha256(raw).hexdigest() != info.get("weights_sha256") or \
+                (index is not None and info["index"] != index):
+            raise ValueError(f"{path} does not belong to the best logged candidate (the run "
+                             "was interrupted while saving it); resume the run to repair it")
+        return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
 
     def files(self) -> Iterable[Path]:
         return sorted(self.path.iterdir())

@@ -1,0 +1,218 @@
+"""The ``pytorch-devol`` command: search, show, plot, export.
+
+With no arguments, ``pytorch-devol search`` runs a real, small search on scikit-learn's bundled
+digits (offline, a couple of minutes on a laptop CPU) and prints where the results are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+# Defaults of a quick search on each dataset (DEvol's own MNIST experiment used 6/4/256/1024,
+# 20 generations x 50 and 10 epochs: see benchmarks/devol_mnist.py).
+QUICK = {
+    "digits": dict(max_conv_layers=2, max_dense_layers=2, max_filters=32, max_dense_nodes=64,
+                   generations=4, population=8, epochs=8),
+    "mnist": dict(max_conv_layers=3, max_dense_layers=2, max_filters=64, max_dense_nodes=256,
+                  generations=5, population=10, epochs=3),
+}
+QUICK["fashion-mnist"] = QUICK["mnist"]
+
+
+class UserError(Exception):
+    """A mistake on the command line: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pytorch-devol", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("search", help="run (or --resume) a search")
+    s.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist"], default="digits")
+    s.add_argument("--data-root", metavar="DIR", help="folder with MNIST/raw, FashionMNIST/raw")
+    s.add_argument("--limit", type=int, metavar="N", help="train on a seeded subset of N images")
+    for flag, kind in [("--max-conv-layers", int), ("--max-dense-layers", int),
+                       ("--max-filters", int), ("--max-dense-nodes", int),
+                       ("--generations", int), ("--population", int), ("--epochs", int),
+                       ("--batch-size", int), ("--patience", int)]:
+        s.add_argument(flag, type=kind, metavar="N")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    s.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None)
+    s.add_argument("--strategy", choices=["ga", "regularized"], default=None)
+    s.add_argument("--metric", choices=["accuracy", "loss"], default=None)
+    s.add_argument("--run-dir", metavar="DIR")
+    s.add_argument("--resume", metavar="RUN_DIR", help="continue a run with its saved settings")
+    s.add_argument("--workers", type=int, metavar="N", help="local worker processes")
+    s.add_argument("--workers-per-gpu", type=int, metavar="K", default=None)
+    s.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="evaluate on Ray (a local instance, or the cluster at ADDRESS)")
+    s.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    show = sub.add_parser("show", help="summarise a run directory")
+    show.add_argument("run_dir")
+    show.add_argument("--top", type=int, default=10, metavar="K")
+
+    plot = sub.add_parser("plot", help="PNG of the search's progress")
+    plot.add_argument("run_dir")
+    plot.add_argument("--out", metavar="FILE")
+
+    export = sub.add_parser("export", help="export the best model")
+    export.add_argument("run_dir")
+    export.add_argument("--format", choices=["state_dict", "torchscript", "onnx"],
+                        default="state_dict")
+    export.add_argument("--out", metavar="FILE")
+    return parser
+
+
+def _positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value < (0 if name == "max_conv_layers" else 1):
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} must be {'>= 0' if name == 'max_conv_layers' else '>= 1'}, "
+                            f"got {value}")
+
+
+def _evaluator(args: argparse.Namespace) -> Any:
+    if args.ray is not None:
+        from .search.ray_evaluator import RayEvaluator
+
+        return RayEvaluator(address=None if args.ray == "local" else args.ray)
+    if args.workers is not None or args.workers_per_gpu is not None:
+        from .search.pool import ProcessPoolEvaluator
+
+        return ProcessPoolEvaluator(workers=args.workers,
+                                    workers_per_gpu=args.workers_per_gpu or 1)
+    return None
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .schema import GenomeSchema
+    from .search import RunStore, Search
+    from .training import TrainConfig, load_dataset
+
+    _positive(args, "max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
+              "generations", "population", "epochs", "batch_size", "patience", "workers",
+              "workers_per_gpu", "limit")
+    evaluator = _evaluator(args)
+    if args.resume:
+        ignored = [f"--{k.replace('_', '-')}" for k in (
+            "max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
+            "generations", "population", "epochs", "batch_size", "patience", "seed",
+            "strategy", "metric", "run_dir", "limit", "precision")
+            if getattr(args, k) is not None]
+        if ignored and not args.quiet:
+            print(f"note: resuming with the settings saved in {args.resume}; ignoring "
+                  f"{', '.join(ignored)}", file=sys.stderr)
+        search = Search.resume(args.resume, evaluator=evaluator, verbose=not args.quiet,
+                               device=args.device)
+    else:
+        quick = QUICK[args.dataset]
+        pick = {k: v if (v := getattr(args, k, None)) is not None else quick.get(k)
+                for k in ("max_conv_layers", "max_dense_layers", "max_filters",
+                          "max_dense_nodes", "generations", "population", "epochs")}
+        data = load_dataset(args.dataset, root=args.data_root, seed=args.seed or 0,
+                            limit=(args.limit, None) if args.limit else None)
+        schema = GenomeSchema.devol(
+            max_conv_layers=pick["max_conv_layers"], max_dense_layers=pick["max_dense_layers"],
+            max_filters=pick["max_filters"], max_dense_nodes=pick["max_dense_nodes"],
+            input_shape=data.input_shape, n_classes=data.n_outputs)
+        train = {k: v for k, v in (("batch_size", args.batch_size), ("patience", args.patience),
+                                   ("precision", args.precision)) if v is not None}
+        search = Search(schema, data, generations=pick["generations"],
+                        population_size=pick["population"], epochs=pick["epochs"],
+                        seed=args.seed or 0, run_dir=args.run_dir, device=args.device,
+                        strategy=args.strategy, metric=args.metric, evaluator=evaluator,
+                        train_config=TrainConfig(**train), verbose=not args.quiet)
+        RunStore(search.run_dir).check_new()
+        if not args.quiet:
+            print(f"Searching {schema} on {data.summary()}")
+            print(f"{pick['generations']} generations x {pick['population']} candidates, "
+                  f"up to {pick['epochs']} epochs each; run directory: {search.run_dir}")
+    try:
+        search.run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: pytorch-devol search --resume {search.run_dir}",
+              file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"See: pytorch-devol show {search.run_dir}")
+    return 0
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .search import RunStore, load_result
+
+    config = RunStore(args.run_dir).config()
+    result = load_result(args.run_dir)
+    s = config["search"]
+    print(f"Run {args.run_dir}")
+    print(f"  data: {config['data']['summary']}")
+    print(f"  search: {s['strategy']}, {s['generations']} generations x {s['population_size']}, "
+          f"seed {s['seed']}, metric {s['metric']}; epochs <= {config['train']['epochs']}")
+    counts = result.counts()
+    print("  candidates: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    if result.best_record is None:
+        print("No candidate has trained successfully yet.")
+        return 0
+    m = result.best_metrics
+    print(f"Best (candidate {result.best_record['index']}): val {s['metric']} "
+          f"{_fmt(result.best_fitness)}, val loss {_fmt(m.get('val_loss'))}, "
+          f"test accuracy {_fmt(m.get('test_accuracy'))}, {m.get('params')} parameters")
+    for line in result.describe():
+        print(f"  {line}")
+    top = result.top(args.top)
+    print(f"Top {len(top)}:")
+    header = f"{'index':>6} {'gen':>4} {'val_acc':>8} {'val_loss':>8} {'test_acc':>8} " \
+             f"{'params':>9} {'epochs':>6} {'seconds':>8}"
+    print(header)
+    for r in top:
+        m = r["metrics"]
+        print(f"{r['index']:>6} {r['generation']:>4} {_fmt(m.get('val_accuracy')):>8} "
+              f"{_fmt(m.get('val_loss')):>8} {_fmt(m.get('test_accuracy')):>8} "
+              f"{m.get('params', 0):>9} {m.get('epochs', 0):>6} "
+              f"{_fmt(m.get('train_seconds'), 1):>8}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .search.plot import plot_run
+
+    print(plot_run(args.run_dir, out=args.out))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .search.export import export_model
+
+    path = export_model(args.run_dir, format=args.format, out=args.out)
+    print(f"{path} (outputs checked against the original model)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pytorch-devol``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handlers = {"search": _search, "show": _show, "plot": _plot, "export": _export}
+    try:
+        return handlers[args.command](args)
+    except (UserError, ValueError, FileNotFoundError, FileExistsError, ImportError) as err:
+        print(f"pytorch-devol {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Export the best model of a run: a portable state_dict, TorchScript or ONNX, each checked
+against the original model on a fixed random batch.
+
+The state_dict export carries the genome and the schema spec next to the weights, so
+``load_exported_state_dict`` rebuilds the network anywhere the gene types import, without
+pickle (``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..schema import GenomeSchema
+from .result import SearchResult, load_result
+from .store import RunStore, atomic_write
+
+__all__ = ["DEFAULT_NAMES", "EXPORT_FORMATS", "ExportCheckError", "ExportCheckSkipped",
+           "check_batch", "export_model", "load_exported_state_dict"]
+
+EXPORT_FORMATS = ("state_dict", "torchscript", "onnx")
+DEFAULT_NAMES = {"state_dict": "model_state_dict.pt", "torchscript": "model.torchscript.pt",
+                 "onnx": "model.onnx"}
+STATE_DICT_FORMAT = "pytorch-devol/state_dict"
+STATE_DICT_VERSION = 1
+CHECK_BATCH, CHECK_SEED, RTOL, ATOL = 4, 0, 1e-5, 1e-5
+_ONNX_HINT = 'pip install "pytorch-devol[onnx]"'
+
+
+class ExportCheckError(RuntimeError):
+    """The exported model's outputs differ from the original model's."""
+
+
+class ExportCheckSkipped(UserWarning):
+    """The numeric check could not run (e.g. onnxruntime missing); only a structural one did."""
+
+
+def _require(*modules: str, what: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"{what} needs {' and '.join(missing)}: {_ONNX_HINT}")
+
+
+def _best(run_dir: str | os.PathLike[str]) -> tuple[SearchResult, nn.Sequential, np.ndarray]:
+    """The run's best model and genome, refusing a run with none or inconsistent best files."""
+    result = load_result(run_dir)
+    if not result.history:
+        raise ValueError(f"{run_dir}: no candidate has been evaluated yet, nothing to export")
+    genome = result.best_genome
+    if genome is None:
+        raise ValueError(f"{run_dir}: no candidate trained successfully, nothing to export")
+    info = RunStore(run_dir).best_info()
+    if info is not None and [int(v) for v in info["genome"]] != genome.tolist():
+        raise ValueError(
+            f"{run_dir}: best_genome.json names candidate {info.get('index')} but the log's "
+            f"best is candidate {result.best_record['index']}; the run was interrupted while "
+            "saving its best model: resume it (Search.resume / --resume) before exporting")
+    model = result.best_model
+    assert model is not None  # a best genome implies a best model
+    return result, model.cpu().eval(), genome
+
+
+def check_batch(input_shape: tuple[int, ...], batch: int = CHECK_BATCH) -> torch.Tensor:
+    """The fixed random batch the exports are checked on (same seed every time)."""
+    g = torch.Generator().manual_seed(CHECK_SEED)
+    return torch.randn((batch, *input_shape), generator=g)
+
+
+def _compare(got: Any, want: torch.Tensor, what: str) -> None:
+    got = torch.as_tensor(np.asarray(got)) if not isinstance(got, torch.Tensor) else got
+    got = got.detach().to(want.dtype)
+    if got.shape != want.shape:
+        raise ExportCheckError(f"{what}: output shape {tuple(got.shape)} differs from the "
+                               f"original model's {tuple(want.shape)}")
+    if not torch.allclose(got, want, rtol=RTOL, atol=ATOL):
+        diff = (got - want).abs().max().item()
+        raise ExportCheckError(f"{what}: outputs differ from the original model's on the check "
+                               f"batch (max abs difference {diff:.3g}, tolerance rtol={RTOL}, "
+                               f"atol={ATOL})")
+
+
+# -- state_dict -----------------------------------------------------------------------------------
+def _export_state_dict(result: SearchResult, model: nn.Module, genome: np.ndarray,
+                       path: Path) -> None:
+    payload = {
+        "format": STATE_DICT_FORMAT, "version": STATE_DICT_VERSION,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "genome": [int(v) for v in genome], "schema": result.schema.to_spec(),
+        "metric": result.metric, "fitness": float(result.best_fitness),
+        "layers": result.describe(),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def load_exported_state_dict(path: str | os.PathLike[str]) -> tuple[nn.Sequential, np.ndarray]:
+    """Rebuild ``(model, genome)`` from a ``state_dict`` export, without pickle.
+
+    The model comes back on the CPU in eval mode; gene types are imported by name, so user
+    genes must be importable where this runs.
+    """
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != STATE_DICT_FORMAT:
+        raise ValueError(f"{path} is not a pytorch-devol state_dict export (a bare state_dict "
+                         "such as best.pt has no genome: use export_model(run_dir, "
+                         "format='state_dict'))")
+    if payload.get("version") != STATE_DICT_VERSION:
+        raise ValueError(f"{path}: unsupported export version {payload.get('version')!r}")
+    schema = GenomeSchema.from_spec(payload["schema"])
+    genome = np.asarray(payload["genome"], dtype=np.int64)
+    model = schema.build_model(genome)
+    model.load_state_dict(payload["state_dict"])
+    return model.eval(), genome
+
+
+def _check_state_dict(path: Path, x: torch.Tensor, want: torch.Tensor) -> None:
+    model, _ = load_exported_state_dict(path)
+    with torch.no_grad():
+        _compare(model(x), want, f"state_dict export {path}")
+
+
+# -- TorchScript ----------------------------------------------------------------------------------
+def _export_torchscript(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    with warnings.catch_warnings():
+        # torch.jit is deprecated in recent torch but TorchScript files remain the format many
+        # deployment stacks load; the warning says nothing actionable to our users
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            scripted = torch.jit.script(model)   # keeps control flow; works for built-in genes
+        except Exception:  # noqa: BLE001 - user genes may not be scriptable: trace instead
+            with torch.no_grad():
+                scripted = torch.jit.trace(model, x)
+        buf = io.BytesIO()
+        torch.jit.save(scripted, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def _check_torchscript(path: Path, x: torch.Tensor, want: torch.Tensor) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loaded = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        _compare(loaded(x), want, f"TorchScript export {path}")
+
+
+# -- ONNX -----------------------------------------------------------------------------------------
+def _export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> None:
+    _require("onnx", "onnxscript", what="ONNX export")
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # silence "torchvision is not installed. Skipping ..." notes
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.onnx.export(model, (x,), str(path), input_names=["input"],
+                              output_names=["output"],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+    finally:
+        logger.setLevel(level)
+
+
+def _check_onnx(path: Path, x: torch.Tensor, want: torch.Tensor) -> None:
+    import onnx
+
+    onnx.checker.check_model(str(path))  # by path: follows the external .data file
+    if importlib.util.find_spec("onnxruntime") is None:
+        warnings.warn(f"onnxruntime is not installed: {path} passed onnx.checker but its outputs "
+                      f"were not compared with the original model's ({_ONNX_HINT})",
+                      ExportCheckSkipped, stacklevel=3)
+        return
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    _compare(session.run(None, {name: x.numpy()})[0], want, f"ONNX export {path}")
+
+
+_CHECKERS: dict[str, Callable[[Path, torch.Tensor, torch.Tensor], None]] = {
+    "state_dict": _check_state_dict, "torchscript": _check_torchscript, "onnx": _check_onnx,
+}
+
+
+def export_model(run_dir: str | os.PathLike[str], format: str = "state_dict",
+                 out: str | os.PathLike[str] | None = None, check: bool = True) -> Path:
+    """Export the run's best model and return the file written.
+
+    ``format``: "state_dict" (weights + genome + schema spec, reload with
+    ``load_exported_state_dict``), "torchscript" or "onnx" (may also write ``<out>.data``).
+    Default file: ``DEFAULT_NAMES[format]`` in the run directory. With ``check`` the exported
+    file is loaded back and its outputs compared with the original model's on a fixed random
+    batch; a mismatch raises ``ExportCheckError``.
+    """
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {format!r}; choose one of "
+                         f"{', '.join(EXPORT_FORMATS)}")
+    if format == "onnx":
+        _require("onnx", "onnxscript", what="ONNX export")
+    result, model, genome = _best(run_dir)
+    path = Path(out) if out is not None else Path(run_dir) / DEFAULT_NAMES[format]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = check_batch(result.schema.input_shape)
+    with torch.no_grad():
+        want = model(x)
+    example = x[:2]  # exported on 2 rows, checked on more: the batch size must stay free
+    if format == "state_dict":
+        _export_state_dict(result, model, genome, path)
+    elif format == "torchscript":
+        _export_torchscript(model, example, path)
+    else:
+        _export_onnx(model, example, path)
+    if check:
+        _CHECKERS[format](path, x, want)
+    return path
