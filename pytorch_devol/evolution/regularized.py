@@ -1,0 +1,210 @@
+"""Regularized (aging) evolution, Real et al. 2019, as a steady-state ask/tell strategy.
+
+The population is the ``population_size`` most recently *told* genomes; each new result pushes
+out the oldest, whatever its fitness (aging). A child is a mutation of the best of
+``sample_size`` members drawn uniformly with replacement (the paper's algorithm). Because it
+needs no generation barrier, it suits asynchronous parallel workers: ask one genome whenever a
+worker is free, tell its result whenever it arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._common import (
+    SeedLike,
+    floats_from_json,
+    floats_to_json,
+    genomes_from_json,
+    match_rows,
+)
+from .keys import KeyFunc
+from .operators import mutate, random_genomes
+from .selection import tournament
+from .strategy import BaseStrategy
+
+__all__ = ["RegularizedEvolution"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+class RegularizedEvolution(BaseStrategy):
+    """Aging evolution over integer genomes (ask/tell, steady state).
+
+    * ``ask(n)`` returns ``n`` genomes (``n=None``: one). The first ``population_size``
+      genomes handed out are uniformly random (the initial population, less any genomes told
+      without being asked); after that each is a child of a tournament winner among the
+      members told so far. While nothing has been told yet, asks keep returning random
+      genomes, so asynchronous workers never wait.
+    * ``tell`` accepts any subset of asked genomes, in any order and at any time, and also
+      genomes that were never asked (e.g. results of an earlier run used as a warm start).
+      Told genomes join the population in the order given; the oldest leave. Tell order is
+      therefore part of the algorithm, as in the paper.
+    * A child is its parent with ``n_mutations=1`` positions changed (the paper's single
+      mutation; ``force_change=True`` guarantees it differs from the parent), or with each
+      position mutated at ``mutation_rate`` if given. ``mutable_positions`` restricts them.
+    * NaN fitness ranks worst in tournaments. With ``key``, genomes whose key was already
+      asked or told are drawn again, at most ``key_retries`` times each, with one more
+      mutation every second retry.
+    """
+
+    kind = "RegularizedEvolution"
+
+    def __init__(self, cardinalities: npt.ArrayLike, population_size: int, sample_size: int,
+                 seed: SeedLike = None, maximize: bool = True, key: KeyFunc | None = None, *,
+                 n_mutations: int = 1, mutation_rate: float | None = None,
+                 force_change: bool = True,
+                 mutable_positions: Sequence[int] | npt.ArrayLike | None = None,
+                 key_retries: int = 10) -> None:
+        super().__init__(cardinalities, population_size, seed, maximize, key, key_retries)
+        if (isinstance(sample_size, bool) or not isinstance(sample_size, int | np.integer)
+                or not 1 <= sample_size <= self.population_size):
+            raise ValueError(f"sample_size must be an int in 1..population_size "
+                             f"({self.population_size}), got {sample_size!r}")
+        if isinstance(n_mutations, bool) or not isinstance(n_mutations, int) or n_mutations < 0:
+            raise ValueError(f"n_mutations must be an int >= 0, got {n_mutations!r}")
+        if mutation_rate is not None and not 0.0 <= float(mutation_rate) <= 1.0:
+            raise ValueError(f"mutation_rate must lie in [0, 1], got {mutation_rate!r}")
+        self.sample_size = int(sample_size)
+        self.n_mutations = n_mutations
+        self.mutation_rate = mutation_rate
+        self.force_change = bool(force_change)
+        self.mutable_positions = mutable_positions
+        mutate(np.random.default_rng(0), np.zeros((0, self.length), np.int64),
+               self.cardinalities, count=0, mutable=mutable_positions)
+        # Ring buffer of the population: slot order is part of the state (sampling uses it).
+        self._ring = np.zeros((self.population_size, self.length), dtype=np.int64)
+        self._ring_fitness = np.full(self.population_size, np.nan)
+        self._inserted = 0
+        self._random_handed = 0
+        self._unasked_told = 0  # told genomes that were never asked (a warm start)
+        self._pending = np.zeros((0, self.length), dtype=np.int64)  # asked, not told
+
+    @property
+    def size(self) -> int:
+        """Current number of members (at most ``population_size``)."""
+        return min(self._inserted, self.population_size)
+
+    def _age_order(self) -> IntArray:
+        if self._inserted <= self.population_size:
+            return np.arange(self._inserted)
+        return np.roll(np.arange(self.population_size), -(self._inserted % self.population_size))
+
+    @property
+    def population(self) -> IntArray:
+        """Current members, oldest first."""
+        return self._ring[self._age_order()].copy()
+
+    @property
+    def fitness(self) -> FloatArray:
+        """Fitness of :attr:`population`, row for row."""
+        return self._ring_fitness[self._age_order()].copy()
+
+    @property
+    def outstanding(self) -> IntArray:
+        """Genomes asked and not yet told, in the order asked."""
+        return self._pending.copy()
+
+    def _random(self, n: int, attempt: int = 0) -> IntArray:
+        return random_genomes(self.rng, self.cardinalities, n)
+
+    def _children(self, n: int, attempt: int = 0) -> IntArray:
+        """``n`` children; a key retry ``attempt`` adds ``attempt // 2`` mutations each."""
+        size = self.size
+        winners = tournament(self.rng, self._ring_fitness[:size], n, size=self.sample_size,
+                             maximize=self.maximize)
+        parents = self._ring[winners]
+        if self.mutation_rate is not None:
+            return mutate(self.rng, parents, self.cardinalities, rate=self.mutation_rate,
+                          force_change=self.force_change, mutable=self.mutable_positions)
+        return mutate(self.rng, parents, self.cardinalities,
+                      count=self.n_mutations + attempt // 2, force_change=self.force_change,
+                      mutable=self.mutable_positions)
+
+    def ask(self, n: int | None = None) -> IntArray:
+        """``n`` new genomes to evaluate (``None``: one)."""
+        k = self._ask_count(n, 1)
+        if self.size == 0:
+            n_random = k
+        else:
+            todo = self.population_size - self._random_handed - self._unasked_told
+            n_random = min(k, max(0, todo))
+        parts = [self._keys.unique(self._random(n_random), self._random)]
+        if k > n_random:
+            parts.append(self._keys.unique(self._children(k - n_random), self._children))
+        self._random_handed += n_random
+        rows = np.concatenate(parts, axis=0)
+        self._pending = np.concatenate([self._pending, rows], axis=0)
+        self.n_asked += k
+        return rows
+
+    def tell(self, genomes: npt.ArrayLike, fitness: npt.ArrayLike) -> None:
+        """Add told genomes to the population (in the order given); the oldest members leave.
+
+        Raises ValueError for bad shapes, out-of-bounds alleles, infinite or non-numeric
+        fitness; nothing is recorded then.
+        """
+        g, f = self._check_tell(genomes, fitness)
+        k = g.shape[0]
+        if k == 0:
+            return
+        found = match_rows(self._pending, g)
+        self._unasked_told += int((found < 0).sum())
+        self._pending = np.delete(self._pending, found[found >= 0], axis=0)
+        size = self.population_size
+        start = self._inserted + max(0, k - size)
+        slots = (start + np.arange(min(k, size))) % size
+        self._ring[slots] = g[-size:]
+        self._ring_fitness[slots] = f[-size:]
+        self._inserted += k
+        self._keys.add(g)
+        self._update_best(g, f)
+        self.n_told += k
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: JSON types only, NaN fitness as None."""
+        state = self._base_state()
+        size = self.size
+        state.update({
+            "sample_size": self.sample_size,
+            "ring": self._ring[:size].tolist(),
+            "ring_fitness": floats_to_json(self._ring_fitness[:size]),
+            "inserted": self._inserted,
+            "random_handed": self._random_handed,
+            "unasked_told": self._unasked_told,
+            "outstanding": self.outstanding.tolist(),
+        })
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (constructor settings must match)."""
+        try:
+            base = self._load_base_state(state)
+            if state["sample_size"] != self.sample_size:
+                raise ValueError(f"state has sample_size={state['sample_size']!r}, this "
+                                 f"strategy {self.sample_size}")
+            cards, size = self.cardinalities, self.population_size
+            ring = genomes_from_json(state["ring"], cards, "ring")
+            ring_fit = floats_from_json(state["ring_fitness"])
+            inserted = int(state["inserted"])
+            random_handed = int(state["random_handed"])
+            unasked_told = int(state["unasked_told"])
+            outstanding = genomes_from_json(state["outstanding"], cards, "outstanding")
+        except KeyError as exc:
+            raise ValueError(f"state is missing the field {exc.args[0]!r}") from None
+        if ring.shape[0] != min(inserted, size) or ring_fit.shape != (ring.shape[0],):
+            raise ValueError("state ring does not match its inserted count")
+        self._apply_base_state(base)
+        self._ring = np.zeros((size, self.length), dtype=np.int64)
+        self._ring_fitness = np.full(size, np.nan)
+        self._ring[: ring.shape[0]] = ring
+        self._ring_fitness[: ring.shape[0]] = ring_fit
+        self._inserted = inserted
+        self._random_handed = random_handed
+        self._unasked_told = unasked_told
+        self._pending = outstanding

@@ -1,0 +1,186 @@
+"""The ask/tell ``Strategy`` protocol and a base class with the bookkeeping strategies share.
+
+A strategy proposes genomes (``ask``) and learns their fitness (``tell``). It knows the search
+space only through ``cardinalities``; it never sees networks. Its whole state is a
+JSON-serialisable dict, so a search can stop and resume exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from ._common import (
+    SeedLike,
+    as_cardinalities,
+    check_fitness,
+    check_genomes,
+    genomes_from_json,
+    make_rng,
+    rng_from_json,
+    rng_to_json,
+    space_size,
+)
+from .keys import KeyFunc, KeyMemory
+
+__all__ = ["STATE_VERSION", "BaseStrategy", "Strategy"]
+
+STATE_VERSION = 1
+
+IntArray = npt.NDArray[np.int64]
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    """What the search loop needs from an evolution strategy.
+
+    * ``ask(n)`` returns ``(k, L)`` ``int64`` genomes to evaluate (``k <= n`` when ``n`` is
+      given; ``k == 0`` means "tell me the outstanding results first").
+    * ``tell(genomes, fitness)`` reports fitness for asked genomes; NaN marks a failure and
+      ranks worst.
+    * ``state_dict()`` is plain JSON types; ``load_state_dict`` restores it so that the next
+      asks are exactly those the original would have made.
+    """
+
+    cardinalities: IntArray
+    maximize: bool
+
+    def ask(self, n: int | None = None) -> IntArray: ...
+
+    def tell(self, genomes: npt.ArrayLike, fitness: npt.ArrayLike) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)
+
+
+class BaseStrategy:
+    """Shared machinery: cardinalities, Generator, key memory, best-so-far, tell validation.
+
+    ``seed`` is an int, None, a SeedSequence or a ``numpy.random.Generator``; a Generator is
+    used as is (so the caller's generator advances with the strategy), and
+    ``load_state_dict`` replaces it with a restored one. ``key`` (a genome -> hashable
+    callable, e.g. the schema's canonical form) turns on duplicate avoidance.
+
+    Subclasses set ``kind`` and implement ``ask``/``tell`` and the strategy-specific part of
+    ``state_dict``/``load_state_dict`` on top of ``_base_state``/``_load_base_state``.
+    """
+
+    kind: ClassVar[str] = "BaseStrategy"
+
+    def __init__(self, cardinalities: npt.ArrayLike, population_size: int,
+                 seed: SeedLike = None, maximize: bool = True, key: KeyFunc | None = None,
+                 key_retries: int = 10) -> None:
+        self.cardinalities = as_cardinalities(cardinalities)
+        self.population_size = _positive_int(population_size, "population_size")
+        if not isinstance(maximize, bool | np.bool_):
+            raise TypeError(f"maximize must be a bool, got {maximize!r}")
+        self.maximize = bool(maximize)
+        self.rng = make_rng(seed)
+        self._keys = KeyMemory(key, key_retries, space_size(self.cardinalities))
+        self._best_genome: IntArray | None = None
+        self._best_fitness = math.nan
+        self.n_asked = 0
+        self.n_told = 0
+
+    @property
+    def length(self) -> int:
+        """Genome length L."""
+        return int(self.cardinalities.shape[0])
+
+    @property
+    def best_genome(self) -> IntArray | None:
+        """Best genome told so far (None until a finite fitness was told)."""
+        return None if self._best_genome is None else self._best_genome.copy()
+
+    @property
+    def best_fitness(self) -> float:
+        """Fitness of :attr:`best_genome` (NaN until a finite fitness was told)."""
+        return self._best_fitness
+
+    def _ask_count(self, n: int | None, default: int) -> int:
+        if n is None:
+            return default
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise ValueError(f"ask(n): n must be None or an int >= 0, got {n!r}")
+        return int(n)
+
+    def _check_tell(self, genomes: npt.ArrayLike, fitness: npt.ArrayLike
+                    ) -> tuple[IntArray, npt.NDArray[np.float64]]:
+        g = check_genomes(genomes, self.cardinalities)
+        f = check_fitness(fitness, g.shape[0])
+        return g, f
+
+    def _update_best(self, genomes: IntArray, fitness: npt.NDArray[np.float64]) -> None:
+        finite = np.flatnonzero(~np.isnan(fitness))
+        if finite.size == 0:
+            return
+        vals = fitness[finite]
+        i = int(finite[np.argmax(vals) if self.maximize else np.argmin(vals)])
+        better = (fitness[i] > self._best_fitness) if self.maximize else (
+            fitness[i] < self._best_fitness)
+        if self._best_genome is None or better:
+            self._best_genome = genomes[i].copy()
+            self._best_fitness = float(fitness[i])
+
+    def _base_state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "version": STATE_VERSION,
+            "cardinalities": [int(c) for c in self.cardinalities],
+            "population_size": self.population_size,
+            "maximize": self.maximize,
+            "rng": rng_to_json(self.rng),
+            "n_asked": self.n_asked,
+            "n_told": self.n_told,
+            "best_genome": None if self._best_genome is None else self._best_genome.tolist(),
+            "best_fitness": None if math.isnan(self._best_fitness) else self._best_fitness,
+            "seen": self._keys.state_dict(),
+        }
+
+    def _load_base_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Check that ``state`` fits this strategy; return the parsed shared fields.
+
+        Nothing is assigned here, so a bad state leaves the strategy untouched; call
+        :meth:`_apply_base_state` once the subclass has parsed its own fields too.
+        """
+        if not isinstance(state, dict):
+            raise ValueError(f"state must be a dict, got {type(state).__name__}")
+        if state.get("kind") != self.kind:
+            raise ValueError(f"state is for {state.get('kind')!r}, not {self.kind!r}")
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported state version {state.get('version')!r}")
+        if [int(c) for c in state["cardinalities"]] != self.cardinalities.tolist():
+            raise ValueError("state was saved for different cardinalities")
+        for name in ("population_size", "maximize"):
+            if state[name] != getattr(self, name):
+                raise ValueError(
+                    f"state has {name}={state[name]!r}, this strategy {getattr(self, name)!r}")
+        best = state["best_genome"]
+        return {
+            "rng": rng_from_json(state["rng"]),
+            "n_asked": int(state["n_asked"]),
+            "n_told": int(state["n_told"]),
+            "best_genome": None if best is None else genomes_from_json(
+                [best], self.cardinalities, "best_genome")[0],
+            "best_fitness": math.nan if state["best_fitness"] is None else float(
+                state["best_fitness"]),
+            "seen": genomes_from_json(state["seen"], self.cardinalities, "seen"),
+        }
+
+    def _apply_base_state(self, parsed: dict[str, Any]) -> None:
+        self.rng = parsed["rng"]
+        self.n_asked = parsed["n_asked"]
+        self.n_told = parsed["n_told"]
+        self._best_genome = parsed["best_genome"]
+        self._best_fitness = parsed["best_fitness"]
+        self._keys.load_state_dict(parsed["seen"])
