@@ -159,6 +159,13 @@ def test_devol_value_genome_round_trip_and_pool_choice_two():
     assert s.decode(pooled_two)[0].max_pool is False  # DEvol's 2 never pooled
     with pytest.raises(InvalidGenomeError, match="num filters"):
         from_devol(s, [1, 63, 1, 1, 5, 1, 1, 512, 0, 0, 10, 2])
+    for i, bad in [(0, 5), (4, 5.9), (5, 3), (2, 2), (11, 2.2), (11, 4)]:
+        genome = [1, 64, 1, 1, 5, 1, 1, 512, 0, 0, 10, 2]
+        genome[i] = bad
+        with pytest.raises(InvalidGenomeError, match=f"DEvol gene {i} "):
+            from_devol(s, genome)
+    as_floats = from_devol(s, [1.0, 64.0, 1, 1, 5, 1, 1, 512, 0, 0, 10, 2])  # as CSVs hold them
+    assert np.array_equal(as_floats, v)
 
 
 def test_parameter_count_matches_hand_count():

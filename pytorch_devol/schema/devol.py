@@ -116,6 +116,20 @@ def to_devol(schema: Any, vector: Any) -> list[int]:
             for s in schema.slots for j, (f, c) in enumerate(zip(s.fields, s.choices))]
 
 
+def _devol_index(field: str, raw: Any, choices: tuple) -> int | None:
+    """Index among ``choices`` of one DEvol gene value, or None when it is not a choice."""
+    if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, (int, float, np.number)) or \
+            float(raw) != int(raw):
+        return None                       # DEvol genes are integers (CSV may write 1.0)
+    raw = int(raw)
+    if isinstance(choices[0], str):       # activation / optimizer: an index
+        return raw if 0 <= raw < len(choices) else None
+    if isinstance(choices[0], (bool, np.bool_)):
+        allowed = (0, 1, 2) if field == "max_pool" else (0, 1)  # pooling 2 = no pooling
+        return index_of(choices, raw == 1) if raw in allowed else None
+    return index_of(choices, raw / 20 if field == "dropout" else raw)
+
+
 def from_devol(schema: Any, genome: Sequence[Any]) -> np.ndarray:
     """Our index vector for a DEvol value genome (DEvol's max pooling 2 meant "no pooling")."""
     genome = list(genome)
@@ -126,15 +140,7 @@ def from_devol(schema: Any, genome: Sequence[Any]) -> np.ndarray:
     for s in schema.slots:
         for j, (f, choices) in enumerate(zip(s.fields, s.choices)):
             raw, i = genome[s.start + j], s.start + j
-            if isinstance(choices[0], str):
-                k = int(raw) if 0 <= int(raw) < len(choices) else None
-            else:
-                value: Any = raw
-                if isinstance(choices[0], (bool, np.bool_)):
-                    value = int(raw) == 1
-                elif f == "dropout":
-                    value = int(raw) / 20
-                k = index_of(choices, value)
+            k = _devol_index(f, raw, choices)
             if k is None:
                 raise InvalidGenomeError(f"DEvol gene {i} ({names[i]}) = {raw!r} "
                                          f"is not one of this space's choices {list(choices)}")

@@ -1,0 +1,303 @@
+"""DEvol's README experiment reproduced through pytorch_devol.compat: MNIST, 20 generations x 50,
+up to 6 conv and 4 dense layers (the output layer included), at most 256 filters and 1024 dense
+nodes, 10 epochs with early stopping (patience 1). DEvol reported 99.4% test accuracy.
+
+    python benchmarks/devol_mnist.py                          # the whole experiment (a GPU)
+    python benchmarks/devol_mnist.py --scale 0.06 --device cpu
+    python benchmarks/devol_mnist.py --workers-per-gpu 4 --max-minutes 8   # stops resumably
+    python benchmarks/devol_mnist.py --resume runs/devol_mnist_h200_full   # continues it
+
+``--scale S`` shrinks the search, never the search space: generations max(2, round(20 S)),
+population max(4, round(50 S)), epochs max(1, round(10 S)), a seeded stratified subset of
+round(60000 S) training images (at least 1000) and max(1000, round(10000 S)) test images; 1 is
+the full experiment. Any of these can be set by flag. 10% of the training images are held out
+for validation: fitness and the choice of the best model use it, the test set is only reported.
+Batch size 128 by default (``--batch-size 32`` is Keras's, which DEvol used).
+
+MNIST comes from torchvision's layout ``<root>/MNIST/raw``: ``--data-root``, else
+``$PYTORCH_DEVOL_DATA``, ``<repo>/datasets`` (git-ignored; the GPU machine's copy), then
+``<repo>/../shared/datasets``. Missing data is an error: nothing is ever substituted.
+
+Writes ``benchmarks/results/devol_mnist_<device>_<scale>.json`` and ``.png`` (the running best
+validation accuracy); the run itself goes to ``runs/devol_mnist_<device>_<scale>`` (+ ``.csv``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pytorch_devol.compat import DEvol, GenomeHandler  # noqa: E402
+from pytorch_devol.search import SerialEvaluator, load_result  # noqa: E402
+from pytorch_devol.search.plot import plot_run  # noqa: E402
+from pytorch_devol.training import DATA_ENV_VAR, TrainConfig, load_dataset  # noqa: E402
+
+SPACE = dict(max_conv_layers=6, max_dense_layers=4, max_filters=256, max_dense_nodes=1024)
+FULL = dict(generations=20, population=50, epochs=10, train_size=60000, test_size=10000)
+DEVOL_TEST_ACCURACY = 0.994
+OFFICIAL_MD5 = {  # torchvision's records of the official MNIST files
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+SEGMENTS = "benchmark_segments.json"
+
+
+class OutOfTime(Exception):
+    """The time budget is spent; the run directory can be resumed."""
+
+
+class Deadline:
+    """Wraps an evaluator: raises OutOfTime before starting a result once the budget is spent
+    (a candidate in training finishes first, so leave it some headroom)."""
+
+    def __init__(self, inner: Any, deadline: float) -> None:
+        self.inner, self.deadline, self.capacity = inner, deadline, inner.capacity
+
+    def open(self, schema: Any, data: Any, config: Any) -> None:
+        self.inner.open(schema, data, config)
+
+    def submit(self, task: Any) -> None:
+        self.inner.submit(task)
+
+    def next_result(self) -> Any:
+        if time.monotonic() > self.deadline:
+            raise OutOfTime("time budget spent")
+        return self.inner.next_result()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def scaled(scale: float) -> dict[str, int]:
+    """The search settings of ``--scale`` (see the module docstring)."""
+    if not 0 < scale <= 1:
+        raise SystemExit(f"--scale must lie in (0, 1], got {scale}")
+    if scale == 1:
+        return dict(FULL)
+    return dict(generations=max(2, round(20 * scale)), population=max(4, round(50 * scale)),
+                epochs=max(1, round(10 * scale)), train_size=max(1000, round(60000 * scale)),
+                test_size=max(1000, round(10000 * scale)))
+
+
+def find_data_root(given: str | None) -> Path:
+    tried = [Path(given)] if given else [
+        Path(p) for p in (os.environ.get(DATA_ENV_VAR), REPO / "datasets",
+                          REPO.parent / "shared" / "datasets") if p]
+    for root in tried:
+        if any((root / "MNIST" / "raw").glob("train-images-idx3-ubyte*")):
+            return root
+    raise SystemExit(f"MNIST not found under {', '.join(map(str, tried))} (expected "
+                     "<root>/MNIST/raw/*-ubyte.gz); pass --data-root. Nothing is substituted.")
+
+
+def data_files(root: Path) -> dict[str, Any]:
+    files = {p.name: hashlib.md5(p.read_bytes()).hexdigest()
+             for p in sorted((root / "MNIST" / "raw").glob("*-ubyte*"))}
+    return {"files_md5": files,
+            "official_files": all(files.get(k) == v for k, v in OFFICIAL_MD5.items())}
+
+
+def device_label(device: torch.device) -> str:
+    if device.type != "cuda":
+        return device.type
+    name = torch.cuda.get_device_name(device)
+    match = re.search(r"\b([A-Z]{1,2}\d{2,4}[A-Z]?)\b", name)
+    return match.group(1).lower() if match else "cuda"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", type=float, default=1.0, help="1 = the full experiment")
+    for name in ("generations", "population", "epochs", "train-size", "test-size"):
+        p.add_argument(f"--{name}", type=int, metavar="N", help="override the scaled value")
+    p.add_argument("--data-root", help="folder holding MNIST/raw")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
+    p.add_argument("--workers", type=int, help="local worker processes (default: in-process)")
+    p.add_argument("--workers-per-gpu", type=int, help="worker processes per GPU")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--torch-optimizers", action="store_true",
+                   help="our optimizer defaults instead of Keras's (DEvol's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-minutes", type=float, help="stop (resumably) after this much time")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run with its settings")
+    p.add_argument("--run-dir", help="default runs/devol_mnist_<device>_<scale>")
+    p.add_argument("--tag", help="the <scale> part of the file names")
+    p.add_argument("--note", action="append", default=[], help="a note for the record")
+    p.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
+    p.add_argument("--quiet", action="store_true")
+    return p.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    if args.resume:
+        return json.loads((Path(args.resume) / SEGMENTS).read_text())["settings"]
+    search = scaled(args.scale)
+    overridden = False
+    for key in search:
+        value = getattr(args, key)
+        if value is not None:
+            search[key], overridden = value, True
+    label = args.tag or ("full" if args.scale == 1 and not overridden else
+                         f"{args.scale:g}" + ("-custom" if overridden else ""))
+    name = f"devol_mnist_{device_label(device)}_{label}"
+    return {"scale": args.scale, "label": label, "name": name, **search, **SPACE,
+            "batch_size": args.batch_size, "precision": args.precision, "patience": 1,
+            "keras_optimizers": not args.torch_optimizers, "seed": args.seed,
+            "run_dir": args.run_dir or str(REPO / "runs" / name)}
+
+
+def evaluator_for(args: argparse.Namespace, device: torch.device) -> Any:
+    if args.workers is None and args.workers_per_gpu is None:
+        return SerialEvaluator()
+    from pytorch_devol.search.pool import ProcessPoolEvaluator
+
+    if device.type == "cpu":
+        return ProcessPoolEvaluator(devices=["cpu"] * (args.workers or 1))
+    return ProcessPoolEvaluator(workers=args.workers, workers_per_gpu=args.workers_per_gpu or 1)
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    info = {"platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "numpy": np.__version__, "cpu_count": os.cpu_count(),
+            "load_average": os.getloadavg(), "torch_threads": torch.get_num_threads(),
+            "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def summarise(run_dir: Path, wall: float) -> dict[str, Any]:
+    """Counts, the best candidate (by validation accuracy), timings and per-generation bests."""
+    result = load_result(run_dir)
+    history = sorted(result.history, key=lambda r: r["index"])
+    trained = [r for r in history if not r["cached"] and r["metrics"]["status"] == "ok"]
+    best, counts = result.best_record, result.counts()
+    generations: dict[int, list[float]] = {}
+    for r in history:
+        if r["fitness"] is not None:
+            generations.setdefault(r["generation"], []).append(r["fitness"])
+    running, best_so_far = [], float("-inf")
+    for g in sorted(generations):
+        best_so_far = max(best_so_far, max(generations[g]))
+        running.append(round(best_so_far, 5))
+    train_s = [r["metrics"]["train_seconds"] for r in trained]
+    out: dict[str, Any] = {
+        "counts": counts, "wall_seconds": round(wall, 1),
+        "seconds_per_candidate": round(wall / max(1, counts["evaluated"]), 2),
+        "seconds_per_trained_candidate": round(wall / max(1, counts["trained"]), 2),
+        "train_seconds_per_trained_candidate": {
+            "mean": round(statistics.fmean(train_s), 2) if train_s else None,
+            "median": round(statistics.median(train_s), 2) if train_s else None},
+        "running_best_val_accuracy_per_generation": running,
+        "best_test_accuracy_of_any_candidate": max(
+            (r["metrics"]["test_accuracy"] for r in trained), default=None),
+    }
+    if best is not None:
+        m = best["metrics"]
+        out["best"] = {"index": best["index"], "generation": best["generation"],
+                       "val_accuracy": m["val_accuracy"], "val_loss": m["val_loss"],
+                       "test_accuracy": m["test_accuracy"], "test_loss": m["test_loss"],
+                       "params": m["params"], "epochs": m["epochs"],
+                       "devol_genome": best["csv_genome"], "layers": result.describe()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    device = TrainConfig(device=args.device).resolve_device()
+    s = settings_from(args, device)
+    root = find_data_root(args.data_root)
+    full = s["train_size"] >= FULL["train_size"] and s["test_size"] >= FULL["test_size"]
+    data = load_dataset("mnist", root=root, val_fraction=0.1, seed=s["seed"],
+                        limit=None if full else (s["train_size"], s["test_size"]))
+    print(f"data: MNIST from {root.resolve()}: {data.summary()}", flush=True)
+    run_dir = Path(s["run_dir"])
+    segments = json.loads((run_dir / SEGMENTS).read_text())["segments"] if args.resume else []
+
+    handler = GenomeHandler(**SPACE, input_shape=data.input_shape, n_classes=10,
+                            seed=s["seed"], keras_optimizers=s["keras_optimizers"])
+    evaluator = evaluator_for(args, device)
+    start = time.monotonic()
+    if args.max_minutes:
+        evaluator = Deadline(evaluator, start + 60 * args.max_minutes)
+    config = TrainConfig(batch_size=s["batch_size"], precision=s["precision"],
+                         patience=s["patience"], device=str(device))
+    load_start = os.getloadavg()
+    devol = DEvol(handler, str(run_dir) + ".csv", run_dir=run_dir, seed=s["seed"],
+                  train_config=config, evaluator=evaluator, resume=bool(args.resume),
+                  verbose=not args.quiet)
+    complete = True
+    try:
+        devol.run(data, s["generations"], s["population"], s["epochs"])
+    except OutOfTime:
+        complete = False
+    wall = time.monotonic() - start
+    segments.append({"started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                     "wall_seconds": round(wall, 1), "complete": complete,
+                     "load_average_start": load_start, "load_average_end": os.getloadavg()})
+    (run_dir / SEGMENTS).write_text(json.dumps({"settings": s, "segments": segments}, indent=2))
+
+    total = sum(seg["wall_seconds"] for seg in segments)
+    notes = list(args.note)
+    if device.type == "cpu":
+        notes.append(f"CPU shared with other engineers' work: load average "
+                     f"{load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at the end, "
+                     f"{os.cpu_count()} cores; timings are pessimistic and noisy")
+    if not full:
+        notes.append(f"reduced scale: {data.sizes()['train']} training images, up to "
+                     f"{s['epochs']} epoch(s) per candidate, {s['generations']} x "
+                     f"{s['population']} candidates from the full space; accuracy is far below "
+                     "what the full experiment reaches: this records the pipeline and the cost "
+                     "per candidate")
+    if not complete:
+        notes.append("stopped by --max-minutes before the end: resume with --resume")
+    record = {
+        "benchmark": "devol_mnist", "date": _dt.datetime.now(_dt.timezone.utc).isoformat(
+            timespec="seconds"),
+        "command": shlex.join(["python", "benchmarks/devol_mnist.py",
+                              *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine(device), "settings": s, "complete": complete,
+        "training": {"bf16_autocast": config.use_bf16(device),
+                     "channels_last": config.use_channels_last(device)},
+        "evaluations_planned": s["generations"] * s["population"], "segments": segments,
+        "data": {"dataset": "mnist", "root": str(root.resolve()), **data_files(root),
+                 "sizes": data.sizes(), "subset": not full, "fingerprint": data.fingerprint()},
+        "devol_reference": {"test_accuracy": DEVOL_TEST_ACCURACY, "selected_on": "test set",
+                            "source": "DEvol README (MNIST, 20 x 50, 6 conv / 4 dense)"},
+        **summarise(run_dir, total), "notes": notes,
+        "run": {"run_dir": str(run_dir), "devol_csv": devol.datafile},
+    }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out = args.out_dir / f"{s['name']}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    png = plot_run(run_dir, out=args.out_dir / f"{s['name']}.png")
+    best = record.get("best", {})
+    print(f"{record['counts']} in {total:.0f} s ({record['seconds_per_candidate']} s per "
+          f"candidate); best val accuracy {best.get('val_accuracy')}, its test accuracy "
+          f"{best.get('test_accuracy')} (DEvol: {DEVOL_TEST_ACCURACY}); wrote {out} and {png}")
+    return record
+
+
+if __name__ == "__main__":
+    main()
