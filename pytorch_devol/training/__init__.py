@@ -1,0 +1,46 @@
+"""Training: data on the device, train and score one candidate, failure handling.
+
+Imports only ``pytorch_devol.schema``'s contract (duck-typed), never search or evolution.
+"""
+
+from __future__ import annotations
+
+from pytorch_devol.training.config import PRECISIONS, TrainConfig, cpu_has_fast_bf16
+from pytorch_devol.training.datasets import (
+    DATA_ENV_VAR,
+    DATASETS,
+    default_data_root,
+    load_dataset,
+)
+from pytorch_devol.training.idx import read_idx
+from pytorch_devol.training.result import METRICS, EvalResult
+from pytorch_devol.training.splits import TASKS, DataSplits
+from pytorch_devol.training.trainer import NonFiniteLossError, Trainer, train_and_evaluate
+from pytorch_devol.training.validate import (
+    as_splits,
+    check_compatible,
+    split_indices,
+    validate_splits,
+)
+
+__all__ = [
+    "DATASETS",
+    "DATA_ENV_VAR",
+    "METRICS",
+    "PRECISIONS",
+    "TASKS",
+    "DataSplits",
+    "EvalResult",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "Trainer",
+    "as_splits",
+    "check_compatible",
+    "cpu_has_fast_bf16",
+    "default_data_root",
+    "load_dataset",
+    "read_idx",
+    "split_indices",
+    "train_and_evaluate",
+    "validate_splits",
+]
