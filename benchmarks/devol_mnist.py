@@ -129,6 +129,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale", type=float, default=1.0, help="1 = the full experiment")
     for name in ("generations", "population", "epochs", "train-size", "test-size"):
         p.add_argument(f"--{name}", type=int, metavar="N", help="override the scaled value")
+    for name in SPACE:
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, metavar="N",
+                       help=f"override the search space (DEvol's: {SPACE[name]})")
     p.add_argument("--data-root", help="folder holding MNIST/raw")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     p.add_argument("--workers", type=int, help="local worker processes (default: in-process)")
@@ -157,10 +160,12 @@ def settings_from(args: argparse.Namespace, device: torch.device) -> dict[str, A
         value = getattr(args, key)
         if value is not None:
             search[key], overridden = value, True
+    space = {k: v if (v := getattr(args, k)) is not None else SPACE[k] for k in SPACE}
+    overridden = overridden or space != SPACE
     label = args.tag or ("full" if args.scale == 1 and not overridden else
                          f"{args.scale:g}" + ("-custom" if overridden else ""))
     name = f"devol_mnist_{device_label(device)}_{label}"
-    return {"scale": args.scale, "label": label, "name": name, **search, **SPACE,
+    return {"scale": args.scale, "label": label, "name": name, **search, **space,
             "batch_size": args.batch_size, "precision": args.precision, "patience": 1,
             "keras_optimizers": not args.torch_optimizers, "seed": args.seed,
             "run_dir": args.run_dir or str(REPO / "runs" / name)}
@@ -235,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     run_dir = Path(s["run_dir"])
     segments = json.loads((run_dir / SEGMENTS).read_text())["segments"] if args.resume else []
 
-    handler = GenomeHandler(**SPACE, input_shape=data.input_shape, n_classes=10,
+    handler = GenomeHandler(**{k: s[k] for k in SPACE}, input_shape=data.input_shape, n_classes=10,
                             seed=s["seed"], keras_optimizers=s["keras_optimizers"])
     evaluator = evaluator_for(args, device)
     start = time.monotonic()
