@@ -29,6 +29,19 @@ class UserError(Exception):
     """A mistake on the command line: printed as one line, exit status 2."""
 
 
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 0 or 'auto', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'auto', got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pytorch-devol", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -49,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metric", choices=["accuracy", "loss"], default=None)
     s.add_argument("--run-dir", metavar="DIR")
     s.add_argument("--resume", metavar="RUN_DIR", help="continue a run with its saved settings")
-    s.add_argument("--workers", type=int, metavar="N", help="local worker processes")
+    s.add_argument("--workers", type=_workers, metavar="N",
+                   help="local worker processes (0: in-process; auto: one per GPU or core)")
     s.add_argument("--workers-per-gpu", type=int, metavar="K", default=None)
     s.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="evaluate on Ray (a local instance, or the cluster at ADDRESS)")
@@ -81,16 +95,9 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 
 
 def _evaluator(args: argparse.Namespace) -> Any:
-    if args.ray is not None:
-        from .search.ray_evaluator import RayEvaluator
+    from .search import make_evaluator
 
-        return RayEvaluator(address=None if args.ray == "local" else args.ray)
-    if args.workers is not None or args.workers_per_gpu is not None:
-        from .search.pool import ProcessPoolEvaluator
-
-        return ProcessPoolEvaluator(workers=args.workers,
-                                    workers_per_gpu=args.workers_per_gpu or 1)
-    return None
+    return make_evaluator(args.workers, args.workers_per_gpu or 1, args.ray)
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -99,7 +106,7 @@ def _search(args: argparse.Namespace) -> int:
     from .training import TrainConfig, load_dataset
 
     _positive(args, "max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
-              "generations", "population", "epochs", "batch_size", "patience", "workers",
+              "generations", "population", "epochs", "batch_size", "patience",
               "workers_per_gpu", "limit")
     evaluator = _evaluator(args)
     if args.resume:

@@ -104,3 +104,13 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(finished_run, tmp_path,
     reference = json.loads((finished_run / "best_genome.json").read_text())
     for key in ("index", "genome", "fitness", "layers"):
         assert best[key] == reference[key]
+
+
+def test_search_with_a_worker_pool(tmp_path):
+    run = tmp_path / "pool"
+    cli("search", *TINY, "--workers", "2", "--run-dir", str(run), "--quiet")
+    recs = records(run)
+    assert sorted(r["index"] for r in recs) == list(range(12))
+    assert (run / "best.pt").exists()
+    bad = cli("search", "--workers", "two", check=False)
+    assert bad.returncode == 2 and "integer >= 0 or 'auto'" in bad.stderr

@@ -3,7 +3,8 @@
 Each worker is a spawned process pinned to one device: round-robin over the visible GPUs with
 ``workers_per_gpu`` workers on each (small networks leave a large GPU idle; several share it
 well), or CPU workers splitting the cores when there is no GPU. A worker receives the dataset
-once at start-up (CPU tensors through shared memory) and moves it to its device once.
+once at start-up (through shared memory; a copy where /dev/shm is too small) and moves it to its
+device once.
 
 Why not ``concurrent.futures.ProcessPoolExecutor``: one dead worker breaks that whole pool.
 Here each worker has its own pipe, so a worker that dies (segfault, SIGKILL, CUDA fatal error)
@@ -14,10 +15,12 @@ costs only its current candidate: the worker is replaced and the candidate retri
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import pickle
 import signal
+import threading
 import time
 from collections import deque
 from multiprocessing.connection import wait as _wait
@@ -34,6 +37,42 @@ __all__ = ["ProcessPoolEvaluator", "WorkerStartupError", "plan_devices", "usable
 
 _START_METHODS = ("spawn", "forkserver", "fork")
 _MAX_STARTUP_FAILURES = 3
+_MAX_DEFAULT_CPU_WORKERS = 8
+
+
+def _shm_free() -> int:
+    """Free bytes in /dev/shm (0 where there is none: then data is copied to workers)."""
+    try:
+        stats = os.statvfs("/dev/shm")
+    except (OSError, AttributeError):
+        return 0
+    return stats.f_bavail * stats.f_frsize
+
+
+def _payload(schema: Any, data: Any, config: TrainConfig) -> tuple[str, Any]:
+    """What each worker is sent at start-up: the data's tensors moved to shared memory once
+    (workers get handles, and CPU workers share one copy), or, where /dev/shm is too small
+    (e.g. Docker's default 64 MB), one pickled copy per worker."""
+    tensors = [getattr(data, a.name) for a in attrs.fields(type(data))
+               if isinstance(getattr(data, a.name), torch.Tensor)] if attrs.has(type(data)) \
+        else []
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    if tensors and _shm_free() > 2 * size + (64 << 20):
+        try:
+            for t in tensors:
+                t.share_memory_()
+            return "shared-memory", (schema, data, config)
+        except RuntimeError:
+            pass
+    return "copy", pickle.dumps((schema, data, config), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _send_payload(conn: Any, payload: tuple[str, Any]) -> None:
+    kind, obj = payload
+    try:  # the worker reads both with recv()
+        conn.send(obj) if kind == "shared-memory" else conn.send_bytes(obj)
+    except Exception:  # noqa: BLE001 - the worker died or the pool closed: its sentinel says
+        pass
 
 
 class WorkerStartupError(RuntimeError):
@@ -53,7 +92,9 @@ def plan_devices(workers: int | None = None, workers_per_gpu: int = 1,
                  device: str = "auto") -> list[str]:
     """The device of each worker: round-robin over the GPUs ``device`` allows ("auto" or
     "cuda": every visible GPU; "cuda:k": that one), ``workers_per_gpu`` per GPU by default;
-    CPU workers (half the cores by default) when there is no GPU or ``device == "cpu"``."""
+    CPU workers (one per core, at most 8, by default) when there is no GPU or
+    ``device == "cpu"``: single-threaded processes train small networks faster than one
+    process with many threads (see benchmarks/results/parallel_cpu.md)."""
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
         raise ValueError(f"workers must be an integer >= 1 or None, got {workers!r}")
@@ -69,7 +110,7 @@ def plan_devices(workers: int | None = None, workers_per_gpu: int = 1,
         raise ValueError(f"device {device!r} asked for but CUDA is not available")
     if kind.type not in ("cpu", "cuda"):
         return [str(kind)] * (workers or 1)
-    return ["cpu"] * (workers or max(1, usable_cores() // 2))
+    return ["cpu"] * (workers or min(usable_cores(), _MAX_DEFAULT_CPU_WORKERS))
 
 
 @attrs.define(eq=False)
@@ -83,7 +124,7 @@ class _Worker:
     ready: bool = False
     task: Task | None = None
     started_task_at: float = 0.0
-    pid: int | None = None
+    started_at: float = attrs.Factory(time.monotonic)
 
 
 def _describe_exit(code: int | None) -> str:
@@ -100,14 +141,16 @@ def _describe_exit(code: int | None) -> str:
 class ProcessPoolEvaluator:
     """Trains candidates in ``workers`` local processes, each pinned to one device.
 
-    ``workers``: how many (default: ``workers_per_gpu`` per visible GPU, or half the CPU cores
-    when the search trains on CPU). ``threads_per_worker``: torch CPU threads of each worker
+    ``workers``: how many (default: ``workers_per_gpu`` per visible GPU, or one per CPU core, at
+    most 8, when the search trains on CPU). ``threads_per_worker``: torch CPU threads of each worker
     (default: the cores divided among the workers; at most 4 for GPU workers).
     ``max_retries``: how many times a candidate whose worker died is retried on a fresh worker
     before it is recorded as failed. ``candidate_timeout``: seconds after which a candidate's
     worker is killed and the candidate recorded as failed (None: no limit; prefer
-    ``TrainConfig.max_seconds``, which stops training cleanly). ``devices``: an explicit device
-    per worker (e.g. ``["cuda:0", "cuda:0", "cuda:1"]``), overriding the plan.
+    ``TrainConfig.max_seconds``, which stops training cleanly). ``startup_timeout``: seconds a
+    worker may take to start (import, data to its device) before it is restarted; three failed
+    starts in a row raise `WorkerStartupError`. ``devices``: an explicit device per worker
+    (e.g. ``["cuda:0", "cuda:0", "cuda:1"]``), overriding the plan.
 
     Use it with ``Search(..., evaluator=ProcessPoolEvaluator(workers=4))``; scripts that use it
     need the ``if __name__ == "__main__":`` guard (spawned workers re-import the main module).
@@ -142,8 +185,9 @@ class ProcessPoolEvaluator:
         self._done: deque[tuple[Task, EvalResult]] = deque()
         self._attempts: dict[int, int] = {}
         self._startup_failures: dict[int, int] = {}
-        self._init: tuple[Any, Any, TrainConfig] | None = None
-        self._threads = 1
+        self._init: tuple[str, Any] | None = None
+        self.data_transfer = ""      # "shared-memory" or "copy", chosen by open()
+        self.threads = 1            # torch threads of each worker, resolved by open()
         self._task_kind = "classification"
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -156,11 +200,12 @@ class ProcessPoolEvaluator:
         self.capacity = len(self.devices)
         n_cpu = sum(d == "cpu" for d in self.devices)
         share = max(1, usable_cores() // max(1, n_cpu if n_cpu else len(self.devices)))
-        self._threads = self.threads_per_worker or (share if n_cpu else min(4, share))
+        self.threads = self.threads_per_worker or (share if n_cpu else min(4, share))
         if hasattr(data, "to"):
-            data = data.to("cpu")  # shared with the workers through shared memory
+            data = data.to("cpu")  # workers get it through shared memory (or a copy)
         self._task_kind = getattr(data, "task", None) or getattr(schema, "task", "classification")
-        self._init = (schema, data, config)
+        self._init = _payload(schema, data, config)
+        self.data_transfer = self._init[0]
         self.assignments, self.deaths = {}, 0
         self._queue.clear()
         self._done.clear()
@@ -169,11 +214,8 @@ class ProcessPoolEvaluator:
         try:
             for slot, device in enumerate(self.devices):
                 self._pool.append(self._start(slot, device))
-            deadline = time.monotonic() + self.startup_timeout
             while not all(w.ready for w in self._pool):
-                if time.monotonic() > deadline:
-                    raise WorkerStartupError(f"workers not ready after {self.startup_timeout}s")
-                self._pump(min(1.0, max(0.0, deadline - time.monotonic())))
+                self._pump(self._wait_timeout())  # one stuck in start-up is restarted
         except BaseException:
             self.close()
             raise
@@ -232,16 +274,14 @@ class ProcessPoolEvaluator:
         ctx = multiprocessing.get_context(self.start_method)
         parent_end, child_end = ctx.Pipe(duplex=True)
         process = ctx.Process(target=worker_main, name=f"pytorch-devol-worker-{slot}",
-                              args=(child_end, device, self._threads, os.getpid()),
+                              args=(child_end, device, self.threads, os.getpid()),
                               daemon=True)
         process.start()
         child_end.close()  # so that the worker's death reads as end-of-file here
-        worker = _Worker(slot, device, process, parent_end)
-        try:
-            parent_end.send(self._init)
-        except OSError:
-            pass  # died already: its sentinel reports it
-        return worker
+        # Sent from a thread: a copy blocks until the worker (still importing) has read it all.
+        threading.Thread(target=_send_payload, args=(parent_end, self._init),
+                         name=f"pytorch-devol-send-{slot}", daemon=True).start()
+        return _Worker(slot, device, process, parent_end)
 
     def _dispatch(self) -> None:
         for w in self._pool:
@@ -257,12 +297,12 @@ class ProcessPoolEvaluator:
                     pass  # died: handled when its sentinel fires
 
     def _wait_timeout(self) -> float:
-        if self.candidate_timeout is None:
-            return 1.0
-        busy = [w.started_task_at for w in self._pool if w.task is not None]
-        if not busy:
-            return 1.0
-        left = min(busy) + self.candidate_timeout - time.monotonic()
+        """Until the next start-up or candidate deadline, at most 1 s (Ctrl-C stays prompt)."""
+        deadlines = [w.started_at + self.startup_timeout for w in self._pool if not w.ready]
+        if self.candidate_timeout is not None:
+            deadlines += [w.started_task_at + self.candidate_timeout
+                          for w in self._pool if w.task is not None]
+        left = min(deadlines, default=math.inf) - time.monotonic()
         return min(1.0, max(0.0, left))
 
     def _pump(self, timeout: float) -> None:
@@ -278,14 +318,21 @@ class ProcessPoolEvaluator:
             if not self._drain(w) or w.process.exitcode is not None:
                 w.process.join(1.0)
                 self._on_death(w, _describe_exit(w.process.exitcode))
-        if self.candidate_timeout is not None:
-            now = time.monotonic()
-            for w in list(self._pool):
-                if w.task is not None and now - w.started_task_at > self.candidate_timeout:
-                    w.process.kill()
-                    w.process.join(5.0)
-                    self._on_death(w, f"was killed after {self.candidate_timeout}s "
-                                      "(candidate_timeout)", retry=False)
+        now = time.monotonic()
+        for w in list(self._pool):
+            if not w.ready and now - w.started_at > self.startup_timeout:
+                self._kill(w)
+                self._on_death(w, f"did not start within {self.startup_timeout}s")
+            elif self.candidate_timeout is not None and w.task is not None and \
+                    now - w.started_task_at > self.candidate_timeout:
+                self._kill(w)
+                self._on_death(w, f"was killed after {self.candidate_timeout}s "
+                                  "(candidate_timeout)", retry=False)
+
+    @staticmethod
+    def _kill(w: _Worker) -> None:
+        w.process.kill()
+        w.process.join(5.0)
 
     def _drain(self, w: _Worker) -> bool:
         """Read every message waiting from ``w``; False once its pipe is closed."""
@@ -299,7 +346,7 @@ class ProcessPoolEvaluator:
     def _on_message(self, w: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "ready":
-            w.ready, w.pid = True, message[1]
+            w.ready = True
             self._startup_failures[w.slot] = 0
         elif kind == "error":
             raise WorkerStartupError(f"worker {w.slot} on {w.device} failed to start:\n"
@@ -318,7 +365,7 @@ class ProcessPoolEvaluator:
         self.deaths += 1
         w.conn.close()
         task = w.task
-        if not w.ready:
+        if not w.ready:  # not the candidate's fault; a device that never works stops the search
             failures = self._startup_failures.get(w.slot, 0) + 1
             self._startup_failures[w.slot] = failures
             if failures >= _MAX_STARTUP_FAILURES:

@@ -44,6 +44,9 @@ def build_trainer(data: Any, config: TrainConfig, device: str | None) -> Trainer
     """A `Trainer` on ``device`` (None: keep ``config.device``); the data moves there now."""
     if device is not None:
         config = attrs.evolve(config, device=device)
+        index = torch.device(device).index
+        if torch.device(device).type == "cuda" and index is not None:
+            torch.cuda.set_device(index)  # no stray context or allocation on GPU 0
     return Trainer(data, config)
 
 
@@ -78,10 +81,11 @@ def _send(conn: Any, *message: Any) -> None:
 def worker_main(conn: Any, device: str, threads: int | None, parent_pid: int) -> None:
     """Entry point of a pool worker process (see `ProcessPoolEvaluator`).
 
-    Protocol on ``conn``: the parent first sends ``(schema, data, config)`` with ``send`` (CPU
-    tensors travel through shared memory), then pickled ``("task", index, genome, seed)`` or
-    ``("stop",)``; the worker answers ``("ready", pid, device)`` or ``("error", traceback)``
-    once, then ``("result", index, EvalResult, info)`` per task.
+    Protocol on ``conn``: the parent first sends ``(schema, data, config)`` (CPU tensors as
+    shared-memory handles, or a plain pickled copy; ``recv`` reads either), then pickled
+    ``("task", index, genome, seed)`` or ``("stop",)``; the worker answers
+    ``("ready", pid, device)`` or ``("error", traceback)`` once, then
+    ``("result", index, EvalResult, info)`` per task.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(parent_pid)

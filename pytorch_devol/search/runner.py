@@ -219,8 +219,8 @@ class Search:
         if self._resuming:
             reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} candidates logged, "
                              f"{len(loop.pending)} in flight")
-        self.evaluator.open(self.schema, self.data, self.train_config)
         try:
+            self.evaluator.open(self.schema, self.data, self.train_config)
             loop.run()
         finally:
             self.evaluator.close()
