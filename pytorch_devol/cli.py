@@ -17,8 +17,8 @@ __all__ = ["build_parser", "main"]
 # Defaults of a quick search on each dataset (DEvol's own MNIST experiment used 6/4/256/1024,
 # 20 generations x 50 and 10 epochs: see benchmarks/devol_mnist.py).
 QUICK = {
-    "digits": dict(max_conv_layers=2, max_dense_layers=2, max_filters=32, max_dense_nodes=64,
-                   generations=4, population=8, epochs=8),
+    "digits": dict(max_conv_layers=3, max_dense_layers=3, max_filters=64, max_dense_nodes=256,
+                   generations=10, population=16, epochs=12),
     "mnist": dict(max_conv_layers=3, max_dense_layers=2, max_filters=64, max_dense_nodes=256,
                   generations=5, population=10, epochs=3),
 }
@@ -113,7 +113,7 @@ def _search(args: argparse.Namespace) -> int:
         ignored = [f"--{k.replace('_', '-')}" for k in (
             "max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
             "generations", "population", "epochs", "batch_size", "patience", "seed",
-            "strategy", "metric", "run_dir", "limit", "precision")
+            "strategy", "metric", "run_dir", "limit", "precision", "data_root")
             if getattr(args, k) is not None]
         if ignored and not args.quiet:
             print(f"note: resuming with the settings saved in {args.resume}; ignoring "
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"search": _search, "show": _show, "plot": _plot, "export": _export}
     try:
         return handlers[args.command](args)
-    except (UserError, ValueError, FileNotFoundError, FileExistsError, ImportError) as err:
+    except (UserError, ValueError, OSError, ImportError) as err:
         print(f"pytorch-devol {args.command}: error: {err}", file=sys.stderr)
         return 2
 

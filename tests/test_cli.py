@@ -114,3 +114,11 @@ def test_search_with_a_worker_pool(tmp_path):
     assert (run / "best.pt").exists()
     bad = cli("search", "--workers", "two", check=False)
     assert bad.returncode == 2 and "integer >= 0 or 'auto'" in bad.stderr
+
+
+def test_file_system_mistakes_are_one_line_errors(finished_run, tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    proc = cli("export", str(finished_run), "--out", str(tmp_path / "afile" / "m.pt"),
+               check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "afile" in proc.stderr and proc.stderr.count("\n") == 1

@@ -176,3 +176,41 @@ def test_user_arrays_in_devol_form_search_and_resume_needs_them(tmp_path, digits
         Search.resume(tmp_path / "run", data=((x[:500], onehot[:500]), data[1]))
     finished = Search.resume(tmp_path / "run", data=data, verbose=False).run()
     assert len(finished.history) == 2
+
+
+def test_only_candidates_that_may_be_best_send_weights_back():
+    from pytorch_devol.search.evaluator import BetterThan
+    from pytorch_devol.training import EvalResult
+
+    ok = EvalResult(status="ok", val_accuracy=0.8, val_loss=0.5)
+    assert BetterThan("accuracy", True, None)(ok)
+    assert BetterThan("accuracy", True, 0.8)(ok)          # a tie may win on index
+    assert not BetterThan("accuracy", True, 0.9)(ok)
+    assert BetterThan("loss", False, 0.6)(ok) and not BetterThan("loss", False, 0.4)(ok)
+    assert not BetterThan("accuracy", True, None)(EvalResult.failed("boom"))
+
+
+def test_resume_needs_what_a_run_directory_cannot_hold(tmp_path, digits):
+    from pytorch_devol.evolution import GeneticAlgorithm
+
+    schema = tiny_schema()
+    Search(schema, digits, generations=1, population_size=2, epochs=1, run_dir=tmp_path / "f",
+           fitness=lambda scores: scores**2, train_config=FP32, verbose=False).run()
+    with pytest.raises(ValueError, match="fitness"):
+        Search.resume(tmp_path / "f")
+    own = GeneticAlgorithm(schema.cardinalities, 2, seed=0, selection="tournament")
+    Search(schema, digits, generations=1, population_size=2, epochs=1, run_dir=tmp_path / "s",
+           strategy=own, train_config=FP32, verbose=False).run()
+    with pytest.raises(ValueError, match="pass it again"):
+        Search.resume(tmp_path / "s")
+    again = GeneticAlgorithm(schema.cardinalities, 2, seed=0, selection="tournament")
+    assert len(Search.resume(tmp_path / "s", strategy=again, verbose=False).run().history) == 2
+    with pytest.raises(ValueError, match="may not set"):
+        Search(schema, digits, strategy_options={"seed": 3})
+    opts = {"mutable_positions": range(1, len(schema))}
+    search = Search(schema, digits, generations=1, population_size=2, epochs=1,
+                    run_dir=tmp_path / "o", strategy_options=opts, train_config=FP32,
+                    verbose=False)
+    search.run()
+    saved = json.loads((tmp_path / "o" / "config.json").read_text())
+    assert saved["search"]["strategy_options"]["mutable_positions"] == list(range(1, len(schema)))

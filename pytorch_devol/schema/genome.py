@@ -136,7 +136,7 @@ class GenomeSchema:
                 f"input_shape={self.input_shape}, n_outputs={self.n_outputs}, task={self.task!r})")
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, GenomeSchema) and self.to_spec() == other.to_spec()
+        return isinstance(other, GenomeSchema) and self.__reduce__()[1] == other.__reduce__()[1]
 
     def __hash__(self) -> int:
         return hash(repr(self))

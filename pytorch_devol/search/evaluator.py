@@ -10,16 +10,36 @@ import numpy as np
 
 from ..training import EvalResult, TrainConfig, Trainer
 
-__all__ = ["Evaluator", "SerialEvaluator", "Task"]
+__all__ = ["BetterThan", "Evaluator", "SerialEvaluator", "Task"]
+
+
+@attrs.frozen
+class BetterThan:
+    """Which results must bring their weights back: those that beat the best fitness known
+    when the task was sent (only a new best is saved, so the rest stay on the worker)."""
+
+    metric: str
+    maximize: bool
+    threshold: float | None = None
+
+    def __call__(self, result: EvalResult) -> bool:
+        fitness = result.fitness(self.metric)
+        if fitness != fitness:  # NaN: a failed candidate
+            return False
+        if self.threshold is None:
+            return True
+        return fitness >= self.threshold if self.maximize else fitness <= self.threshold
 
 
 @attrs.frozen
 class Task:
-    """One candidate to train: its position in the run, its genome and its training seed."""
+    """One candidate to train: its position in the run, its genome, its training seed, and
+    which results must return their weights (``None``: always)."""
 
     index: int
     genome: tuple[int, ...]
     seed: int
+    keep: BetterThan | None = None
 
     @property
     def vector(self) -> np.ndarray:
@@ -71,7 +91,7 @@ class SerialEvaluator:
         task = self._queue.popleft()
         assert self._trainer is not None
         result = self._trainer.evaluate(self._schema, task.vector, seed=task.seed,
-                                        keep_weights=True)
+                                        keep_weights=task.keep or True)
         return task, result
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..schema import devol_columns, to_devol
 from ..training import EvalResult
-from .evaluator import Evaluator, Task
+from .evaluator import BetterThan, Evaluator, Task
 from .progress import Reporter
 from .store import RunStore
 
@@ -73,7 +73,7 @@ class SearchLoop:
             self.strategy.load_state_dict(ckpt["strategy"])
             self.next_index, self.told = ckpt["next_index"], ckpt["told"]
             self.generation = ckpt["generation"]
-            self.pending = [Task(t["index"], tuple(t["genome"]), t["seed"])
+            self.pending = [Task(t["index"], tuple(t["genome"]), t["seed"], self._keep())
                             for t in ckpt["pending"]]
 
     def _checkpoint(self) -> None:
@@ -98,11 +98,16 @@ class SearchLoop:
         for g in genomes:
             key = self.schema.key(g)
             tasks.append(Task(self.next_index, tuple(int(x) for x in g),
-                              candidate_seed(self.seed, key)))
+                              candidate_seed(self.seed, key), self._keep()))
             self.next_index += 1
         self.pending.extend(tasks)
         self._checkpoint()
         return tasks
+
+    def _keep(self) -> BetterThan:
+        """Only a candidate at least as good as the best so far sends its weights back."""
+        best = None if self.best is None else self.best["fitness"]
+        return BetterThan(self.metric, self.maximize, best)
 
     def _fitness(self, record: dict[str, Any]) -> float:
         value = record["fitness"]

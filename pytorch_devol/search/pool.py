@@ -292,7 +292,7 @@ class ProcessPoolEvaluator:
                 w.task, w.started_task_at = task, time.monotonic()
                 try:
                     w.conn.send_bytes(pickle.dumps(("task", task.index, task.genome,
-                                                    task.seed)))
+                                                    task.seed, task.keep)))
                 except OSError:
                     pass  # died: handled when its sentinel fires
 

@@ -83,7 +83,7 @@ def worker_main(conn: Any, device: str, threads: int | None, parent_pid: int) ->
 
     Protocol on ``conn``: the parent first sends ``(schema, data, config)`` (CPU tensors as
     shared-memory handles, or a plain pickled copy; ``recv`` reads either), then pickled
-    ``("task", index, genome, seed)`` or ``("stop",)``; the worker answers
+    ``("task", index, genome, seed, keep)`` or ``("stop",)``; the worker answers
     ``("ready", pid, device)`` or ``("error", traceback)`` once, then
     ``("result", index, EvalResult, info)`` per task.
     """
@@ -108,11 +108,11 @@ def worker_main(conn: Any, device: str, threads: int | None, parent_pid: int) ->
             return  # the parent closed the pipe or died
         if message[0] != "task":
             return
-        _, index, genome, seed = message
+        _, index, genome, seed, keep = message
         start = time.perf_counter()
         try:
             result = trainer.evaluate(schema, np.asarray(genome, dtype=np.int64), seed=seed,
-                                      keep_weights=True)
+                                      keep_weights=keep or True)
         except Exception as exc:  # noqa: BLE001 - evaluate only raises on data/schema misfit
             result = EvalResult.failed(f"{type(exc).__name__}: {exc}", task=trainer.data.task)
         served += 1

@@ -61,10 +61,11 @@ class _CandidateActor:
     def ready(self) -> dict[str, Any]:
         return self.info
 
-    def evaluate(self, genome: tuple[int, ...], seed: int) -> tuple[EvalResult, dict[str, Any]]:
+    def evaluate(self, genome: tuple[int, ...], seed: int,
+                 keep: Any = None) -> tuple[EvalResult, dict[str, Any]]:
         start = time.perf_counter()
         result = self.trainer.evaluate(self.schema, np.asarray(genome, dtype=np.int64),
-                                       seed=seed, keep_weights=True)
+                                       seed=seed, keep_weights=keep or True)
         self.served += 1
         return result, {**self.info, "served": self.served,
                         "seconds": time.perf_counter() - start}
@@ -225,7 +226,7 @@ class RayEvaluator:
     def _dispatch(self) -> None:
         while self._queue and self._idle:
             task, actor = self._queue.popleft(), self._idle.pop()
-            ref = actor.evaluate.remote(task.genome, task.seed)
+            ref = actor.evaluate.remote(task.genome, task.seed, task.keep)
             self._running[ref] = (task, actor)
 
     def _failure(self, task: Task, exc: BaseException) -> EvalResult:

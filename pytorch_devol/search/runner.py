@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import importlib
 import math
 import os
 from collections.abc import Callable
@@ -35,21 +34,6 @@ def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return value
-
-
-def _qualified_name(obj: Any) -> str | None:
-    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
-    if not module or not qualname or "<" in qualname or module == "__main__":
-        return None
-    return f"{module}:{qualname}"
-
-
-def _import(name: str) -> Any:
-    module, _, qualname = name.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 class Search:
@@ -96,7 +80,7 @@ class Search:
         self.train_config.resolve_device()  # CUDA asked for but absent: say so now
         self.data = self._check_data(data)
         self.fitness = fitness
-        self.strategy_options = dict(strategy_options or {})
+        self.strategy_options = self._check_options(strategy_options)
         self.strategy_name, self.strategy = self._make_strategy(strategy)
         self.evaluator = evaluator if evaluator is not None else SerialEvaluator()
         for method in ("open", "submit", "next_result", "close"):
@@ -114,6 +98,23 @@ class Search:
         check_compatible(splits, self.schema)
         return splits
 
+    @staticmethod
+    def _check_options(options: dict | None) -> dict[str, Any]:
+        """Extra keyword arguments of the built-in strategy, saved in config.json."""
+        options = dict(options or {})
+        fixed = sorted({"seed", "maximize", "key", "cardinalities", "population_size"}
+                       & set(options))
+        if fixed:
+            raise ValueError(f"strategy_options may not set {fixed}: the search sets them")
+        for name, value in options.items():
+            if isinstance(value, (range, tuple)) or hasattr(value, "tolist"):
+                options[name] = value.tolist() if hasattr(value, "tolist") else list(value)
+            elif callable(value):
+                raise ValueError(f"strategy_options[{name!r}] is a function, which a run "
+                                 "directory cannot save; build the strategy yourself and pass "
+                                 "strategy=... (and again on resume)")
+        return options
+
     def _make_strategy(self, strategy: Any) -> tuple[str, Any]:
         cards, n, opts = self.schema.cardinalities, self.population_size, self.strategy_options
         if self.fitness is not None and strategy not in (None, "ga"):
@@ -124,7 +125,7 @@ class Search:
                                           key=self.schema.key, fitness_transform=self.fitness,
                                           **opts)
         if strategy == "regularized":
-            opts = {"sample_size": max(2, min(n, n // 4 or 2)), **opts}
+            opts = {"sample_size": min(n, max(2, n // 4)), **opts}
             return "regularized", RegularizedEvolution(cards, n, seed=self.seed,
                                                        maximize=self.maximize,
                                                        key=self.schema.key, **opts)
@@ -142,7 +143,7 @@ class Search:
         if getattr(strategy, "maximize", self.maximize) != self.maximize:
             raise ValueError(f"strategy.maximize={strategy.maximize} but metric "
                              f"{self.metric!r} is {'maxim' if self.maximize else 'minim'}ised")
-        return _qualified_name(type(strategy)) or "custom", strategy
+        return "custom", strategy
 
     # -- saving and resuming ------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
@@ -154,7 +155,8 @@ class Search:
             "search": {"generations": self.generations, "population_size": self.population_size,
                        "seed": self.seed, "metric": self.metric, "maximize": self.maximize,
                        "strategy": self.strategy_name, "strategy_options": self.strategy_options,
-                       "fitness": _qualified_name(self.fitness) if self.fitness else None},
+                       "fitness": getattr(self.fitness, "__qualname__", "custom")
+                       if self.fitness else None},
             "train": attrs.asdict(self.train_config),
         }
 
@@ -179,14 +181,13 @@ class Search:
                                  "to Search.resume(run_dir, data=...)")
             data = load_dataset(**saved["spec"])
         if s["fitness"] and fitness is None:
-            fitness = _import(s["fitness"])
+            raise ValueError(f"{run_dir} used a fitness= transform: pass it again "
+                             "(Search.resume(run_dir, fitness=...))")
         name = s["strategy"]
         if strategy is None and name not in STRATEGIES:
-            if name == "custom":
-                raise ValueError(f"{run_dir} used a custom strategy: pass it again "
-                                 "(Search.resume(run_dir, strategy=...))")
-            strategy = _import(name)(GenomeSchema.from_spec(config["schema"]).cardinalities,
-                                     s["population_size"], seed=s["seed"])
+            raise ValueError(f"{run_dir} used a strategy object of your own: pass it again "
+                             "(Search.resume(run_dir, strategy=...)); its saved state is "
+                             "restored into it")
         train = config["train"]
         if device is not None:
             train = {**train, "device": device}

@@ -38,7 +38,10 @@ CSV_METRIC_COLUMNS = ["Val Loss", "Val Accuracy", "test_loss", "test_accuracy", 
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old or the new file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as err:
+        raise OSError(f"cannot write {path}: {err.strerror or err}") from err
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -134,7 +137,9 @@ class RunStore:
         """Append one candidate to the JSONL and the CSV; both flushed and fsynced."""
         csv_path = self.path / CSV_FILE
         if not csv_path.exists():
-            self.repair([], genome_columns)
+            out = io.StringIO()
+            csv.writer(out).writerow(genome_columns + CSV_METRIC_COLUMNS)
+            atomic_write(csv_path, out.getvalue().encode())
         line = _dumps(record) + "\n"
         with open(self.path / RECORDS, "a", encoding="utf-8") as f:
             f.write(line)

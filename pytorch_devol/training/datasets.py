@@ -144,10 +144,11 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None,
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     lim = _normalise_limit(limit)
+    base = None
     if key == "digits":
         x_tr, y_tr, x_te, y_te = _load_digits(seed)
-    else:
-        base = Path(root) if root is not None else default_data_root()
+    else:  # the spec keeps the absolute folder, so a resume elsewhere finds the same files
+        base = (Path(root) if root is not None else default_data_root()).resolve()
         x_tr, y_tr, x_te, y_te = _load_idx(key, base, download)
     if lim is not None:
         tr = _subset(len(y_tr), lim[0], seed + 2, y_tr)
@@ -163,7 +164,7 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None,
             t = t.unsqueeze(1)
         return t.contiguous()
 
-    spec: dict[str, Any] = {"name": key, "root": None if root is None else str(root),
+    spec: dict[str, Any] = {"name": key, "root": None if base is None else str(base),
                             "val_fraction": val_fraction, "seed": seed,
                             "limit": None if lim is None else list(lim)}
     data = DataSplits(

@@ -16,7 +16,7 @@ import contextlib
 import gc
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -84,12 +84,13 @@ class Trainer:
 
     # -- public -------------------------------------------------------------------------------
     def evaluate(self, schema: Any, genome: Any, seed: int | None = None,
-                 keep_weights: bool = False) -> EvalResult:
+                 keep_weights: bool | Callable[[EvalResult], bool] = False) -> EvalResult:
         """Train ``genome`` of ``schema`` and score it on the validation and test parts.
 
         ``seed`` (default ``config.seed``) fixes weight init, dropout and batch order without
-        touching the global RNG state. ``keep_weights`` returns the kept (best-validation)
-        weights as CPU tensors in ``result.state_dict``. Raises ValueError only when the data
+        touching the global RNG state. ``keep_weights`` (True, or a predicate on the
+        result) returns the kept (best-validation) weights as CPU tensors in
+        ``result.state_dict``. Raises ValueError only when the data
         does not fit the schema at all (input shape, task, outputs), which no genome can fix.
         """
         check_compatible(self.data, schema)  # a few tuple comparisons
@@ -139,7 +140,7 @@ class Trainer:
             return F.cross_entropy(out.float(), y, reduction=reduction)
         return F.mse_loss(out.float(), y, reduction=reduction)
 
-    def _train(self, schema: Any, genome: Any, seed: int, keep_weights: bool,
+    def _train(self, schema: Any, genome: Any, seed: int, keep_weights: Any,
                progress: _Progress, start: float) -> EvalResult:
         overrides = dict(schema.training_overrides(genome))
         fixed = sorted(set(overrides) - PER_CANDIDATE_FIELDS)
@@ -233,12 +234,8 @@ class Trainer:
             model.load_state_dict(best_state)
         del best_state, optimizer
         test_loss, test_metric = self._score(model, "test")
-        state = None
-        if keep_weights:
-            state = {k: v.detach().to("cpu", copy=True).contiguous()
-                     for k, v in model.state_dict().items()}
         classification = self.data.task == "classification"
-        return EvalResult(
+        result = EvalResult(
             status="ok", task=self.data.task,
             val_loss=best_loss, test_loss=test_loss,
             val_accuracy=best_metric if classification else math.nan,
@@ -247,8 +244,13 @@ class Trainer:
             test_mae=math.nan if classification else test_metric,
             epochs=progress.epochs, best_epoch=best_epoch, stop_reason=stop_reason,
             train_seconds=train_seconds, total_seconds=time.perf_counter() - start,
-            params=progress.params, history=history, state_dict=state,
+            params=progress.params, history=history,
         )
+        if keep_weights is True or (callable(keep_weights) and keep_weights(result)):
+            state = {k: v.detach().to("cpu", copy=True).contiguous()
+                     for k, v in model.state_dict().items()}
+            result = attrs.evolve(result, state_dict=state)
+        return result
 
     def _score(self, model: nn.Module, part: str) -> tuple[float, float]:
         """(mean loss, accuracy or MAE) on ``part``, in large batches, one host sync."""
