@@ -34,21 +34,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from machine import cpu_name, default_data_root  # noqa: E402
+
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
 from pytorch_devol.search.evaluator import SerialEvaluator, Task  # noqa: E402
 from pytorch_devol.search.pool import ProcessPoolEvaluator, usable_cores  # noqa: E402
 from pytorch_devol.training import DATA_ENV_VAR, TrainConfig, load_dataset  # noqa: E402
-
-
-def default_data_root() -> Path:
-    """$PYTORCH_DEVOL_DATA, else <repo>/datasets (the GPU machine's copy), else
-    <repo>/../shared/datasets."""
-    if os.environ.get(DATA_ENV_VAR):
-        return Path(os.environ[DATA_ENV_VAR])
-    for candidate in (REPO / "datasets", REPO.parent / "shared" / "datasets"):
-        if candidate.is_dir():
-            return candidate
-    return REPO / "datasets"
 
 
 def _ints(text: str) -> list[int]:
@@ -95,7 +86,7 @@ def machine(device: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": np.__version__, "platform": platform.platform(), "cpu": _cpu_name(),
+        "numpy": np.__version__, "platform": platform.platform(), "cpu": cpu_name(),
         "cpu_count": os.cpu_count(), "usable_cores": usable_cores(), "device": str(device),
     }
     if os.path.exists("/proc/loadavg"):
@@ -105,16 +96,6 @@ def machine(device: torch.device) -> dict[str, Any]:
         info.update(gpu=props.name, gpus=torch.cuda.device_count(),
                     gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
     return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def draw_genomes(schema: GenomeSchema, n: int, seed: int) -> list[tuple[int, ...]]:

@@ -40,6 +40,8 @@ from torch.utils.flop_counter import FlopCounterMode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from machine import cpu_name, default_data_root, loadavg  # noqa: E402
+
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
 from pytorch_devol.training import (  # noqa: E402
     DATA_ENV_VAR,
@@ -47,17 +49,6 @@ from pytorch_devol.training import (  # noqa: E402
     Trainer,
     load_dataset,
 )
-
-
-def default_data_root() -> Path:
-    """$PYTORCH_DEVOL_DATA, else <repo>/datasets (the GPU machine's copy), else
-    <repo>/../shared/datasets."""
-    if os.environ.get(DATA_ENV_VAR):
-        return Path(os.environ[DATA_ENV_VAR])
-    for candidate in (REPO / "datasets", REPO.parent / "shared" / "datasets"):
-        if candidate.is_dir():
-            return candidate
-    return REPO / "datasets"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -189,7 +180,7 @@ def machine(device: torch.device) -> dict[str, Any]:
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(), "torch": torch.__version__,
         "numpy": np.__version__, "platform": platform.platform(),
-        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "device": str(device),
     }
     if device.type == "cuda":
@@ -197,24 +188,6 @@ def machine(device: torch.device) -> dict[str, Any]:
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
                     cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
     return info
-
-
-def _loadavg() -> list[str] | None:
-    """1/5/15-minute load averages (Linux): how busy the machine was around the run."""
-    try:
-        return Path("/proc/loadavg").read_text().split()[:3]
-    except OSError:
-        return None
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -237,7 +210,7 @@ def draw_genomes(schema: GenomeSchema, n: int, seed: int) -> list[np.ndarray]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    load_start = _loadavg()
+    load_start = loadavg()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     root = args.data_root or default_data_root()
@@ -322,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 summary[f"{way}_fraction_of_bf16_peak"] = (
                     summary[f"{way}_tflops_per_s"] / summary["peak_matmul_tflops"]["bf16"])
     info = machine(device)
-    info.update(started=started, loadavg_at_start=load_start, loadavg_at_end=_loadavg())
+    info.update(started=started, loadavg_at_start=load_start, loadavg_at_end=loadavg())
     result = {
         "benchmark": "train_throughput", "machine": info,
         "settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

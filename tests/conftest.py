@@ -1,4 +1,4 @@
-"""Shared pytest fixtures. Only data fixtures live here (owned by the training layer)."""
+"""Shared pytest fixtures: real datasets (skipping with a reason when absent), threads."""
 
 from __future__ import annotations
 
@@ -51,3 +51,14 @@ def digits_splits(digits):
     """The same DataSplits as ``digits`` (a name that modules defining their own ``digits``
     fixture can still reach)."""
     return digits
+
+
+@pytest.fixture
+def one_thread():
+    """Bit-identical CPU results need the same thread count per candidate in both runs."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

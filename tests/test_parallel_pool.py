@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from pytorch_devol import Search, load_dataset
+from pytorch_devol import Search
 from pytorch_devol.search import pool as pool_module
 from pytorch_devol.search.evaluator import SerialEvaluator, Task
 from pytorch_devol.search.evaluators import make_evaluator
@@ -40,20 +40,6 @@ CONFIG = TrainConfig(precision="fp32", epochs=2)
 TIMINGS = {"train_seconds", "total_seconds"}
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture
-def one_thread():
-    """Bit-identical CPU results need the same thread count per candidate in both runs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _search(data, run_dir, evaluator, schema=None, strategy=None, seed=0):

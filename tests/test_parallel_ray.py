@@ -12,12 +12,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
-import torch
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: "
                                         "pip install 'pytorch-devol[ray]'")
 
-from pytorch_devol import Search, load_dataset  # noqa: E402
+from pytorch_devol import Search  # noqa: E402
 from pytorch_devol.search.evaluator import SerialEvaluator, Task  # noqa: E402
 from pytorch_devol.search.evaluators import make_evaluator  # noqa: E402
 from pytorch_devol.search.ray_evaluator import RayEvaluator  # noqa: E402
@@ -36,20 +35,6 @@ SAFE = (0, 1, 1, 0, 0, 0, 0)      # kill_schema genomes: [armed, dense..., optim
 ARMED = (1, 1, 0, 0, 0, 0, 0)
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
-
-
-@pytest.fixture
-def one_thread():
-    """Bit-identical CPU results need the same thread count per candidate in both runs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from pytorch_devol import GenomeSchema, Search, load_dataset
+from pytorch_devol import GenomeSchema, Search
 from pytorch_devol.schema import DenseGene, OptimizerGene, devol_columns
 from pytorch_devol.search import RunStore, SerialEvaluator, load_result
 from pytorch_devol.training import TrainConfig
@@ -24,11 +24,6 @@ def tiny_schema(**kw) -> GenomeSchema:
     args = dict(max_conv_layers=1, max_dense_layers=2, max_filters=16, max_dense_nodes=32,
                 input_shape=(1, 8, 8), n_classes=10)
     return GenomeSchema.devol(**{**args, **kw})
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def rows(path):
