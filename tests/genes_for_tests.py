@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from pytorch_devol.schema import allele, gene, make_activation
+from pytorch_devol.schema import allele, gene, make_activation, make_optimizer
 
 
 @gene
@@ -34,3 +34,30 @@ class ExplodingGene:
         if self.explode:
             raise RuntimeError("boom: this candidate cannot be built")
         return [nn.Identity()], in_shape
+
+
+@gene
+class BatchSizeGene:
+    """A training gene that also chooses the batch size (a per-candidate override)."""
+
+    optimizer: str = allele(["adam", "rmsprop"])
+    batch_size: int = allele([32, 64])
+
+    def make_optimizer(self, params, device=None):
+        return make_optimizer(self.optimizer, params, device)
+
+    def overrides(self):
+        return {"batch_size": self.batch_size}
+
+
+@gene
+class DeviceGene:
+    """A training gene that tries to override a field fixed per search: refused up front."""
+
+    optimizer: str = allele(["adam"])
+
+    def make_optimizer(self, params, device=None):
+        return make_optimizer(self.optimizer, params, device)
+
+    def overrides(self):
+        return {"device": "cpu"}

@@ -13,7 +13,7 @@ from pytorch_devol.schema import DenseGene, OptimizerGene, devol_columns
 from pytorch_devol.search import RunStore, SerialEvaluator, load_result
 from pytorch_devol.training import TrainConfig
 
-from .genes_for_tests import ExplodingGene
+from .genes_for_tests import BatchSizeGene, DeviceGene, ExplodingGene
 
 pytestmark = pytest.mark.slow
 
@@ -209,3 +209,16 @@ def test_resume_needs_what_a_run_directory_cannot_hold(tmp_path, digits):
     search.run()
     saved = json.loads((tmp_path / "o" / "config.json").read_text())
     assert saved["search"]["strategy_options"]["mutable_positions"] == list(range(1, len(schema)))
+
+
+def test_training_gene_overrides_are_checked_before_training(tmp_path, digits):
+    dense = DenseGene.with_choices(units=[16])
+    with pytest.raises(ValueError, match="device"):
+        Search(GenomeSchema(layers=[(dense, 1)], training=DeviceGene, input_shape=(1, 8, 8),
+                            n_outputs=10), digits, run_dir=tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    schema = GenomeSchema(layers=[(dense, 1)], training=BatchSizeGene, input_shape=(1, 8, 8),
+                          n_outputs=10)
+    result = Search(schema, digits, generations=1, population_size=3, epochs=1,
+                    run_dir=tmp_path / "ok", train_config=FP32, verbose=False).run()
+    assert all(r["metrics"]["status"] == "ok" for r in result.history)

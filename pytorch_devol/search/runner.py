@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import math
 import os
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 
 from ..evolution import GeneticAlgorithm, RegularizedEvolution, Strategy
 from ..schema import GenomeSchema
@@ -79,6 +81,7 @@ class Search:
         self.train_config = attrs.evolve(train_config or TrainConfig(), **overrides)
         self.train_config.resolve_device()  # CUDA asked for but absent: say so now
         self.data = self._check_data(data)
+        self._check_training_overrides()
         self.fitness = fitness
         self.strategy_options = self._check_options(strategy_options)
         self.strategy_name, self.strategy = self._make_strategy(strategy)
@@ -114,6 +117,20 @@ class Search:
                                  "directory cannot save; build the strategy yourself and pass "
                                  "strategy=... (and again on resume)")
         return options
+
+    def _check_training_overrides(self, limit: int = 4096) -> None:
+        """Every choice of the training gene must give a valid TrainConfig: checked now, not
+        when a candidate trains (spaces with more than ``limit`` combinations are sampled)."""
+        slot = next((s for s in self.schema.slots if s.training), None)
+        if slot is None or not hasattr(slot.gene_type, "overrides"):
+            return
+        rng = np.random.default_rng(0)
+        combos = itertools.islice(itertools.product(*(range(len(c)) for c in slot.choices)),
+                                  limit)
+        for combo in combos:
+            vector = self.schema.random(rng)
+            vector[slot.start:slot.stop] = combo
+            self.train_config.with_overrides(self.schema.training_overrides(vector))
 
     def _make_strategy(self, strategy: Any) -> tuple[str, Any]:
         cards, n, opts = self.schema.cardinalities, self.population_size, self.strategy_options

@@ -33,10 +33,6 @@ from pytorch_devol.training.validate import as_splits, check_compatible
 __all__ = ["Trainer", "train_and_evaluate", "NonFiniteLossError"]
 
 _MAX_REASON = 2000
-# TrainConfig fields a genome's training gene may override; the others (device, precision,
-# channels_last, eval_batch_size, seed) are fixed when the Trainer places the data.
-PER_CANDIDATE_FIELDS = frozenset({"epochs", "batch_size", "patience", "max_seconds",
-                                  "restore_best"})
 
 
 class NonFiniteLossError(ArithmeticError):
@@ -142,12 +138,7 @@ class Trainer:
 
     def _train(self, schema: Any, genome: Any, seed: int, keep_weights: Any,
                progress: _Progress, start: float) -> EvalResult:
-        overrides = dict(schema.training_overrides(genome))
-        fixed = sorted(set(overrides) - PER_CANDIDATE_FIELDS)
-        if fixed and not set(fixed) - {f.name for f in attrs.fields(TrainConfig)}:
-            raise ValueError(f"training overrides may set {sorted(PER_CANDIDATE_FIELDS)} only; "
-                             f"{fixed} are fixed per Trainer")
-        config = self.config.with_overrides(overrides)
+        config = self.config.with_overrides(dict(schema.training_overrides(genome)))
         model = schema.build_model(genome)
         progress.params = sum(p.numel() for p in model.parameters())
         if self.device.type == "cpu":
