@@ -12,7 +12,6 @@ import hashlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,10 +42,9 @@ class SearchLoop:
         self.generations, self.population_size = generations, population_size
         self.seed, self.metric, self.maximize = seed, metric, maximize
         self.asynchronous, self.reporter = asynchronous, reporter
-        self.columns = devol_columns(schema) or list(schema.column_names)
-        self._csv_genome: Callable[[np.ndarray], list[int]] = (
-            (lambda v: to_devol(schema, v)) if devol_columns(schema) else
-            (lambda v: [int(x) for x in v]))
+        legacy = devol_columns(schema)
+        self.columns = legacy or list(schema.column_names)
+        self._devol_csv = legacy is not None
         self.records: list[dict[str, Any]] = []
         self.logged: dict[int, dict[str, Any]] = {}   # index -> record
         self.cache: dict[tuple[int, ...], dict[str, Any]] = {}  # key -> trained record
@@ -59,9 +57,10 @@ class SearchLoop:
     # -- state --------------------------------------------------------------------------------
     def restore(self) -> None:
         """Load the log and checkpoint of an interrupted run (a no-op for a new one)."""
-        records = self.store.records()
-        seen: set[int] = set()
-        self.records = [r for r in records if not (r["index"] in seen or seen.add(r["index"]))]
+        by_index: dict[int, dict[str, Any]] = {}
+        for r in self.store.records():
+            by_index.setdefault(r["index"], r)   # a duplicate index can only be a stale copy
+        self.records = list(by_index.values())
         self.store.repair(self.records, self.columns)
         for r in self.records:
             self.logged[r["index"]] = r
@@ -103,6 +102,10 @@ class SearchLoop:
         self.pending.extend(tasks)
         self._checkpoint()
         return tasks
+
+    def _csv_genome(self, vector: np.ndarray) -> list[int]:
+        """The genome as the CSV shows it: DEvol's value encoding for DEvol's space."""
+        return to_devol(self.schema, vector) if self._devol_csv else [int(x) for x in vector]
 
     def _keep(self) -> BetterThan:
         """Only a candidate at least as good as the best so far sends its weights back."""
