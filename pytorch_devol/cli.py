@@ -216,6 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"search": _search, "show": _show, "plot": _plot, "export": _export}
     try:
         return handlers[args.command](args)
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        sys.stderr.close()
+        return 0
     except (UserError, ValueError, OSError, ImportError) as err:
         print(f"pytorch-devol {args.command}: error: {err}", file=sys.stderr)
         return 2
