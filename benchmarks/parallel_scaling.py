@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from machine import cpu_name, default_data_root  # noqa: E402
 
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
-from pytorch_devol.search.evaluator import SerialEvaluator, Task  # noqa: E402
+from pytorch_devol.search import SerialEvaluator, Task  # noqa: E402
 from pytorch_devol.search.pool import ProcessPoolEvaluator, usable_cores  # noqa: E402
 from pytorch_devol.training import DATA_ENV_VAR, TrainConfig, load_dataset  # noqa: E402
 

@@ -42,6 +42,12 @@ def _workers(text: str) -> int | str:
     return value
 
 
+def _add_import(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--import", dest="gene_modules", action="append", default=[],
+                        metavar="MODULE", help="a module you trust to define gene types the run "
+                        "directory names (repeatable); nothing else is ever imported")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pytorch-devol", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -68,20 +74,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="evaluate on Ray (a local instance, or the cluster at ADDRESS)")
     s.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_import(s)
 
     show = sub.add_parser("show", help="summarise a run directory")
     show.add_argument("run_dir")
     show.add_argument("--top", type=int, default=10, metavar="K")
+    _add_import(show)
 
     plot = sub.add_parser("plot", help="PNG of the search's progress")
     plot.add_argument("run_dir")
     plot.add_argument("--out", metavar="FILE")
+    _add_import(plot)
 
     export = sub.add_parser("export", help="export the best model")
     export.add_argument("run_dir")
     export.add_argument("--format", choices=["state_dict", "torchscript", "onnx"],
                         default="state_dict")
     export.add_argument("--out", metavar="FILE")
+    _add_import(export)
     return parser
 
 
@@ -113,13 +123,14 @@ def _search(args: argparse.Namespace) -> int:
         ignored = [f"--{k.replace('_', '-')}" for k in (
             "max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
             "generations", "population", "epochs", "batch_size", "patience", "seed",
-            "strategy", "metric", "run_dir", "limit", "precision", "data_root")
+            "strategy", "metric", "run_dir", "limit", "precision")
             if getattr(args, k) is not None]
         if ignored and not args.quiet:
             print(f"note: resuming with the settings saved in {args.resume}; ignoring "
                   f"{', '.join(ignored)}", file=sys.stderr)
         search = Search.resume(args.resume, evaluator=evaluator, verbose=not args.quiet,
-                               device=args.device)
+                               device=args.device, gene_modules=args.gene_modules,
+                               data_root=args.data_root)
     else:
         quick = QUICK[args.dataset]
         pick = {k: v if (v := getattr(args, k, None)) is not None else quick.get(k)
@@ -164,7 +175,7 @@ def _show(args: argparse.Namespace) -> int:
     from .search import RunStore, load_result
 
     config = RunStore(args.run_dir).config()
-    result = load_result(args.run_dir)
+    result = load_result(args.run_dir, args.gene_modules)
     s = config["search"]
     print(f"Run {args.run_dir}")
     print(f"  data: {config['data']['summary']}")
@@ -198,14 +209,15 @@ def _show(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from .search.plot import plot_run
 
-    print(plot_run(args.run_dir, out=args.out))
+    print(plot_run(args.run_dir, out=args.out, gene_modules=args.gene_modules))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from .search.export import export_model
 
-    path = export_model(args.run_dir, format=args.format, out=args.out)
+    path = export_model(args.run_dir, format=args.format, out=args.out,
+                        gene_modules=args.gene_modules)
     print(f"{path} (outputs checked against the original model)")
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from pytorch_devol.schema import allele, gene, make_activation, make_optimizer
+from pytorch_devol.schema import InvalidGenomeError, allele, gene, make_activation, make_optimizer
 
 
 @gene
@@ -32,7 +32,7 @@ class ExplodingGene:
 
     def build(self, in_shape):
         if self.explode:
-            raise RuntimeError("boom: this candidate cannot be built")
+            raise InvalidGenomeError("boom: this candidate cannot be built")
         return [nn.Identity()], in_shape
 
 
@@ -61,3 +61,34 @@ class DeviceGene:
 
     def overrides(self):
         return {"device": "cpu"}
+
+
+@gene
+class BuggyGene:
+    """A layer gene with a bug in one allele value: 2.5 units makes ``build`` raise TypeError."""
+
+    active: bool = allele([False, True], default=True)
+    units: int = allele([8, 16, 2.5])
+
+    def build(self, in_shape):
+        n = 1
+        for d in in_shape:
+            n *= d
+        return [nn.Flatten(), nn.Linear(n, self.units)], (self.units,)
+
+
+class _TrainOnlyBug(nn.Module):
+    def forward(self, x):
+        if self.training:
+            return x + "a bug that only shows while training"  # TypeError
+        return x
+
+
+@gene
+class TrainTimeBugGene:
+    """Builds and runs in eval mode (so the dry run passes) but raises TypeError in training."""
+
+    flavour: str = allele(["a", "b", "c"])
+
+    def build(self, in_shape):
+        return [_TrainOnlyBug()], in_shape

@@ -1,11 +1,16 @@
 """Shared pieces of the parallel-evaluator tests: tiny schemas, a gene that kills its worker
-process on demand (across spawn and Ray: it reads an environment variable and token files),
-and a check that a process is really gone."""
+process on demand (across pool workers and Ray: it reads an environment variable and token
+files), a gene whose candidates hang or raise awkward errors, and a check that a process is
+really gone."""
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
+
+import torch
 
 from pytorch_devol.schema import DenseGene, GenomeSchema, OptimizerGene, allele, gene
 
@@ -16,6 +21,12 @@ def tiny_schema() -> GenomeSchema:
     """DEvol's space, shrunk to digits' 8x8 images: trains in a fraction of a second."""
     return GenomeSchema.devol(max_conv_layers=1, max_dense_layers=2, max_filters=16,
                               max_dense_nodes=32, input_shape=(1, 8, 8), n_classes=10)
+
+
+def _dry_run() -> bool:
+    """True while `Search`'s dry run builds genes on the meta device (in the test process
+    itself): the genes below misbehave only in real builds."""
+    return torch.get_default_device().type == "meta"
 
 
 def _consume_token() -> bool:
@@ -41,7 +52,7 @@ class KillSwitchGene:
     armed: bool = allele([False, True])
 
     def build(self, in_shape):
-        if self.armed and _consume_token():
+        if self.armed and not _dry_run() and _consume_token():
             os._exit(17)
         return [], in_shape
 
@@ -50,6 +61,57 @@ def kill_schema() -> GenomeSchema:
     """A small flat schema with a kill switch: genome = [armed, units index, optimizer]."""
     return GenomeSchema(layers=[KillSwitchGene, DenseGene.with_choices(units=[16, 32])],
                         training=OptimizerGene, input_shape=(1, 8, 8), n_outputs=10)
+
+
+class NeedsArgsError(Exception):
+    """Pickles, but cannot be rebuilt from its ``args`` (its ``__init__`` takes two)."""
+
+    def __init__(self, what: str, where: str) -> None:
+        super().__init__(f"{what} at {where}")
+
+
+class UnpicklableError(ValueError):
+    """Does not pickle at all (it holds a lock)."""
+
+    def __init__(self) -> None:
+        super().__init__("an error holding a lock")
+        self.lock = threading.Lock()
+
+
+TROUBLES = ("none", "hang", "cuda-error", "needs-args", "unpicklable")
+
+
+@gene
+class TroubleGene:
+    """Adds no layer; ``mode`` chooses what goes wrong while the model is built: nothing, a
+    hang, a (simulated) sticky CUDA error, or an exception that cannot travel by pickle."""
+
+    mode: str = allele(list(TROUBLES))
+
+    def build(self, in_shape):
+        if _dry_run():
+            return [], in_shape
+        if self.mode == "hang":
+            time.sleep(3600)
+        if self.mode == "cuda-error":
+            raise RuntimeError("CUDA error: an illegal memory access was encountered (simulated)")
+        if self.mode == "needs-args":
+            raise NeedsArgsError("bad", "here")
+        if self.mode == "unpicklable":
+            raise UnpicklableError()
+        return [], in_shape
+
+
+def trouble_schema(activations: tuple[str, ...] = ("relu", "sigmoid")) -> GenomeSchema:
+    """Genome = [trouble mode, dense (active, units, batch_norm, activation, dropout),
+    optimizer]; `trouble_genome` writes one."""
+    dense = DenseGene.with_choices(units=[16, 32], activation=list(activations))
+    return GenomeSchema(layers=[TroubleGene, dense], training=OptimizerGene,
+                        input_shape=(1, 8, 8), n_outputs=10)
+
+
+def trouble_genome(mode: str, activation: int = 0) -> tuple[int, ...]:
+    return (TROUBLES.index(mode), 1, 0, 0, activation, 0, 0)
 
 
 def arm(folder: Path, tokens: int) -> Path:

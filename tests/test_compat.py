@@ -8,8 +8,10 @@ import csv
 import inspect
 import json
 import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +23,12 @@ from pytorch_devol.compat import (
     KERAS_BATCH_SIZE,
     DEvol,
     GenomeHandler,
+    best_row,
     devol_penalty,
 )
 from pytorch_devol.evolution import fitness_proportional, single_point_crossover
 from pytorch_devol.schema import OPTIMIZERS, InvalidGenomeError
+from pytorch_devol.search.store import read_jsonl
 from pytorch_devol.training import read_idx
 
 pytestmark = pytest.mark.slow
@@ -37,14 +41,17 @@ def keras_style(x: np.ndarray, y: np.ndarray, scale: float) -> tuple[np.ndarray,
     return (x[..., None].astype("float32") / scale), np.eye(10, dtype="float32")[y]
 
 
-@pytest.fixture(scope="module")
-def digits_devol():
+def devol_digits(datasets) -> tuple:
     """scikit-learn's digits as DEvol's dataset tuple ((x_train, y_train), (x_test, y_test))."""
-    datasets = pytest.importorskip("sklearn.datasets", reason="digits need scikit-learn")
     bunch = datasets.load_digits()
     order = np.random.default_rng(0).permutation(len(bunch.target))
     x, y = keras_style(bunch.images[order], bunch.target[order], 16.0)
     return (x[:1400], y[:1400]), (x[1400:], y[1400:])
+
+
+@pytest.fixture(scope="module")
+def digits_devol():
+    return devol_digits(pytest.importorskip("sklearn.datasets", reason="digits need scikit-learn"))
 
 
 def small_handler(**kw) -> GenomeHandler:
@@ -161,10 +168,7 @@ def test_run_returns_the_best_trained_model_and_writes_devols_csv(searched, digi
     rows = read_rows(devol.datafile)
     assert rows[0] == handler.genome_representation() + ["Val Loss", "Val Accuracy"]
     assert len(rows) == 9 and all(len(r) == len(rows[0]) for r in rows)
-    by_index = sorted(result.history, key=lambda r: r["index"])
-    for row, record in zip(rows[1:], by_index):
-        assert [int(v) for v in row[:-2]] == record["csv_genome"]
-        assert float(row[-1]) == pytest.approx(record["metrics"]["val_accuracy"])
+    assert_rows_match_log(rows[1:], result.history)  # one row per candidate, in the log's order
     best = result.best_metrics
     assert best["val_accuracy"] == max(float(r[-1]) for r in rows[1:]) > 0.5
     # The returned model is the trained best: it scores what the log says on the test part.
@@ -176,6 +180,62 @@ def test_run_returns_the_best_trained_model_and_writes_devols_csv(searched, digi
     # Validation came out of the training part (10%), not out of the test set.
     summary = json.loads((Path(devol.run_dir) / "config.json").read_text())["data"]["summary"]
     assert "train 1260, val 140, test 397" in summary
+
+
+def assert_rows_match_log(rows: list[list[str]], records: list[dict]) -> None:
+    """DEvol's CSV rows are the records of results.jsonl, in the same order."""
+    assert len(rows) >= len(records)
+    for row, record in zip(rows, records):
+        assert [int(v) for v in row[:-2]] == record["csv_genome"]
+        m = record["metrics"]
+        assert row[-2:] == ["", ""] if m.get("val_loss") is None else \
+            [float(v) for v in row[-2:]] == pytest.approx([m["val_loss"], m["val_accuracy"]])
+
+
+CHILD = """
+import sys
+from sklearn import datasets
+from pytorch_devol.compat import DEvol
+from tests.test_compat import devol_digits, small_handler
+DEvol(small_handler(), sys.argv[1], seed=0, verbose=False).run(
+    devol_digits(datasets), num_generations=2, pop_size=4, epochs=1)
+"""
+
+
+def test_csv_rows_are_written_as_candidates_finish_and_survive_kill_9(tmp_path, digits_devol):
+    csv_path = tmp_path / "killed.csv"
+    log = tmp_path / "killed.run" / "results.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(csv_path)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while len(read_jsonl(log)) < 2:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no 2 candidates logged in 300 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL  # killed mid-run, not finished
+    records, rows = read_jsonl(log), read_rows(csv_path)
+    header = small_handler().genome_representation() + ["Val Loss", "Val Accuracy"]
+    assert rows[0] == header
+    # Each row is appended right after its record is logged: a kill between the two may leave
+    # the CSV one row behind the log, never more (the resume below rebuilds it).
+    assert 2 <= len(records) < 8 and len(rows) - 1 >= len(records) - 1 >= 1
+    assert_rows_match_log(rows[1:], records[:len(rows) - 1])
+    for row in rows[1:]:  # well-formed, the last one too
+        assert len(row) == len(header) and all(v.isdigit() for v in row[:-2])
+        assert all(v == "" or 0.0 <= float(v) < 100.0 for v in row[-2:])
+    # Resuming finishes the run, with every row once.
+    again = DEvol(small_handler(), str(csv_path), seed=0, resume=True, verbose=False)
+    again.run(digits_devol, num_generations=2, pop_size=4, epochs=1)
+    history, rows = again.result.history, read_rows(csv_path)
+    assert sorted(r["index"] for r in history) == list(range(8))
+    assert rows[0] == header and len(rows) == 9
+    assert_rows_match_log(rows[1:], history)
 
 
 def test_best_genome_and_decode_best_read_our_csvs(searched):
@@ -264,11 +324,23 @@ def test_defect_best_genome_reads_devols_own_csv(devol_csv):
     assert not any(isinstance(m, nn.MaxPool2d) for m in model)  # 2 never pooled in DEvol
 
 
-def test_defect_devols_failure_penalty_never_wins_on_loss(devol_csv):
+def test_defect_devols_failure_penalty_never_wins_on_loss(tmp_path):
+    # Every real model's loss is above DEvol's penalty 0.325, and the crashed model comes
+    # first: were the penalty row not recognised, it would be the best by loss.
+    lines = DEVOL_CSV.splitlines()
+    header, crashed = lines[0], lines[4].format(penalty=repr(devol_penalty(10)[0]))
+    real = ["1,16,1,0,3,2,1,32,0,0,5,1,0.4123,0.8711", "1,8,0,1,0,1,0,16,1,1,10,0,2.3001,0.1135",
+            "1,16,0,0,2,2,1,16,0,1,4,0,0.3511,0.9023", "1,16,0,0,2,0,1,16,0,1,4,0,0.3302,0.8990"]
+    path = tmp_path / "Thu Nov 27 11:00:00 2026.csv"
+    path.write_text("\n".join([header, crashed, *real]) + "\n")
     h = GenomeHandler(1, 2, 16, 32, (8, 8, 1), 10)
     assert devol_penalty(10)[0] == pytest.approx(0.3250829733914482)  # sklearn's value
-    best = h.best_genome(devol_csv, metric="loss")
-    assert best[-2:] == [0.3011, 0.9023]  # not the crashed model's 0.325
+    assert devol_penalty(10)[0] < min(float(r.split(",")[-2]) for r in real)
+    unaware = best_row(path, h.genome_representation(), "loss")  # penalty not recognised
+    assert unaware.line == 2 and unaware.genome[:2] == [1, 8]  # the crash would win
+    best = h.best_genome(path, metric="loss")
+    assert best[-2:] == [0.3302, 0.899] and best[:6] == [1, 16, 0, 0, 2, 0]  # the crash ranks last
+    assert h.best_genome(path)[-2:] == [0.3511, 0.9023]
 
 
 def test_a_csv_of_another_search_space_is_refused(devol_csv):
@@ -302,24 +374,35 @@ def test_defect_fitness_is_validation_accuracy_not_test(tmp_path, digits_devol):
 
 
 @pytest.fixture()
-def broken_optimizer(monkeypatch):
-    def fails(params, device=None):
-        raise RuntimeError("this optimizer cannot be built")
+def diverging_optimizer(monkeypatch):
+    """An optimizer whose steps turn the weights into NaN: the loss becomes NaN, a candidate's
+    own failure (an optimizer gene that raises is a bug, refused before training)."""
+    class Diverging(torch.optim.SGD):
+        @torch.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for param in group["params"]:
+                    param.fill_(float("nan"))
 
-    monkeypatch.setitem(OPTIMIZERS._entries, "compat-test-broken", fails)
-    return "compat-test-broken"
+    def diverges(params, device=None):
+        return Diverging(params, lr=0.1)
+
+    monkeypatch.setitem(OPTIMIZERS._entries, "compat-test-diverging", diverges)
+    return "compat-test-diverging"
 
 
 def test_defect_failed_models_are_recorded_and_never_best(tmp_path, digits_devol,
-                                                          broken_optimizer):
-    h = small_handler(optimizers=["adam", broken_optimizer], seed=3)
+                                                          diverging_optimizer):
+    h = small_handler(optimizers=["adam", diverging_optimizer], seed=3)
     devol = DEvol(h, str(tmp_path / "f.csv"), seed=3, verbose=False)
     devol.run(digits_devol, num_generations=1, pop_size=6, epochs=1, metric="loss")
     rows = read_rows(devol.datafile)[1:]
-    assert len(rows) == 6  # one failure did not stop the run
+    assert len(rows) == 6  # the failures did not stop the run
     failed = [r for r in rows if r[-3] == "1"]
     assert failed and all(r[-2:] == ["", ""] for r in failed)  # no made-up penalty score
     assert all(r[-2] != "" for r in rows if r[-3] == "0")
+    statuses = {r["metrics"]["status"] for r in devol.result.history if r["genome"][-1] == 1}
+    assert statuses and "ok" not in statuses
     assert devol.result.best_genome[-1] == 0 and h.best_genome(devol.datafile, "loss")[-3] == 0
 
 

@@ -63,6 +63,28 @@ def test_same_seed_same_data_other_seed_other_split(digits_splits):
     assert re.fullmatch(r"[0-9a-f]{64}", digits_splits.fingerprint())
 
 
+def _same_test_other_validation(a: DataSplits, b: DataSplits) -> None:
+    assert torch.equal(a.x_test, b.x_test) and torch.equal(a.y_test, b.y_test)
+    assert a.x_val.shape == b.x_val.shape and not torch.equal(a.x_val, b.x_val)
+
+
+def test_the_test_part_does_not_depend_on_the_seed(digits_splits):
+    other = load_dataset("digits", seed=1)
+    _same_test_other_validation(digits_splits, other)
+    # Only the validation split moved: train + val are the same examples for every seed.
+    pool = [torch.cat([d.x_train, d.x_val]) for d in (digits_splits, other)]
+    assert _rows(pool[0]) == _rows(pool[1])
+    limited = [load_dataset("digits", seed=s, limit=(600, 150)) for s in (0, 7)]
+    _same_test_other_validation(*limited)
+    assert limited[0].sizes()["test"] == 150
+
+
+def test_mnist_test_subset_does_not_depend_on_the_seed(mnist_root):
+    a, b = (load_dataset("mnist", root=mnist_root, seed=s, limit=(1000, 500)) for s in (0, 1))
+    _same_test_other_validation(a, b)
+    assert a.sizes()["test"] == 500
+
+
 def test_val_fraction_and_limit_are_respected():
     data = load_dataset("digits", val_fraction=0.25, limit=(400, 100))
     s = data.sizes()

@@ -1,7 +1,10 @@
-"""ProcessPoolEvaluator: real searches on digits through 2 spawned CPU workers.
+"""ProcessPoolEvaluator: real searches on digits through 2 CPU worker processes.
 
-Same GA result as in-process, a killed worker replaced and its candidate retried (then failed),
-the asynchronous strategy through the pool, and no process left behind after close(), Ctrl-C,
+Same GA result as in-process (also from a script without the ``__main__`` guard and from a
+stdin script), a killed worker replaced and its candidate retried (then failed as
+"infrastructure"), a hung candidate failed as "timeout", a broken CUDA context replaced quietly,
+errors that do not pickle, the asynchronous strategy through the pool, real start-up errors,
+gene types from ``__main__`` refused, and no process left behind after close(), Ctrl-C,
 SIGTERM or SIGKILL of the parent.
 """
 
@@ -9,30 +12,44 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from pytorch_devol import Search
+from pytorch_devol import GenomeSchema, Search
+from pytorch_devol.schema import DenseGene, allele, gene
+from pytorch_devol.schema.registry import ACTIVATIONS
+from pytorch_devol.search import SerialEvaluator, Task, make_evaluator
 from pytorch_devol.search import pool as pool_module
-from pytorch_devol.search.evaluator import SerialEvaluator, Task
-from pytorch_devol.search.evaluators import make_evaluator
-from pytorch_devol.search.pool import ProcessPoolEvaluator, WorkerStartupError, plan_devices
-from pytorch_devol.training import TrainConfig
+from pytorch_devol.search.pool import (
+    ProcessPoolEvaluator,
+    WorkerStartupError,
+    plan_devices,
+    shared_devices,
+)
+from pytorch_devol.search.pool_worker import evaluate_task, result_message
+from pytorch_devol.training import EvalResult, TrainConfig
 from tests.parallel_helpers import (
     KILL_DIR_ENV,
+    NeedsArgsError,
+    UnpicklableError,
     arm,
     kill_schema,
     process_gone,
     tiny_schema,
     tokens_left,
+    trouble_genome,
+    trouble_schema,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,9 +93,17 @@ def test_plan_devices_on_cpu(monkeypatch):
         plan_devices(None, 0)
 
 
+def test_shared_devices_marks_workers_sharing_a_gpu():
+    assert shared_devices(["cuda:0", "cuda:1", "cuda", "cpu", "cpu"]) == \
+        [True, False, True, False, False]
+    assert shared_devices(["cuda:0", "cuda:1"]) == [False, False]
+
+
 def test_bad_arguments_and_misuse():
     with pytest.raises(ValueError, match="start_method"):
         ProcessPoolEvaluator(2, start_method="thread")
+    with pytest.warns(DeprecationWarning, match="ignored"):
+        ProcessPoolEvaluator(2, start_method="spawn")
     with pytest.raises(ValueError, match="max_retries"):
         ProcessPoolEvaluator(2, max_retries=-1)
     pool = ProcessPoolEvaluator(2)
@@ -106,7 +131,7 @@ def test_ga_search_matches_in_process(digits, tmp_path, one_thread):
     assert np.array_equal(parallel.best_genome, serial.best_genome)
     assert _metrics(parallel) == _metrics(serial)
     assert parallel.best_fitness == serial.best_fitness
-    assert pool.data_transfer == "shared-memory"
+    assert pool.data_transfer == "mmap-file"
     # Both workers trained candidates; each kept its one Trainer (data loaded once) for all.
     served = {}
     for info in pool.assignments.values():
@@ -149,7 +174,8 @@ def test_candidate_failed_after_its_retries(digits, tmp_path, monkeypatch):
         assert results[0].status == "failed"
         assert "WorkerDied" in results[0].reason and "SIG" not in results[0].reason
         assert "exited with code 17" in results[0].reason and "2 attempts" in results[0].reason
-        assert results[1].ok and results[2].ok
+        assert results[0].failure == "infrastructure" and results[0].retriable
+        assert results[1].ok and results[2].ok and results[1].failure is None
         assert len(pool.worker_pids) == 2 and not first_pids <= set(pool.worker_pids)
         # The pool still works after the deaths.
         pool.submit(Task(3, safe, seed=3))
@@ -162,8 +188,8 @@ def test_candidate_failed_after_its_retries(digits, tmp_path, monkeypatch):
 
 def test_regularized_evolution_runs_asynchronously_through_the_pool(digits, tmp_path,
                                                                    monkeypatch):
-    # Also the path for a small /dev/shm (Docker's 64 MB): the data is copied to each worker.
-    monkeypatch.setattr(pool_module, "_shm_free", lambda: 0)
+    # Also the path where the data file cannot be written: the data is copied to each worker.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
     pool = ProcessPoolEvaluator(workers=2, threads_per_worker=1)
     result = _search(digits, tmp_path / "run", pool, strategy="regularized")
     assert pool.data_transfer == "copy"
@@ -176,14 +202,221 @@ def test_regularized_evolution_runs_asynchronously_through_the_pool(digits, tmp_
 def test_worker_that_cannot_start_stops_the_search(digits):
     pool = ProcessPoolEvaluator(devices=["cuda:7"] if not torch.cuda.is_available()
                                 else ["cuda:999"], startup_timeout=120)
-    with pytest.raises(WorkerStartupError, match="failed to start"):
+    with pytest.raises(WorkerStartupError, match="failed to start") as failure:
         pool.open(tiny_schema(), digits, CONFIG)
+    # The worker's own traceback, down to the call that failed on that device.
+    assert "Traceback (most recent call last)" in str(failure.value)
+    assert "in build_trainer" in str(failure.value)
     assert pool.worker_pids == []
     # A worker that never gets ready is restarted, then the pool gives up (no hang).
     slow = ProcessPoolEvaluator(workers=1, startup_timeout=0.05)
     with pytest.raises(WorkerStartupError, match="did not start within 0.05s during start-up 3"):
         slow.open(tiny_schema(), digits, CONFIG)
     assert slow.worker_pids == [] and slow.deaths == 3
+
+
+def test_gene_module_the_worker_cannot_import_says_why(digits, monkeypatch):
+    # A gene module that exists only in this process (as one created at run time would).
+    ghost = types.ModuleType("ghost_genes")
+    monkeypatch.setitem(sys.modules, "ghost_genes", ghost)
+
+    @gene
+    class GhostGene:
+        __module__ = "ghost_genes"
+        __qualname__ = "GhostGene"
+        active: bool = allele([False, True])
+
+        def build(self, in_shape):
+            return [], in_shape
+
+    ghost.GhostGene = GhostGene
+    schema = GenomeSchema(layers=[GhostGene, DenseGene], input_shape=(1, 8, 8), n_outputs=10)
+    pool = ProcessPoolEvaluator(workers=1)
+    with pytest.raises(WorkerStartupError, match="failed to start") as failure:
+        pool.open(schema, digits, CONFIG)
+    assert "No module named 'ghost_genes'" in str(failure.value)
+    assert "must be defined in an importable module" in str(failure.value)
+    assert pool.worker_pids == []
+
+
+def test_worker_that_dies_at_start_shows_its_stderr(digits, monkeypatch):
+    # A worker that dies before it can report anything (a broken interpreter, a crash while
+    # importing): the error shows the last lines it wrote to stderr.
+    crash = "import sys; sys.stderr.write('fatal: the disk is on fire\\n'); sys.exit(3)"
+    monkeypatch.setattr(pool_module, "worker_command",
+                        lambda fd, pid: [sys.executable, "-c", crash])
+    pool = ProcessPoolEvaluator(workers=1)
+    with pytest.raises(WorkerStartupError, match="exited with code 3 during start-up 3 times") \
+            as failure:
+        pool.open(tiny_schema(), digits, CONFIG)
+    assert "fatal: the disk is on fire" in str(failure.value)
+    assert pool.worker_pids == [] and pool.deaths == 3
+
+
+def test_hang_timeout_broken_context_unpicklable_errors_and_registrations(digits, monkeypatch):
+    # An activation registered at run time, here only (as a script would): workers get it too.
+    monkeypatch.setitem(ACTIVATIONS._entries, "pool_test_mish", torch.nn.Mish)
+    with ProcessPoolEvaluator(workers=2, threads_per_worker=1, candidate_timeout=4) as pool:
+        pool.open(trouble_schema(("relu", "pool_test_mish")), digits, CONFIG)
+        modes = ["hang", "cuda-error", "needs-args", "unpicklable", "none"]
+        for i, mode in enumerate(modes):
+            pool.submit(Task(i, trouble_genome(mode, activation=1), seed=i))
+        results = {task.index: r for task, r in (pool.next_result() for _ in modes)}
+        hang, cuda, needs_args, unpicklable, ok = (results[i] for i in range(len(modes)))
+
+        assert hang.failure == "timeout" and hang.reason.startswith("CandidateTimeout:")
+        assert "candidate_timeout=4s" in hang.reason and pool.assignments[0]["attempt"] == 1
+        # A broken CUDA context: the result comes back, then the worker is replaced quietly.
+        assert cuda.failure == "infrastructure" and "CUDA error" in cuda.reason
+        assert isinstance(cuda.error, RuntimeError)
+        assert pool.assignments[1]["broken"] and pool.assignments[1]["pid"] not in \
+            pool.worker_pids
+        assert pool.deaths == 1  # the timed-out worker only
+        # Errors that do not survive pickling: the result still arrives, without them.
+        for result, name in ((needs_args, "NeedsArgsError"), (unpicklable, "UnpicklableError")):
+            assert result.failure == "unexpected" and result.reason.startswith(name)
+            assert result.error is None and result.origin is not None
+        assert ok.ok and ok.failure is None  # trained with the registered activation
+
+
+def test_worker_results_survive_awkward_errors():
+    class Exploding:  # a Trainer whose evaluate raises: the worker's fallback
+        data = type("Data", (), {"task": "classification"})()
+
+        def evaluate(self, *args, **kwargs):
+            raise KeyError("not a candidate's fault")
+
+    result = evaluate_task(Exploding(), None, (0,), 0, None)  # type: ignore[arg-type]
+    assert result.failure == "unexpected" and result.reason.startswith("KeyError")
+    assert result.origin is not None and "in evaluate" in result.origin
+    for error, travels in ((NeedsArgsError("a", "b"), False), (UnpicklableError(), False),
+                           (ValueError("fine"), True)):
+        failed = EvalResult.failed(f"{type(error).__name__}: {error}", "unexpected", error=error)
+        _, _, back, _ = pickle.loads(result_message(0, failed, {}))
+        assert back == failed  # everything but the error (not compared) arrives
+        assert (back.error is not None) == travels
+        assert travels is False or (type(back.error), back.error.args) == (ValueError, ("fine",))
+
+
+@gene
+class ScriptGene:
+    """What a gene type written in the user's script looks like: its module is __main__."""
+
+    __module__ = "__main__"
+    active: bool = allele([False, True])
+
+    def build(self, in_shape):
+        return [], in_shape
+
+
+def script_activation():
+    return torch.nn.Mish()
+
+
+script_activation.__module__ = "__main__"  # as if written in the user's script
+
+
+@pytest.mark.parametrize("what", ["gene", "with_choices", "activation"])
+def test_what_scripts_define_is_refused_before_any_worker_starts(digits, monkeypatch, what):
+    monkeypatch.setitem(ACTIVATIONS._entries, "script_act", script_activation)
+    layers = {"gene": [ScriptGene, DenseGene],
+              "with_choices": [ScriptGene.with_choices(active=[True]), DenseGene],
+              "activation": [DenseGene.with_choices(activation=["relu", "script_act"])]}[what]
+    named = {"activation": "activation 'script_act' (script_activation)"}.get(
+        what, "gene type ScriptGene")
+    schema = GenomeSchema(layers=layers, input_shape=(1, 8, 8), n_outputs=10)
+    pool = ProcessPoolEvaluator(workers=2)
+    with pytest.raises(ValueError) as refused:
+        pool.open(schema, digits, CONFIG)
+    assert f"{named} defined in the script being run (__main__)" in str(refused.value)
+    assert "into a module" in str(refused.value)
+    assert pool.worker_pids == [] and pool.data_transfer == ""
+
+
+# -- any script: no __main__ guard, stdin --------------------------------------------------
+_SIDECAR = textwrap.dedent("""
+    \"\"\"A user's gene module next to their script (importable by the pool's workers).\"\"\"
+    from pytorch_devol import GenomeSchema, Search, load_dataset
+    from pytorch_devol.schema import allele, gene
+    from pytorch_devol.training import TrainConfig
+
+    TIMINGS = {"train_seconds", "total_seconds"}
+
+
+    @gene
+    class NoteGene:
+        note: int = allele([0, 1])
+
+        def build(self, in_shape):
+            return [], in_shape
+
+
+    def run_search(evaluator, run_dir):
+        devol = GenomeSchema.devol(max_conv_layers=1, max_dense_layers=2, max_filters=16,
+                                   max_dense_nodes=32, input_shape=(1, 8, 8), n_classes=10)
+        schema = GenomeSchema(layers=[*devol.layer_groups, NoteGene], training=devol.training,
+                              input_shape=(1, 8, 8), n_outputs=10)
+        result = Search(schema, load_dataset("digits", limit=(300, 100)), generations=2,
+                        population_size=4, seed=0, run_dir=run_dir, evaluator=evaluator,
+                        train_config=TrainConfig(precision="fp32", epochs=1),
+                        verbose=False).run()
+        return {"best_fitness": result.best_fitness,
+                "history": [[r["index"], r["genome"], r["cached"],
+                             {k: v for k, v in r["metrics"].items() if k not in TIMINGS}]
+                            for r in sorted(result.history, key=lambda r: r["index"])]}
+""")
+
+_SCRIPT = textwrap.dedent("""
+    import json, sys
+
+    from pytorch_devol.search import ProcessPoolEvaluator
+    from pool_sidecar_genes import run_search
+
+    print("SEARCH-STARTED", flush=True)
+    summary = run_search(ProcessPoolEvaluator(workers=2, threads_per_worker=1), sys.argv[1])
+    print("RESULT " + json.dumps(summary), flush=True)
+""")
+
+
+@pytest.fixture(scope="module")
+def script_dir(tmp_path_factory):
+    """A folder holding a guard-less script and its gene module, plus the in-process result
+    of the same search (one thread, as in the workers)."""
+    pytest.importorskip("sklearn", reason="the digits dataset needs scikit-learn")
+    folder = tmp_path_factory.mktemp("user")
+    (folder / "pool_sidecar_genes.py").write_text(_SIDECAR)
+    (folder / "search.py").write_text(_SCRIPT)
+    sys.path.insert(0, str(folder))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        import pool_sidecar_genes
+
+        serial = pool_sidecar_genes.run_search(SerialEvaluator(), str(folder / "serial"))
+    finally:
+        torch.set_num_threads(threads)
+        sys.path.remove(str(folder))
+        sys.modules.pop("pool_sidecar_genes", None)
+    return folder, json.loads(json.dumps(serial))
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_script_without_main_guard_searches_once_like_in_process(script_dir, tmp_path, how):
+    folder, serial = script_dir
+    run_dir = str(tmp_path / "run")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if how == "file":  # from elsewhere: the script's folder is on its sys.path, not the cwd
+        out = subprocess.run([sys.executable, str(folder / "search.py"), run_dir], env=env,
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    else:               # python - < search.py: "" (the cwd) is on its sys.path
+        with (folder / "search.py").open() as script:
+            out = subprocess.run([sys.executable, "-", run_dir], stdin=script, env=env,
+                                 cwd=folder, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("SEARCH-STARTED") == 1   # the workers never ran the script
+    summary = json.loads(out.stdout.split("RESULT ", 1)[1])
+    assert len(summary["history"]) == 8
+    assert summary == serial
 
 
 # -- interruption: nothing left behind ------------------------------------------------------
@@ -273,7 +506,7 @@ def test_interrupted_parent_leaves_no_process(tmp_path, sig):
 # -- Ray stays optional ---------------------------------------------------------------------
 def test_search_package_never_imports_ray():
     code = ("import sys, pytorch_devol.search, pytorch_devol.search.pool, "
-            "pytorch_devol.search.evaluators; print('ray' in sys.modules)")
+            "pytorch_devol.search.factory; print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.stdout.strip() == "False"

@@ -17,8 +17,11 @@ ray = pytest.importorskip("ray", reason="Ray is an optional extra: "
                                         "pip install 'pytorch-devol[ray]'")
 
 from pytorch_devol import Search  # noqa: E402
-from pytorch_devol.search.evaluator import SerialEvaluator, Task  # noqa: E402
-from pytorch_devol.search.evaluators import make_evaluator  # noqa: E402
+from pytorch_devol.search import (  # noqa: E402
+    SerialEvaluator,
+    Task,
+    make_evaluator,  # noqa: E402
+)
 from pytorch_devol.search.ray_evaluator import RayEvaluator  # noqa: E402
 from pytorch_devol.training import TrainConfig  # noqa: E402
 from tests.parallel_helpers import (  # noqa: E402

@@ -288,3 +288,40 @@ def test_random_is_seeded_and_in_bounds():
     a, b = s.random(7, size=50), s.random(np.random.default_rng(7), size=50)
     assert np.array_equal(a, b) and a.shape == (50, len(s)) and a.dtype == np.int64
     assert ((a >= 0) & (a < s.cardinalities)).all()
+
+
+@pytest.mark.slow
+def test_devol_space_for_regression_searches_for_real(tmp_path, digits):
+    """DEvol issue #15: GenomeSchema.devol(task="regression"), ``n_classes`` outputs."""
+    import csv
+    import math
+
+    import attrs
+
+    from pytorch_devol import Search
+
+    kw = dict(max_conv_layers=1, max_dense_layers=2, max_filters=16, max_dense_nodes=32,
+              input_shape=(8, 8, 1))
+    schema = GenomeSchema.devol(n_classes=1, task="regression", **kw)
+    classifier = GenomeSchema.devol(**kw)
+    assert schema.task == "regression" and schema.n_outputs == 1
+    assert list(schema.cardinalities) == list(classifier.cardinalities)  # DEvol's layout
+    assert devol_columns(schema) == devol_columns(classifier)
+    with pytest.raises(ValueError, match="task"):
+        GenomeSchema.devol(task="ranking", **kw)
+
+    def target(y: torch.Tensor) -> torch.Tensor:  # the digit's value, scaled to [0, 1]
+        return (y.float() / 9.0)[:, None]
+
+    data = attrs.evolve(digits, y_train=target(digits.y_train), y_val=target(digits.y_val),
+                        y_test=target(digits.y_test), task="regression", n_outputs=1,
+                        name="digits-value", spec=None)
+    result = Search(schema, data, generations=2, population_size=3, epochs=1, metric="mae",
+                    run_dir=tmp_path / "r", verbose=False).run()
+    best = result.best_metrics
+    assert math.isfinite(best["val_mae"]) and 0.0 <= best["val_mae"] < 0.5
+    with torch.no_grad():
+        assert result.best_model(data.x_test[:5]).shape == (5, 1)
+    with open(tmp_path / "r" / "results.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert header[:len(schema)] == devol_columns(schema)

@@ -6,7 +6,14 @@ Both are thin layers over ``GenomeSchema.devol``, the evolution engine and ``Sea
 docs/migrating-from-devol.md for what changed and which of DEvol's defects are fixed.
 """
 
-from .csvlog import ACCURACY_COLUMN, LOSS_COLUMN, best_row, devol_penalty, write_devol_csv
+from .csvlog import (
+    ACCURACY_COLUMN,
+    LOSS_COLUMN,
+    DevolCsvLog,
+    best_row,
+    devol_penalty,
+    write_devol_csv,
+)
 from .handler import DEVOL_ACTIVATIONS, DEVOL_OPTIMIZERS, KERAS_OPTIMIZERS, GenomeHandler
 from .runner import KERAS_BATCH_SIZE, DEvol, default_paths
 
@@ -18,6 +25,7 @@ __all__ = [
     "KERAS_OPTIMIZERS",
     "LOSS_COLUMN",
     "DEvol",
+    "DevolCsvLog",
     "GenomeHandler",
     "best_row",
     "default_paths",

@@ -12,14 +12,16 @@ import csv
 import io
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from ..search.store import atomic_write
+from ..search.store import atomic_write, read_jsonl
 
-__all__ = ["LOSS_COLUMN", "ACCURACY_COLUMN", "BestRow", "best_row", "devol_penalty",
-           "write_devol_csv"]
+__all__ = ["LOSS_COLUMN", "ACCURACY_COLUMN", "BestRow", "DevolCsvLog", "best_row",
+           "devol_penalty", "write_devol_csv"]
+
+Row = tuple[Sequence[int], float | None, float | None]
 
 LOSS_COLUMN, ACCURACY_COLUMN = "Val Loss", "Val Accuracy"
 METRICS = ("accuracy", "loss")
@@ -107,19 +109,68 @@ def best_row(path: str | os.PathLike[str], genome_columns: Sequence[str],
     return best
 
 
+def _csv_text(rows: Iterable[Row], header: Sequence[str] | None = None) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if header is not None:
+        writer.writerow([*header, LOSS_COLUMN, ACCURACY_COLUMN])
+    for genome, loss, acc in rows:
+        writer.writerow([*(int(g) for g in genome), "" if loss is None else loss,
+                         "" if acc is None else acc])
+    return out.getvalue()
+
+
 def write_devol_csv(path: str | os.PathLike[str], genome_columns: Sequence[str],
-                    rows: Iterable[tuple[Sequence[int], float | None, float | None]]) -> None:
+                    rows: Iterable[Row]) -> None:
     """Write (atomically) DEvol's CSV: genome columns, ``Val Loss``, ``Val Accuracy``.
 
     A metric that is None (a failed candidate) is left empty rather than given a made-up
     penalty score.
     """
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([*genome_columns, LOSS_COLUMN, ACCURACY_COLUMN])
-    for genome, loss, acc in rows:
-        writer.writerow([*(int(g) for g in genome), "" if loss is None else loss,
-                         "" if acc is None else acc])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, out.getvalue().encode())
+    atomic_write(path, _csv_text(rows, genome_columns).encode())
+
+
+def devol_row(csv_genome: Sequence[int], metrics: Mapping[str, Any]) -> Row:
+    """One CSV row from a candidate's DEvol genome and metrics (NaN or missing -> empty)."""
+
+    def value(v: Any) -> float | None:
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+    return list(csv_genome), value(metrics.get("val_loss")), value(metrics.get("val_accuracy"))
+
+
+class DevolCsvLog:
+    """DEvol's CSV at ``path``, kept in step with a run's ``results.jsonl`` (``log_path``).
+
+    ``rebuild`` rewrites the CSV from the log (atomically; at the start of a run and of a
+    resume), so rows never repeat and a row whose record never reached the log is dropped.
+    ``add`` (the search's ``on_record`` hook) appends one candidate's row as it is logged,
+    flushed and fsynced, as DEvol did, unless that candidate (by index) has a row already.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], genome_columns: Sequence[str],
+                 log_path: str | os.PathLike[str]):
+        self.path, self.log_path = Path(path), Path(log_path)
+        self.columns = list(genome_columns)
+        self._written: set[int] = set()   # indices of the candidates that have a row
+
+    def rebuild(self) -> None:
+        """Rewrite the CSV from every complete record of the log, in its order."""
+        self._written, rows = set(), []
+        for record in read_jsonl(self.log_path):
+            if record["index"] not in self._written:
+                self._written.add(record["index"])
+                rows.append(devol_row(record["csv_genome"], record["metrics"]))
+        write_devol_csv(self.path, self.columns, rows)
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Append the row of one logged candidate (a search record) unless it has one."""
+        if record["index"] in self._written:
+            return
+        self._written.add(record["index"])
+        with open(self.path, "a", encoding="utf-8", newline="") as f:
+            f.write(_csv_text([devol_row(record["csv_genome"], record["metrics"])]))
+            f.flush()
+            os.fsync(f.fileno())

@@ -5,12 +5,14 @@ every detail, ``results.jsonl``, ``checkpoint.json``, ``best.pt``) beside it, na
 (``x.csv`` -> ``x.run/``). Without ``data_path``: ``runs/devol-<date>-<time>.csv`` and
 ``runs/devol-<date>-<time>.run/`` under the working directory (DEvol wrote a ``ctime()``-named
 CSV and ``best-model.h5`` straight into it).
+
+DEvol's CSV gets each candidate's row as it finishes, flushed and fsynced, so a killed run
+keeps them; a resume rebuilds it from ``results.jsonl`` (see ``DevolCsvLog``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +20,10 @@ from typing import Any
 
 from torch import nn
 
-from ..search import Evaluator, RunStore, Search, SearchResult, load_result
+from ..search import Evaluator, RunStore, Search, SearchResult
+from ..search.store import RECORDS
 from ..training import DataSplits, TrainConfig, as_splits
-from .csvlog import write_devol_csv
+from .csvlog import DevolCsvLog, write_devol_csv
 from .handler import GenomeHandler
 
 __all__ = ["KERAS_BATCH_SIZE", "DEvol", "default_paths"]
@@ -107,7 +110,8 @@ class DEvol:
                          n_outputs=schema.n_outputs)
 
     def _search(self, data: DataSplits, num_generations: int, pop_size: int, epochs: int,
-                fitness: Callable[..., Any] | None, metric: str) -> Search:
+                fitness: Callable[..., Any] | None, metric: str,
+                on_record: Callable[[dict[str, Any]], None]) -> Search:
         if self.resume and RunStore(self.run_dir).exists():
             saved = RunStore(self.run_dir).config()
             asked = {"generations": num_generations, "population_size": pop_size,
@@ -122,12 +126,12 @@ class DEvol:
                                              for k, (a, b) in differ.items()))
             return Search.resume(self.run_dir, data=data, fitness=fitness,
                                  evaluator=self.evaluator, verbose=self.verbose,
-                                 device=self.device)
+                                 device=self.device, on_record=on_record)
         return Search(self.genome_handler.schema, data, generations=num_generations,
                       population_size=pop_size, epochs=epochs, seed=self.seed,
                       run_dir=self.run_dir, device=self.device, evaluator=self.evaluator,
                       metric=metric, fitness=fitness, train_config=self.train_config,
-                      verbose=self.verbose)
+                      verbose=self.verbose, on_record=on_record)
 
     def run(self, dataset: Any, num_generations: int, pop_size: int, epochs: int,
             fitness: Callable[..., Any] | None = None, metric: str = "accuracy") -> nn.Module:
@@ -138,17 +142,17 @@ class DEvol:
         integer labels (or a ``DataSplits``). Fitness is the accuracy (or loss) on validation
         data: the given ``(x_val, y_val)``, else ``validation_split`` of the training part
         held out (seeded, stratified). The test part is only reported (DEvol selected on it).
-        ``fitness`` is DEvol's transform of the min-max scaled scores. Every candidate is
-        logged to DEvol's CSV (also when the run is interrupted) and ``self.result`` holds the
-        ``SearchResult``. Raises RuntimeError when no candidate trained at all.
+        ``fitness`` is DEvol's transform of the min-max scaled scores. Each candidate's row is
+        appended to DEvol's CSV as it finishes (flushed and fsynced: a killed run keeps it)
+        and ``self.result`` holds the ``SearchResult``. Raises RuntimeError when no candidate
+        trained at all.
         """
         metric = _metric(metric)
+        log = self._csv_log()
         search = self._search(self._splits(dataset), num_generations, pop_size, epochs,
-                              fitness, metric)
-        try:
-            self.result = search.run()
-        finally:
-            self.write_csv()
+                              fitness, metric, on_record=log.add)
+        log.rebuild()  # a resume starts from the rows of the log, never repeating one
+        self.result = search.run()
         model = self.result.best_model
         if model is None:
             reasons = {r["metrics"].get("reason") for r in self.result.history}
@@ -157,15 +161,11 @@ class DEvol:
                                f"{self.run_dir}/results.csv")
         return model
 
+    def _csv_log(self) -> DevolCsvLog:
+        return DevolCsvLog(self.datafile, self.genome_handler.genome_representation(),
+                           Path(self.run_dir) / RECORDS)
+
     def write_csv(self) -> None:
-        """(Re)write DEvol's CSV at ``datafile`` from the run directory's log."""
-        if not RunStore(self.run_dir).exists():
-            return
-        records = sorted(load_result(self.run_dir).history, key=lambda r: r["index"])
-
-        def value(v: Any) -> float | None:
-            return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-        write_devol_csv(self.datafile, self.genome_handler.genome_representation(),
-                        [(r["csv_genome"], value(r["metrics"].get("val_loss")),
-                          value(r["metrics"].get("val_accuracy"))) for r in records])
+        """Rewrite DEvol's CSV at ``datafile`` from the run directory's log (in its order)."""
+        if RunStore(self.run_dir).exists():
+            self._csv_log().rebuild()

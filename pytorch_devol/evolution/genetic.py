@@ -88,6 +88,7 @@ class GeneticAlgorithm(BaseStrategy):
     """
 
     kind = "GeneticAlgorithm"
+    steady_state = False
 
     def __init__(self, cardinalities: npt.ArrayLike, population_size: int,
                  seed: SeedLike = None, maximize: bool = True, key: KeyFunc | None = None, *,
@@ -312,9 +313,12 @@ class GeneticAlgorithm(BaseStrategy):
 
     # -- state ----------------------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: JSON types only, NaN fitness as None."""
-        state = self._base_state()
+    def state_dict(self, include_seen: bool = True) -> dict[str, Any]:
+        """Everything needed to continue exactly: JSON types only, NaN fitness as None.
+
+        ``include_seen=False`` leaves out the keys of every genome ever asked (see
+        ``remember``); the current generation's are restored by ``load_state_dict``."""
+        state = self._base_state(include_seen)
         state.update({
             "generation": self.generation,
             "population": None if self._population is None else self._population.tolist(),
@@ -354,3 +358,5 @@ class GeneticAlgorithm(BaseStrategy):
         self._population, self._fitness = pop, fit
         self._current, self._current_fitness = cur, cur_fit
         self._told, self._handed = told, handed
+        if state["seen"] is None and cur is not None:  # bred, perhaps not yet handed out
+            self._keys.add(cur)

@@ -54,6 +54,7 @@ class RegularizedEvolution(BaseStrategy):
     """
 
     kind = "RegularizedEvolution"
+    steady_state = True
 
     def __init__(self, cardinalities: npt.ArrayLike, population_size: int, sample_size: int,
                  seed: SeedLike = None, maximize: bool = True, key: KeyFunc | None = None, *,
@@ -166,9 +167,10 @@ class RegularizedEvolution(BaseStrategy):
         self._update_best(g, f)
         self.n_told += k
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue exactly: JSON types only, NaN fitness as None."""
-        state = self._base_state()
+    def state_dict(self, include_seen: bool = True) -> dict[str, Any]:
+        """Everything needed to continue exactly: JSON types only, NaN fitness as None
+        (``include_seen=False``: see ``BaseStrategy.remember``)."""
+        state = self._base_state(include_seen)
         size = self.size
         state.update({
             "sample_size": self.sample_size,

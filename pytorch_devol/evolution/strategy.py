@@ -43,10 +43,16 @@ class Strategy(Protocol):
       ranks worst.
     * ``state_dict()`` is plain JSON types; ``load_state_dict`` restores it so that the next
       asks are exactly those the original would have made.
+    * ``steady_state``: True when the strategy breeds one genome at a time from whatever has
+      been told (the search keeps every worker busy, asking one genome as each result
+      arrives); False when it breeds whole generations (the search asks for a generation,
+      trains it and tells it back before asking again). Either way a search evaluates
+      ``generations x population_size`` candidates.
     """
 
     cardinalities: IntArray
     maximize: bool
+    steady_state: bool
 
     def ask(self, n: int | None = None) -> IntArray: ...
 
@@ -76,6 +82,7 @@ class BaseStrategy:
     """
 
     kind: ClassVar[str] = "BaseStrategy"
+    steady_state: ClassVar[bool] = False
 
     def __init__(self, cardinalities: npt.ArrayLike, population_size: int,
                  seed: SeedLike = None, maximize: bool = True, key: KeyFunc | None = None,
@@ -132,7 +139,13 @@ class BaseStrategy:
             self._best_genome = genomes[i].copy()
             self._best_fitness = float(fitness[i])
 
-    def _base_state(self) -> dict[str, Any]:
+    def remember(self, genomes: npt.ArrayLike) -> None:
+        """Mark genomes as already asked (duplicate avoidance), e.g. after restoring a state
+        saved with ``state_dict(include_seen=False)`` from a log of every asked genome."""
+        g = check_genomes(genomes, self.cardinalities)
+        self._keys.add(g)
+
+    def _base_state(self, include_seen: bool = True) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "version": STATE_VERSION,
@@ -144,7 +157,9 @@ class BaseStrategy:
             "n_told": self.n_told,
             "best_genome": None if self._best_genome is None else self._best_genome.tolist(),
             "best_fitness": None if math.isnan(self._best_fitness) else self._best_fitness,
-            "seen": self._keys.state_dict(),
+            # Grows with every genome asked: a caller that logs every asked genome anyway
+            # (the search loop) leaves it out and calls remember() after loading.
+            "seen": self._keys.state_dict() if include_seen else None,
         }
 
     def _load_base_state(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +189,7 @@ class BaseStrategy:
                 [best], self.cardinalities, "best_genome")[0],
             "best_fitness": math.nan if state["best_fitness"] is None else float(
                 state["best_fitness"]),
-            "seen": genomes_from_json(state["seen"], self.cardinalities, "seen"),
+            "seen": genomes_from_json(state["seen"] or [], self.cardinalities, "seen"),
         }
 
     def _apply_base_state(self, parsed: dict[str, Any]) -> None:

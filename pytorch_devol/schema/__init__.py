@@ -6,7 +6,8 @@ See ``GenomeSchema`` for the flat integer layout the evolution engine works on, 
 
 from .alleles import allele, gene, gene_choices, is_gene, with_choices
 from .devol import devol_columns, from_devol, to_devol
-from .errors import InvalidGenomeError
+from .dryrun import dry_run
+from .errors import GeneError, InvalidGenomeError
 from .genes import Conv2dGene, DenseGene, OptimizerGene, flat_size
 from .genome import GenomeSchema, Slot
 from .registry import (
@@ -23,12 +24,14 @@ __all__ = [
     "OPTIMIZERS",
     "Conv2dGene",
     "DenseGene",
+    "GeneError",
     "GenomeSchema",
     "InvalidGenomeError",
     "OptimizerGene",
     "Slot",
     "allele",
     "devol_columns",
+    "dry_run",
     "flat_size",
     "from_devol",
     "gene",

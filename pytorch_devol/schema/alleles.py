@@ -19,6 +19,7 @@ __all__ = [
     "gene_choices",
     "index_of",
     "is_gene",
+    "known_gene_type",
     "slot_prefix",
     "with_choices",
 ]
@@ -26,6 +27,10 @@ __all__ = [
 _CHOICES = "pytorch_devol_choices"
 _LABEL = "pytorch_devol_label"
 _REGISTRY = "pytorch_devol_registry"
+
+# Every @gene class by "module:QualName": the only gene types a saved schema may name. A class
+# gets here by being defined (its module imported by the program), never by a file's say-so.
+_KNOWN_GENE_TYPES: dict[str, type] = {}
 
 
 def index_of(choices: Sequence[Any], value: Any) -> int | None:
@@ -103,7 +108,13 @@ def gene(cls: type) -> type:
         f.name: f.metadata[_REGISTRY] for f in fields if f.metadata[_REGISTRY] is not None
     }
     cls.with_choices = classmethod(with_choices)
+    _KNOWN_GENE_TYPES[f"{cls.__module__}:{cls.__qualname__}"] = cls
     return cls
+
+
+def known_gene_type(name: str) -> type | None:
+    """The ``@gene`` class registered as ``module:QualName`` (None if none is)."""
+    return _KNOWN_GENE_TYPES.get(name)
 
 
 def is_gene(obj: Any) -> bool:

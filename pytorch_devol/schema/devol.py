@@ -51,9 +51,14 @@ def devol_schema(
     max_pooling: bool = True,
     optimizers: Sequence[str] | None = None,
     activations: Sequence[str] | None = None,
+    task: str = "classification",
 ) -> Any:
     """DEvol's GenomeHandler space: conv slots, ``max_dense_layers - 1`` dense slots (the
-    output layer counts, as in DEvol), then the optimizer. Channels-last shapes are accepted."""
+    output layer counts, as in DEvol), then the optimizer. Channels-last shapes are accepted.
+
+    ``task``: "classification" (DEvol's softmax head of ``n_classes``) or "regression" (a
+    linear head of ``n_classes`` outputs; DEvol had none, its users asked for it). The genome
+    layout and the CSV columns are the same for both."""
     for name, value in (("max_conv_layers", max_conv_layers),
                         ("max_dense_layers", max_dense_layers)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -73,7 +78,7 @@ def devol_schema(
         units=_powers_of_two(16, max_dense_nodes, "max_dense_nodes"), **common)
     opt = OptimizerGene.with_choices(optimizer=list(optimizers or DEVOL_OPTIMIZERS))
     return cls(layers=[(conv, max_conv_layers), (dense, max_dense_layers - 1)], training=opt,
-               input_shape=_channels_first(input_shape), n_outputs=n_classes)
+               input_shape=_channels_first(input_shape), n_outputs=n_classes, task=task)
 
 
 def _is_devol_layout(schema: Any) -> bool:

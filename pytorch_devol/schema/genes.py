@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .alleles import allele, gene
+from .errors import InvalidGenomeError
 from .registry import ACTIVATIONS, OPTIMIZERS, make_activation, make_optimizer
 
 __all__ = ["Conv2dGene", "DenseGene", "OptimizerGene", "flat_size"]
@@ -54,7 +55,8 @@ class Conv2dGene:
 
     def build(self, in_shape: tuple[int, ...]) -> tuple[list[nn.Module], tuple[int, ...]]:
         if len(in_shape) != 3:
-            raise ValueError(f"a 2-D convolution needs a (C, H, W) input, got {in_shape}")
+            raise InvalidGenomeError(f"a 2-D convolution needs a (C, H, W) input, "
+                                     f"got {in_shape}")
         c, h, w = in_shape
         modules: list[nn.Module] = [
             nn.Conv2d(c, self.filters, self.kernel_size, padding=self.kernel_size // 2)

@@ -232,7 +232,11 @@ class GenomeSchema:
 
     # -- compiling ----------------------------------------------------------------------------
     def build_model(self, vector: Any) -> nn.Sequential:
-        """Compile a genome to ``nn.Sequential`` ending in the head (logits or raw outputs)."""
+        """Compile a genome to ``nn.Sequential`` ending in the head (logits or raw outputs).
+
+        Raises `InvalidGenomeError` when a gene cannot take its input shape; any other
+        exception from a gene's ``build`` is a bug in the gene and propagates unchanged.
+        """
         arr = self.validate(vector)
         genes = self.decode(arr)
         modules: list[nn.Module] = []
@@ -242,13 +246,15 @@ class GenomeSchema:
                 continue
             try:
                 new, out = g.build(shape)
-                out = tuple(int(d) for d in out)
-                if not out or min(out) <= 0:
-                    raise ValueError(f"it produced an empty output shape {out}")
-            except Exception as err:  # noqa: BLE001 - rethrown with the slot named
+            except InvalidGenomeError as err:  # the gene's "I cannot take this shape"
                 raise InvalidGenomeError(
                     f"gene {type(g).__name__} in slot {s.name} cannot accept input shape "
                     f"{shape}: {err}") from err
+            # Anything else a gene raises is a bug in it, and propagates as it is.
+            out = tuple(int(d) for d in out)
+            if not out or min(out) <= 0:
+                raise InvalidGenomeError(f"gene {type(g).__name__} in slot {s.name} produced "
+                                         f"an empty output shape {out} from {shape}")
             modules.extend(new)
             shape = out
         if len(shape) > 1:
@@ -293,9 +299,12 @@ class GenomeSchema:
         return schema_to_spec(self)
 
     @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> GenomeSchema:
-        """Rebuild a schema written by ``to_spec`` (imports user gene modules by name)."""
-        return schema_from_spec(cls, spec)
+    def from_spec(cls, spec: dict[str, Any],
+                  gene_modules: Iterable[str] | None = None) -> GenomeSchema:
+        """Rebuild a schema written by ``to_spec``. Gene types resolve only to known ones (see
+        ``pytorch_devol.schema.spec``); ``gene_modules`` are modules you trust to define the
+        rest, imported first."""
+        return schema_from_spec(cls, spec, gene_modules)
 
     def __reduce__(self):
         # Gene types made by with_choices cannot be pickled by name: send (base, overrides).

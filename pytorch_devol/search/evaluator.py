@@ -1,16 +1,20 @@
-"""The evaluator protocol (genomes in, results out as they finish) and the in-process one."""
+"""The evaluator protocol: tasks (genomes to train) in, results out as they finish.
+
+Implementations: `SerialEvaluator` (in-process, ``serial.py``), `ProcessPoolEvaluator`
+(``pool.py``) and `RayEvaluator` (``ray_evaluator.py``); `make_evaluator` (``factory.py``) picks
+one from command-line style options.
+"""
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
 
-from ..training import EvalResult, TrainConfig, Trainer
+from ..training import EvalResult, TrainConfig
 
-__all__ = ["BetterThan", "Evaluator", "SerialEvaluator", "Task"]
+__all__ = ["BetterThan", "Evaluator", "Task"]
 
 
 @attrs.frozen
@@ -61,42 +65,3 @@ class Evaluator(Protocol):
     def next_result(self) -> tuple[Task, EvalResult]: ...
 
     def close(self) -> None: ...
-
-
-class SerialEvaluator:
-    """Trains candidates one at a time in this process (the default).
-
-    The dataset is moved to the device once, in ``open``, and reused by every candidate.
-    """
-
-    capacity = 1
-
-    def __init__(self) -> None:
-        self._queue: deque[Task] = deque()
-        self._trainer: Trainer | None = None
-        self._schema: Any = None
-
-    def open(self, schema: Any, data: Any, config: TrainConfig) -> None:
-        self._schema = schema
-        self._trainer = Trainer(data, config)
-
-    def submit(self, task: Task) -> None:
-        if self._trainer is None:
-            raise RuntimeError("SerialEvaluator.open() must be called before submit()")
-        self._queue.append(task)
-
-    def next_result(self) -> tuple[Task, EvalResult]:
-        if not self._queue:
-            raise RuntimeError("next_result() called with no task submitted")
-        task = self._queue.popleft()
-        assert self._trainer is not None
-        result = self._trainer.evaluate(self._schema, task.vector, seed=task.seed,
-                                        keep_weights=task.keep or True)
-        return task, result
-
-    def close(self) -> None:
-        self._queue.clear()
-        self._trainer = None
-
-    def __repr__(self) -> str:
-        return "SerialEvaluator()"

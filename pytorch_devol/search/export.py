@@ -2,7 +2,7 @@
 against the original model on a fixed random batch.
 
 The state_dict export carries the genome and the schema spec next to the weights, so
-``load_exported_state_dict`` rebuilds the network anywhere the gene types import, without
+``load_exported_state_dict`` rebuilds the network wherever its gene types are known, without
 pickle (``torch.load(weights_only=True)``).
 """
 
@@ -13,7 +13,7 @@ import io
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +51,10 @@ def _require(*modules: str, what: str) -> None:
         raise ImportError(f"{what} needs {' and '.join(missing)}: {_ONNX_HINT}")
 
 
-def _best(run_dir: str | os.PathLike[str]) -> tuple[SearchResult, nn.Sequential, np.ndarray]:
+def _best(run_dir: str | os.PathLike[str], gene_modules: Iterable[str] | None
+          ) -> tuple[SearchResult, nn.Sequential, np.ndarray]:
     """The run's best model and genome, refusing a run with none or inconsistent best files."""
-    result = load_result(run_dir)
+    result = load_result(run_dir, gene_modules)
     if not result.history:
         raise ValueError(f"{run_dir}: no candidate has been evaluated yet, nothing to export")
     genome = result.best_genome
@@ -104,11 +105,13 @@ def _export_state_dict(result: SearchResult, model: nn.Module, genome: np.ndarra
     atomic_write(path, buf.getvalue())
 
 
-def load_exported_state_dict(path: str | os.PathLike[str]) -> tuple[nn.Sequential, np.ndarray]:
+def load_exported_state_dict(path: str | os.PathLike[str],
+                             gene_modules: Iterable[str] | None = None
+                             ) -> tuple[nn.Sequential, np.ndarray]:
     """Rebuild ``(model, genome)`` from a ``state_dict`` export, without pickle.
 
-    The model comes back on the CPU in eval mode; gene types are imported by name, so user
-    genes must be importable where this runs.
+    The model comes back on the CPU in eval mode. The file is data: its gene types must be
+    built in or already defined; ``gene_modules`` names modules you trust to define the others.
     """
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != STATE_DICT_FORMAT:
@@ -117,7 +120,7 @@ def load_exported_state_dict(path: str | os.PathLike[str]) -> tuple[nn.Sequentia
                          "format='state_dict'))")
     if payload.get("version") != STATE_DICT_VERSION:
         raise ValueError(f"{path}: unsupported export version {payload.get('version')!r}")
-    schema = GenomeSchema.from_spec(payload["schema"])
+    schema = GenomeSchema.from_spec(payload["schema"], gene_modules)
     genome = np.asarray(payload["genome"], dtype=np.int64)
     model = schema.build_model(genome)
     model.load_state_dict(payload["state_dict"])
@@ -125,7 +128,7 @@ def load_exported_state_dict(path: str | os.PathLike[str]) -> tuple[nn.Sequentia
 
 
 def _check_state_dict(path: Path, x: torch.Tensor, want: torch.Tensor) -> None:
-    model, _ = load_exported_state_dict(path)
+    model, _ = load_exported_state_dict(path)  # its gene types are known by now
     with torch.no_grad():
         _compare(model(x), want, f"state_dict export {path}")
 
@@ -193,21 +196,22 @@ _CHECKERS: dict[str, Callable[[Path, torch.Tensor, torch.Tensor], None]] = {
 
 
 def export_model(run_dir: str | os.PathLike[str], format: str = "state_dict",
-                 out: str | os.PathLike[str] | None = None, check: bool = True) -> Path:
+                 out: str | os.PathLike[str] | None = None, check: bool = True,
+                 gene_modules: Iterable[str] | None = None) -> Path:
     """Export the run's best model and return the file written.
 
     ``format``: "state_dict" (weights + genome + schema spec, reload with
     ``load_exported_state_dict``), "torchscript" or "onnx" (may also write ``<out>.data``).
     Default file: ``DEFAULT_NAMES[format]`` in the run directory. With ``check`` the exported
     file is loaded back and its outputs compared with the original model's on a fixed random
-    batch; a mismatch raises ``ExportCheckError``.
+    batch; a mismatch raises ``ExportCheckError``. ``gene_modules``: see ``load_result``.
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of "
                          f"{', '.join(EXPORT_FORMATS)}")
     if format == "onnx":
         _require("onnx", "onnxscript", what="ONNX export")
-    result, model, genome = _best(run_dir)
+    result, model, genome = _best(run_dir, gene_modules)
     path = Path(out) if out is not None else Path(run_dir) / DEFAULT_NAMES[format]
     path.parent.mkdir(parents=True, exist_ok=True)
     x = check_batch(result.schema.input_shape)

@@ -4,6 +4,12 @@ Every step that changes what a restart would do is written down first: the check
 strategy state plus the candidates asked but not yet told) is saved right after each ask and
 each tell, and each result is appended to the log as it arrives. After a crash the checkpoint
 says exactly which candidates were in flight; those already in the log are not trained again.
+The checkpoint stays small: a built-in strategy's memory of every genome ever asked is left out
+of it and rebuilt from the log on restore, so its cost per event does not grow with the run.
+
+Results are cached by canonical genome, except failures that were the machine's fault
+(``EvalResult.retriable``): a later copy of that genome, or a resume, trains it again, at most
+``MAX_RETRIES`` more times per genome in one session.
 """
 
 from __future__ import annotations
@@ -12,17 +18,22 @@ import hashlib
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from ..evolution import BaseStrategy
 from ..schema import devol_columns, to_devol
 from ..training import EvalResult
+from .breaker import CircuitBreaker
 from .evaluator import BetterThan, Evaluator, Task
 from .progress import Reporter
 from .store import RunStore
 
-__all__ = ["SearchLoop", "candidate_seed"]
+__all__ = ["MAX_RETRIES", "SearchLoop", "candidate_seed"]
+
+MAX_RETRIES = 2  # extra trainings of a genome whose failures were the machine's fault
 
 
 def candidate_seed(seed: int, key: tuple[int, ...]) -> int:
@@ -37,11 +48,13 @@ class SearchLoop:
 
     def __init__(self, schema: Any, strategy: Any, evaluator: Evaluator, store: RunStore, *,
                  generations: int, population_size: int, seed: int, metric: str,
-                 maximize: bool, asynchronous: bool, reporter: Reporter):
+                 maximize: bool, asynchronous: bool, reporter: Reporter,
+                 breaker_window: int | None = None,
+                 on_record: Callable[[dict[str, Any]], None] | None = None):
         self.schema, self.strategy, self.evaluator, self.store = schema, strategy, evaluator, store
         self.generations, self.population_size = generations, population_size
         self.seed, self.metric, self.maximize = seed, metric, maximize
-        self.asynchronous, self.reporter = asynchronous, reporter
+        self.asynchronous, self.reporter, self.on_record = asynchronous, reporter, on_record
         legacy = devol_columns(schema)
         self.columns = legacy or list(schema.column_names)
         self._devol_csv = legacy is not None
@@ -53,6 +66,9 @@ class SearchLoop:
         self.best: dict[str, Any] | None = None
         self.next_index, self.told, self.generation = 0, 0, 0
         self.pending: list[Task] = []
+        self.retried: dict[tuple[int, ...], int] = {}  # key -> retriable failures this session
+        self.breaker = CircuitBreaker(population_size if breaker_window is None
+                                      else breaker_window)
 
     # -- state --------------------------------------------------------------------------------
     def restore(self) -> None:
@@ -65,7 +81,9 @@ class SearchLoop:
         for r in self.records:
             self.logged[r["index"]] = r
             if not r["cached"]:
-                self.cache.setdefault(tuple(r["key"]), r)
+                self.breaker.observe(r["metrics"])
+                if not EvalResult.from_dict(r["metrics"]).retriable:
+                    self.cache.setdefault(tuple(r["key"]), r)
             self._consider_best(r)
         ckpt = self.store.checkpoint()
         if ckpt is not None:
@@ -74,10 +92,19 @@ class SearchLoop:
             self.generation = ckpt["generation"]
             self.pending = [Task(t["index"], tuple(t["genome"]), t["seed"], self._keep())
                             for t in ckpt["pending"]]
+            if self._compact_state():  # every genome asked is in the log or in flight
+                asked = [r["genome"] for r in self.records] + [t.genome for t in self.pending]
+                if asked:
+                    self.strategy.remember(np.asarray(asked, dtype=np.int64))
+
+    def _compact_state(self) -> bool:
+        return isinstance(self.strategy, BaseStrategy)
 
     def _checkpoint(self) -> None:
+        state = self.strategy.state_dict(include_seen=False) if self._compact_state() \
+            else self.strategy.state_dict()
         self.store.save_checkpoint({
-            "strategy": self.strategy.state_dict(), "next_index": self.next_index,
+            "strategy": state, "next_index": self.next_index,
             "told": self.told, "generation": self.generation,
             "pending": [{"index": t.index, "genome": list(t.genome), "seed": t.seed}
                         for t in self.pending]})
@@ -88,7 +115,7 @@ class SearchLoop:
         if self.asynchronous:
             self._run_async(budget)
         else:
-            self._run_generations()
+            self._run_generations(budget)
         self.reporter.close()
 
     def _ask(self, n: int | None) -> list[Task]:
@@ -116,9 +143,11 @@ class SearchLoop:
         value = record["fitness"]
         return math.nan if value is None else float(value)
 
-    def _run_generations(self) -> None:
-        while self.generation < self.generations:
-            tasks = list(self.pending) or self._ask(None)
+    def _run_generations(self, budget: int) -> None:
+        while self.told < budget:
+            tasks = list(self.pending) or self._ask(budget - self.told)
+            if not tasks:
+                raise RuntimeError("the generational strategy asked for no genome")
             self.reporter.start_generation(self.generation, len(tasks))
             for t in tasks:
                 self._dispatch(t)
@@ -183,12 +212,19 @@ class SearchLoop:
             return self.ready.popleft()
         task, result = self.evaluator.next_result()
         key = self.schema.key(task.vector)
-        waiting = self.training.pop(key, [task])
+        waiting = [t for t in self.training.pop(key, [task]) if t.index != task.index]
         leader = self._log(task, key, result, cached=False)
+        self.breaker.observe(leader["metrics"], result)
+        if result.retriable:  # the machine's fault: not cached, a later copy tries again
+            self.retried[key] = self.retried.get(key, 0) + 1
+            if self.retried[key] <= MAX_RETRIES:
+                if waiting:
+                    self.training[key] = waiting
+                    self.evaluator.submit(waiting[0])
+                return leader
         self.cache[key] = leader
         for other in waiting:
-            if other.index != task.index:
-                self.ready.append(self._log(other, key, leader, cached=True))
+            self.ready.append(self._log(other, key, leader, cached=True))
         return leader
 
     def _log(self, task: Task, key: tuple[int, ...], result: EvalResult | dict[str, Any],
@@ -212,6 +248,8 @@ class SearchLoop:
         self.logged[task.index] = record
         self._consider_best(record)
         self.reporter.candidate(record)
+        if self.on_record is not None:
+            self.on_record(record)
         return record
 
     # -- best ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def _label(result: SearchResult) -> str:
 
 
 def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
-             dpi: int = 120) -> Path:
+             dpi: int = 120, gene_modules: Iterable[str] | None = None) -> Path:
     """Draw the run's progress figure to a PNG (default ``<run_dir>/progress.png``).
 
     Top: the running best validation score (max for accuracy, min for loss) over evaluated
@@ -75,9 +76,10 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
     per generation of its successful candidates' scores (median line, mean triangle, best
     star). Raises ValueError for a run with no
     evaluated candidate and ImportError (naming the extra) without matplotlib.
+    ``gene_modules``: see ``load_result``.
     """
     Figure, FigureCanvasAgg = _import_matplotlib()
-    result = load_result(run_dir)
+    result = load_result(run_dir, gene_modules)
     if not result.history:
         raise ValueError(f"{run_dir}: no candidate has been evaluated yet, nothing to plot "
                          "(results.jsonl is empty or missing)")

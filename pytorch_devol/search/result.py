@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,14 @@ class SearchResult:
                 f"{self.best_fitness:.4f}, {self.counts()})")
 
 
-def load_result(run_dir: str | Path) -> SearchResult:
-    """Read a run directory (finished or not) without running anything."""
+def load_result(run_dir: str | Path,
+                gene_modules: Iterable[str] | None = None) -> SearchResult:
+    """Read a run directory (finished or not) without running anything.
+
+    The run directory is data: the gene types it names must be built in or already defined;
+    ``gene_modules`` names modules you trust to define the others (imported first).
+    """
     config = RunStore(run_dir).config()
-    schema = GenomeSchema.from_spec(config["schema"])
+    schema = GenomeSchema.from_spec(config["schema"], gene_modules)
     search = config["search"]
     return SearchResult(run_dir, schema, search["metric"], search["maximize"])

@@ -10,7 +10,7 @@ import datetime as _dt
 import itertools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +18,59 @@ import attrs
 import numpy as np
 
 from ..evolution import GeneticAlgorithm, RegularizedEvolution, Strategy
-from ..schema import GenomeSchema
-from ..training import METRICS, DataSplits, TrainConfig, as_splits, check_compatible, load_dataset
-from .evaluator import Evaluator, SerialEvaluator
+from ..schema import GenomeSchema, dry_run
+from ..training import (
+    DATASETS,
+    METRICS,
+    DataSplits,
+    TrainConfig,
+    as_splits,
+    check_compatible,
+    load_dataset,
+)
+from .evaluator import Evaluator
 from .loop import SearchLoop
 from .progress import Reporter
 from .result import SearchResult
+from .serial import SerialEvaluator
 from .store import RunStore
 
 __all__ = ["STRATEGIES", "Search"]
 
 STRATEGIES = ("ga", "regularized")
 FORMAT_VERSION = 1
+# What a run directory's dataset spec may say: load_dataset's arguments minus download.
+DATA_SPEC_KEYS = ("name", "root", "val_fraction", "seed", "limit")
 
 
 def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return value
+
+
+def _checked_data_spec(spec: Any, root: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """A saved dataset spec as ``load_dataset`` arguments, refusing anything unexpected (a run
+    directory must not be able to ask for a download or any other argument)."""
+    if not isinstance(spec, dict) or set(spec) - set(DATA_SPEC_KEYS) or "name" not in spec:
+        raise ValueError(f"the saved dataset spec must have the keys {DATA_SPEC_KEYS} only, "
+                         f"got {sorted(spec) if isinstance(spec, dict) else spec!r}")
+    if spec["name"] not in DATASETS:
+        raise ValueError(f"the saved dataset {spec['name']!r} is not one of {DATASETS}")
+    vf, seed, limit = spec.get("val_fraction", 0.1), spec.get("seed", 0), spec.get("limit")
+    if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 < vf < 1:
+        raise ValueError(f"the saved val_fraction {vf!r} is not a number in (0, 1)")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"the saved data seed {seed!r} is not an integer >= 0")
+    if limit is not None and (not isinstance(limit, list) or len(limit) != 2 or not all(
+            v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in limit)):
+        raise ValueError(f"the saved limit {limit!r} is not [n_train, n_test]")
+    saved_root = spec.get("root")
+    if saved_root is not None and not isinstance(saved_root, str):
+        raise ValueError(f"the saved data root {saved_root!r} is not a path")
+    return {"name": spec["name"], "val_fraction": vf, "seed": seed,
+            "limit": None if limit is None else tuple(limit),
+            "root": os.fspath(root) if root is not None else saved_root}
 
 
 class Search:
@@ -49,6 +84,12 @@ class Search:
     (minimised; "mae" for regression) on the validation part. ``fitness``: DEvol's optional
     transform of the scaled scores used by the GA's selection. ``epochs``, ``device`` and
     ``seed`` override the fields of ``train_config`` (batch size, patience, precision, ...).
+    ``circuit_breaker``: stop the search when its first N trained candidates all fail with the
+    same unexpected exception from the same place (a bug, not bad luck); default one
+    population, 0 turns it off. Before anything trains, every allele value of every gene is
+    built once (``pytorch_devol.schema.dry_run``), so a bug in a gene is raised here.
+    ``on_record``: called with each candidate's record (a dict, as in ``results.jsonl``) right
+    after it is logged, cached copies included; an exception in it stops the search.
     """
 
     def __init__(self, schema: GenomeSchema, data: Any, generations: int = 20,
@@ -57,7 +98,9 @@ class Search:
                  strategy: str | Strategy | None = None, evaluator: Evaluator | None = None,
                  metric: str | None = None, fitness: Callable[..., Any] | None = None,
                  train_config: TrainConfig | None = None, strategy_options: dict | None = None,
-                 verbose: bool = True, progress_bar: bool | None = None):
+                 verbose: bool = True, progress_bar: bool | None = None,
+                 circuit_breaker: int | None = None,
+                 on_record: Callable[[dict[str, Any]], None] | None = None):
         if not isinstance(schema, GenomeSchema):
             raise TypeError(f"schema must be a GenomeSchema, got {type(schema).__name__}")
         self.schema = schema
@@ -81,7 +124,14 @@ class Search:
         self.train_config = attrs.evolve(train_config or TrainConfig(), **overrides)
         self.train_config.resolve_device()  # CUDA asked for but absent: say so now
         self.data = self._check_data(data)
+        dry_run(schema, self.train_config.with_overrides)
         self._check_training_overrides()
+        if circuit_breaker is not None and (isinstance(circuit_breaker, bool) or not isinstance(
+                circuit_breaker, int) or circuit_breaker < 0):
+            raise ValueError(f"circuit_breaker must be an integer >= 0 or None, "
+                             f"got {circuit_breaker!r}")
+        self.circuit_breaker = circuit_breaker
+        self.on_record = on_record
         self.fitness = fitness
         self.strategy_options = self._check_options(strategy_options)
         self.strategy_name, self.strategy = self._make_strategy(strategy)
@@ -154,6 +204,10 @@ class Search:
         if missing:
             raise TypeError(f"strategy lacks {', '.join(missing)}(); see "
                             "pytorch_devol.evolution.Strategy")
+        if not isinstance(getattr(strategy, "steady_state", None), bool):
+            raise TypeError("strategy lacks the bool attribute steady_state (True: it breeds "
+                            "one genome at a time; False: whole generations); see "
+                            "pytorch_devol.evolution.Strategy")
         if len(getattr(strategy, "cardinalities", cards)) != len(cards) or \
                 (getattr(strategy, "cardinalities", cards) != cards).any():
             raise ValueError("the strategy's cardinalities differ from the schema's")
@@ -181,22 +235,31 @@ class Search:
     def resume(cls, run_dir: str | os.PathLike[str], data: Any = None, *,
                strategy: Strategy | None = None, evaluator: Evaluator | None = None,
                fitness: Callable[..., Any] | None = None, verbose: bool = True,
-               progress_bar: bool | None = None, device: str | None = None) -> Search:
+               progress_bar: bool | None = None, device: str | None = None,
+               gene_modules: Iterable[str] | None = None,
+               data_root: str | os.PathLike[str] | None = None,
+               on_record: Callable[[dict[str, Any]], None] | None = None) -> Search:
         """Continue an interrupted search from its run directory, with its saved settings.
 
-        Built-in datasets reload from the saved spec; pass ``data`` for your own arrays (it
-        must be the same data: its fingerprint is checked). A custom strategy or fitness
-        function must be passed again; the evaluator may differ (e.g. more workers).
+        The run directory is data, never code: its gene types must be built in or defined by
+        modules this program has imported; ``gene_modules`` names modules you trust to define
+        the others (imported first). Built-in datasets reload from the saved spec (checked
+        against an allow-list), from ``data_root`` when given (a run moved to another
+        machine); pass ``data`` for your own arrays. Either way the data must be the same: its
+        fingerprint is checked. A custom strategy or fitness function must be passed again;
+        the evaluator may differ (e.g. more workers).
         """
         config = RunStore(run_dir).config()
-        if config.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{run_dir}: unsupported run format {config.get('format')!r}")
+        if not isinstance(config, dict) or config.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{run_dir}: unsupported run format "
+                             f"{config.get('format') if isinstance(config, dict) else None!r}")
         s, saved = config["search"], config["data"]
+        schema = GenomeSchema.from_spec(config["schema"], gene_modules)
         if data is None:
             if saved["spec"] is None:
                 raise ValueError(f"{run_dir} was run on user arrays: pass the same data "
                                  "to Search.resume(run_dir, data=...)")
-            data = load_dataset(**saved["spec"])
+            data = load_dataset(**_checked_data_spec(saved["spec"], data_root))
         if s["fitness"] and fitness is None:
             raise ValueError(f"{run_dir} used a fitness= transform: pass it again "
                              "(Search.resume(run_dir, fitness=...))")
@@ -208,12 +271,12 @@ class Search:
         train = config["train"]
         if device is not None:
             train = {**train, "device": device}
-        search = cls(GenomeSchema.from_spec(config["schema"]), data,
+        search = cls(schema, data,
                      generations=s["generations"], population_size=s["population_size"],
                      seed=s["seed"], run_dir=run_dir, strategy=strategy or name,
                      evaluator=evaluator, metric=s["metric"], fitness=fitness,
                      train_config=TrainConfig(**train), strategy_options=s["strategy_options"],
-                     verbose=verbose, progress_bar=progress_bar)
+                     verbose=verbose, progress_bar=progress_bar, on_record=on_record)
         if search.data.fingerprint() != saved["fingerprint"]:
             raise ValueError(f"the data differs from the data {run_dir} was searched on "
                              f"(saved: {saved['summary']})")
@@ -230,9 +293,8 @@ class Search:
         loop = SearchLoop(self.schema, self.strategy, self.evaluator, store,
                           generations=self.generations, population_size=self.population_size,
                           seed=self.seed, metric=self.metric, maximize=self.maximize,
-                          asynchronous=self.strategy_name == "regularized" or
-                          bool(getattr(self.strategy, "asynchronous", False)),
-                          reporter=reporter)
+                          asynchronous=bool(self.strategy.steady_state), reporter=reporter,
+                          breaker_window=self.circuit_breaker, on_record=self.on_record)
         loop.restore()
         if self._resuming:
             reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} candidates logged, "

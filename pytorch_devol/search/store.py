@@ -32,8 +32,8 @@ BEST_WEIGHTS, BEST_GENOME = "best.pt", "best_genome.json"
 # DEvol's two metric columns (named "Val" by DEvol though it filled them with test results; we
 # fill them with validation results), then ours.
 CSV_METRIC_COLUMNS = ["Val Loss", "Val Accuracy", "test_loss", "test_accuracy", "val_mae",
-                      "test_mae", "params", "epochs", "train_seconds", "status", "reason",
-                      "generation", "index", "cached"]
+                      "test_mae", "params", "epochs", "train_seconds", "status", "failure",
+                      "reason", "generation", "index", "cached"]
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -162,7 +162,8 @@ class RunStore:
         return [*record["csv_genome"], num(m.get("val_loss")), num(m.get("val_accuracy")),
                 num(m.get("test_loss")), num(m.get("test_accuracy")), num(m.get("val_mae")),
                 num(m.get("test_mae")), m.get("params", 0), m.get("epochs", 0),
-                num(m.get("train_seconds")), m["status"], m.get("reason") or "",
+                num(m.get("train_seconds")), m["status"], m.get("failure") or "",
+                m.get("reason") or "",
                 record["generation"], record["index"], int(record["cached"])]
 
     # -- checkpoint ---------------------------------------------------------------------------

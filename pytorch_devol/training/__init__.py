@@ -13,7 +13,7 @@ from pytorch_devol.training.datasets import (
     load_dataset,
 )
 from pytorch_devol.training.idx import read_idx
-from pytorch_devol.training.result import METRICS, EvalResult
+from pytorch_devol.training.result import FAILURE_KINDS, METRICS, RETRIED_FAILURES, EvalResult
 from pytorch_devol.training.splits import TASKS, DataSplits
 from pytorch_devol.training.trainer import NonFiniteLossError, Trainer, train_and_evaluate
 from pytorch_devol.training.validate import (
@@ -28,9 +28,11 @@ __all__ = [
     "DATA_ENV_VAR",
     "METRICS",
     "PRECISIONS",
+    "RETRIED_FAILURES",
     "TASKS",
     "DataSplits",
     "EvalResult",
+    "FAILURE_KINDS",
     "NonFiniteLossError",
     "TrainConfig",
     "Trainer",

@@ -3,8 +3,10 @@
 - "digits": scikit-learn's bundled 8x8 digits (offline everywhere; demos and quick tests).
 - "mnist", "fashion-mnist": torchvision's on-disk layout ``<root>/MNIST/raw/*.gz``, read by our
   IDX reader (the same bytes torchvision reads; torchvision is only needed to download).
-Validation comes out of the training part (seeded, stratified); the test part is the official
-test set (for digits, a seeded 20% hold-out).
+Validation comes out of the training part (seeded by ``seed``, stratified); the test part is the
+official test set (for digits, a stratified 20% hold-out). The test part never depends on
+``seed``: the digits hold-out and the ``limit`` subset of the test part use fixed seeds, so runs
+with different seeds are scored on the same test examples.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ __all__ = ["load_dataset", "default_data_root", "DATASETS", "DATA_ENV_VAR"]
 
 DATA_ENV_VAR = "PYTORCH_DEVOL_DATA"
 DIGITS_TEST_FRACTION = 0.2
+# Fixed seeds of the test part (the values seed 0 used when they followed the search seed).
+DIGITS_TEST_SEED = 1   # which digits are held out for testing
+TEST_SUBSET_SEED = 3   # which test examples ``limit`` keeps
 
 # name -> (folder under root, torchvision class name)
 _IDX_DATASETS = {
@@ -69,7 +74,8 @@ def _subset(n: int, k: int | None, seed: int, labels: np.ndarray) -> np.ndarray:
     return chosen
 
 
-def _load_digits(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _load_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Digits as (x_train, y_train, x_test, y_test): a fixed stratified 20% test hold-out."""
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:
@@ -78,7 +84,8 @@ def _load_digits(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     bunch = load_digits()
     x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]
     y = bunch.target.astype(np.int64)
-    train, test = split_indices(len(y), DIGITS_TEST_FRACTION, seed + 1, torch.from_numpy(y))
+    train, test = split_indices(len(y), DIGITS_TEST_FRACTION, DIGITS_TEST_SEED,
+                                torch.from_numpy(y))
     return x[train], y[train], x[test], y[test]
 
 
@@ -135,10 +142,12 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None,
 
     ``name``: "digits", "mnist" or "fashion-mnist". ``root``: folder holding torchvision's
     layout (default: ``$PYTORCH_DEVOL_DATA`` or ``./data``; unused for digits).
-    ``val_fraction`` of the training part becomes the validation part (seeded, stratified).
-    ``limit=(n_train, n_test)`` keeps a seeded, stratified subset: ``n_train`` examples of the
-    training part (before the validation split) and ``n_test`` of the test part; either may be
-    None. The result's ``spec`` rebuilds it: ``load_dataset(**data.spec)``.
+    ``val_fraction`` of the training part becomes the validation part (seeded by ``seed``,
+    stratified). ``limit=(n_train, n_test)`` keeps a stratified subset: ``n_train`` examples of
+    the training part (before the validation split; seeded by ``seed``) and ``n_test`` of the
+    test part; either may be None. ``seed`` never changes the test part (digits' hold-out and
+    the ``n_test`` subset use fixed seeds), so searches with different seeds are compared on
+    the same test examples. The result's ``spec`` rebuilds it: ``load_dataset(**data.spec)``.
     """
     key = str(name).lower().replace("_", "-")
     if key not in DATASETS:
@@ -146,13 +155,13 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None,
     lim = _normalise_limit(limit)
     base = None
     if key == "digits":
-        x_tr, y_tr, x_te, y_te = _load_digits(seed)
+        x_tr, y_tr, x_te, y_te = _load_digits()
     else:  # the spec keeps the absolute folder, so a resume elsewhere finds the same files
         base = (Path(root) if root is not None else default_data_root()).resolve()
         x_tr, y_tr, x_te, y_te = _load_idx(key, base, download)
     if lim is not None:
         tr = _subset(len(y_tr), lim[0], seed + 2, y_tr)
-        te = _subset(len(y_te), lim[1], seed + 3, y_te)
+        te = _subset(len(y_te), lim[1], TEST_SUBSET_SEED, y_te)
         x_tr, y_tr, x_te, y_te = x_tr[tr], y_tr[tr], x_te[te], y_te[te]
     keep, held = split_indices(len(y_tr), val_fraction, seed, torch.from_numpy(y_tr))
 

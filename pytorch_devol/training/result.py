@@ -12,9 +12,17 @@ from typing import Any
 import attrs
 import torch
 
-__all__ = ["EvalResult", "METRICS"]
+__all__ = ["EvalResult", "FAILURE_KINDS", "METRICS", "RETRIED_FAILURES"]
 
 METRICS = ("accuracy", "loss", "mae")
+# Why a candidate failed. "candidate": its own fault (InvalidGenomeError from a gene, NaN/inf
+# loss, running out of memory alone on its device); final and cached. "unexpected": any other
+# exception from the candidate's code (final and cached, but watched by the search's circuit
+# breaker, since the same error again and again is usually a bug). "infrastructure" (a worker
+# lost, a broken CUDA context, out of memory on a shared device) and "timeout": the machine's
+# fault, never cached; the genome is trained again by a later copy or a resume.
+FAILURE_KINDS = ("candidate", "unexpected", "infrastructure", "timeout")
+RETRIED_FAILURES = ("infrastructure", "timeout")
 _NAN = float("nan")
 _FLOAT_FIELDS = ("val_loss", "val_accuracy", "val_mae", "test_loss", "test_accuracy", "test_mae",
                  "train_seconds", "total_seconds")
@@ -40,16 +48,21 @@ def _float_field() -> Any:
 class EvalResult:
     """Metrics of one trained candidate.
 
-    ``status`` is "ok" or "failed" (then ``reason`` says "<ExceptionType>: message" and every
-    metric is NaN). Loss is cross-entropy (classification) or MSE (regression), on the
-    validation part (used for fitness) and the test part (reported only). ``val_accuracy`` /
-    ``test_accuracy`` are NaN for regression, ``val_mae`` / ``test_mae`` NaN for classification.
+    ``status`` is "ok" or "failed" (then ``reason`` says "<ExceptionType>: message", every
+    metric is NaN, ``failure`` is one of `FAILURE_KINDS` and ``origin`` names the innermost
+    line of the user's code that raised, where known). Loss is cross-entropy (classification)
+    or MSE (regression), on the validation part (used for fitness) and the test part (reported
+    only). ``val_accuracy`` / ``test_accuracy`` are NaN for regression, ``val_mae`` /
+    ``test_mae`` NaN for classification.
     ``epochs`` counts epochs run, ``best_epoch`` the one whose weights were kept (1-based).
     ``history`` holds per-epoch "train_loss", "val_loss" and "val_accuracy" or "val_mae".
     """
 
     status: str = attrs.field(validator=attrs.validators.in_(("ok", "failed")))
     reason: str | None = None
+    failure: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_(FAILURE_KINDS)))
+    origin: str | None = None
     task: str = "classification"
     val_loss: float = _float_field()
     val_accuracy: float = _float_field()
@@ -65,16 +78,23 @@ class EvalResult:
     params: int = 0
     history: dict[str, list[float]] = attrs.field(factory=dict, eq=False)
     state_dict: dict[str, torch.Tensor] | None = attrs.field(default=None, eq=False, repr=False)
+    # The exception itself, in memory only (never logged): the circuit breaker re-raises it.
+    error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def ok(self) -> bool:
         """True when the candidate trained and was scored."""
         return self.status == "ok"
 
+    @property
+    def retriable(self) -> bool:
+        """A failure that was the machine's fault (not cached; the genome is tried again)."""
+        return self.failure in RETRIED_FAILURES
+
     @classmethod
-    def failed(cls, reason: str, **fields: Any) -> EvalResult:
-        """A failed result: NaN metrics, the reason, and whatever else is known."""
-        return cls(status="failed", reason=reason, **fields)
+    def failed(cls, reason: str, failure: str = "candidate", **fields: Any) -> EvalResult:
+        """A failed result: NaN metrics, the reason and its kind, and whatever else is known."""
+        return cls(status="failed", reason=reason, failure=failure, **fields)
 
     def fitness(self, metric: str = "accuracy") -> float:
         """Validation score used by the search: "accuracy" (higher is better), "loss" or "mae"
@@ -91,8 +111,9 @@ class EvalResult:
                       "mae": self.val_mae}[metric])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict of everything but ``state_dict``; NaN becomes None."""
-        out = attrs.asdict(self, filter=lambda a, v: a.name != "state_dict", recurse=False)
+        """JSON-friendly dict of everything but ``state_dict`` and ``error``; NaN -> None."""
+        out = attrs.asdict(self, filter=lambda a, v: a.name not in ("state_dict", "error"),
+                           recurse=False)
         for key in _FLOAT_FIELDS:
             out[key] = _nan_to_none(out[key])
         out["history"] = {k: [_nan_to_none(float(v)) for v in vals]
@@ -102,8 +123,10 @@ class EvalResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalResult:
         """Inverse of ``to_dict`` (unknown keys are ignored, so newer logs still load)."""
-        known = {a.name for a in attrs.fields(cls)} - {"state_dict"}
+        known = {a.name for a in attrs.fields(cls)} - {"state_dict", "error"}
         kwargs = {k: v for k, v in data.items() if k in known}
+        if kwargs.get("status") == "failed" and kwargs.get("failure") is None:
+            kwargs["failure"] = "candidate"  # logs written before failure kinds existed
         for key in _FLOAT_FIELDS:
             if key in kwargs:
                 kwargs[key] = _to_float(kwargs[key])

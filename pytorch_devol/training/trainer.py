@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import os
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,19 +26,71 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pytorch_devol.schema.errors import InvalidGenomeError
 from pytorch_devol.training.config import TrainConfig
 from pytorch_devol.training.fast_ops import swap_cpu_dropout
 from pytorch_devol.training.result import EvalResult
 from pytorch_devol.training.splits import DataSplits
 from pytorch_devol.training.validate import as_splits, check_compatible
 
-__all__ = ["Trainer", "train_and_evaluate", "NonFiniteLossError"]
+__all__ = ["Trainer", "train_and_evaluate", "NonFiniteLossError", "classify_failure",
+           "error_origin"]
 
 _MAX_REASON = 2000
+# Where torch and our own code live: an error's origin is the innermost frame outside them.
+_LIBRARY_DIRS = (os.path.dirname(torch.__file__) + os.sep,
+                 os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep)
 
 
 class NonFiniteLossError(ArithmeticError):
     """The training or validation loss became NaN or infinite."""
+
+
+def _is_sticky_cuda_error(exc: BaseException) -> bool:
+    """A CUDA error after which this process's context is unusable (illegal access, assert)."""
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and not isinstance(exc, torch.OutOfMemoryError) and (
+        "CUDA error" in text or "cudaError" in text or "device-side assert" in text)
+
+
+def classify_failure(exc: BaseException, shared_device: bool = False) -> str:
+    """The failure kind (see ``FAILURE_KINDS``) of an exception raised by a candidate.
+
+    A candidate's own fault: ``InvalidGenomeError`` (a gene that cannot take its input),
+    ``NonFiniteLossError``, and out of memory on a device it has to itself. Out of memory on a
+    device shared with other workers, and a broken CUDA context, are the machine's fault.
+    Anything else is "unexpected": possibly a bug, which the search's circuit breaker watches.
+    """
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "infrastructure" if shared_device else "candidate"
+    if _is_sticky_cuda_error(exc):
+        return "infrastructure"
+    if isinstance(exc, (InvalidGenomeError, NonFiniteLossError)):
+        return "candidate"
+    return "unexpected"
+
+
+def _detach(exc: BaseException) -> BaseException:
+    """Drop the tracebacks of ``exc`` and its chain, so it no longer holds the frames (and
+    the model and optimizer in them) alive."""
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        node.__traceback__ = None
+        node = node.__cause__ or node.__context__
+    return exc
+
+
+def error_origin(exc: BaseException) -> str | None:
+    """``file:line in function`` of the innermost frame outside torch and pytorch-devol (the
+    user's code), else of the innermost frame; None without a traceback."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return None
+    ours = [f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
+    f = (ours or frames)[-1]
+    return f"{f.filename}:{f.lineno} in {f.name}"
 
 
 @attrs.define
@@ -53,13 +107,19 @@ class Trainer:
 
     The data is validated and moved to the device once, here, and shared by every candidate
     (on CUDA this also turns on ``torch.backends.cudnn.benchmark``, a process-wide setting).
-    ``evaluate`` never raises for a candidate's own failure (build error, shape error, NaN/inf
-    loss, out-of-memory, any other Exception): it returns ``status="failed"`` with the reason
-    and leaves the device clean. KeyboardInterrupt still propagates.
+    ``evaluate`` never raises for a candidate's failure (build error, shape error, NaN/inf
+    loss, out-of-memory, any other Exception): it returns ``status="failed"`` with the reason,
+    its kind (`classify_failure`) and origin, and leaves the device clean. KeyboardInterrupt
+    still propagates. ``shared_device``: other processes train on this device too, so an
+    out-of-memory error may be theirs (retried, not final). After a CUDA error that breaks the
+    context, ``broken`` is True and the process should be replaced.
     """
 
-    def __init__(self, data: Any, config: TrainConfig | None = None) -> None:
+    def __init__(self, data: Any, config: TrainConfig | None = None, *,
+                 shared_device: bool = False) -> None:
         self.config = config if config is not None else TrainConfig()
+        self.shared_device = shared_device
+        self.broken = False
         self.device = self.config.resolve_device()
         splits = as_splits(data)
         self.bf16 = self.config.use_bf16(self.device)
@@ -100,12 +160,16 @@ class Trainer:
             reason = f"{type(exc).__name__}: {exc}"
             if len(reason) > _MAX_REASON:
                 reason = reason[:_MAX_REASON] + "..."
-        # Out of the except block: the exception, its traceback and the frames holding the
-        # model and optimizer are released, so the memory can really be freed now.
+            failure, origin = classify_failure(exc, self.shared_device), error_origin(exc)
+            self.broken = self.broken or _is_sticky_cuda_error(exc)
+            error = _detach(exc)  # keep the exception, not the frames it holds
+        # Out of the except block: the traceback and the frames holding the model and
+        # optimizer are released, so the memory can really be freed now.
         self._cleanup()
         return EvalResult.failed(
-            reason, task=self.data.task, epochs=progress.epochs, params=progress.params,
-            history=progress.history, total_seconds=time.perf_counter() - start,
+            reason, failure, origin=origin, error=error, task=self.data.task,
+            epochs=progress.epochs, params=progress.params, history=progress.history,
+            total_seconds=time.perf_counter() - start,
         )
 
     # -- internals ----------------------------------------------------------------------------
@@ -181,9 +245,9 @@ class Trainer:
                     out = model(x[idx])
                 if out_shape is not None:  # checked on the first batch only (no sync)
                     if tuple(out.shape[1:]) != out_shape:
-                        raise ValueError(f"model outputs shape {tuple(out.shape)} for a batch "
-                                         f"of {idx.numel()}, the data needs (batch, "
-                                         f"{out_shape[0]})")
+                        raise InvalidGenomeError(
+                            f"model outputs shape {tuple(out.shape)} for a batch of "
+                            f"{idx.numel()}, the data needs (batch, {out_shape[0]})")
                     out_shape = None
                 loss = self._loss(out, y[idx])
                 optimizer.zero_grad(set_to_none=True)

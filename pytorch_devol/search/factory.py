@@ -41,7 +41,7 @@ def make_evaluator(workers: int | str | None = None, workers_per_gpu: int = 1,
         return RayEvaluator(address=None if ray_address in LOCAL_RAY else ray_address,
                             actors=count or None, **options)
     if count == 0 or (workers is None and workers_per_gpu == 1):
-        from .evaluator import SerialEvaluator
+        from .serial import SerialEvaluator
 
         return SerialEvaluator()
     from .pool import ProcessPoolEvaluator
