@@ -167,6 +167,7 @@ def test_dead_worker_is_retried_then_recorded_failed(local_ray, digits, kill_dir
         results = _run_tasks(again, [ARMED, SAFE, SAFE])
         assert tokens_left(kill_dir) == 0
         assert results[0].status == "failed" and "WorkerDied" in results[0].reason
+        assert results[0].failure == "infrastructure"
         assert results[1].ok and results[2].ok
         # The restarted actor still serves candidates.
         again.submit(Task(3, SAFE, seed=3))

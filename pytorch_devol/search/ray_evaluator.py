@@ -44,7 +44,8 @@ def import_ray() -> Any:
 class _CandidateActor:
     """Lives in a Ray worker: one Trainer on the GPU Ray assigned (or the CPU)."""
 
-    def __init__(self, schema: Any, data: Any, config: TrainConfig, threads: int) -> None:
+    def __init__(self, schema: Any, data: Any, config: TrainConfig, threads: int,
+                 shared_device: bool = False) -> None:
         import ray
         import torch
 
@@ -53,7 +54,8 @@ class _CandidateActor:
         device = None
         if config.device == "auto":  # Ray's logical GPUs need not be real ones (tests, CI)
             device = "cuda" if gpu_ids and torch.cuda.is_available() else "cpu"
-        self.schema, self.trainer = schema, build_trainer(data, config, device)
+        self.schema = schema
+        self.trainer = build_trainer(data, config, device, shared_device=shared_device)
         self.info = {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
                      "gpu_ids": gpu_ids, "device": str(self.trainer.device)}
         self.served = 0
@@ -63,6 +65,8 @@ class _CandidateActor:
 
     def evaluate(self, genome: tuple[int, ...], seed: int,
                  keep: Any = None) -> tuple[EvalResult, dict[str, Any]]:
+        if self.trainer.broken:  # an earlier candidate broke this worker's CUDA context:
+            os._exit(1)          # die, so Ray restarts the actor and retries this task
         start = time.perf_counter()
         result = self.trainer.evaluate(self.schema, np.asarray(genome, dtype=np.int64),
                                        seed=seed, keep_weights=keep or True)
@@ -159,7 +163,7 @@ class RayEvaluator:
             data = data.to("cpu")
         self._actor_class = ray.remote(_CandidateActor).options(
             num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=self.max_retries)
-        self._actor_args = (schema, ray.put(data), config, max(1, int(cpus)))
+        self._actor_args = (schema, ray.put(data), config, max(1, int(cpus)), 0 < gpus < 1)
         self.assignments = {}
         actors = [self._actor_class.remote(*self._actor_args) for _ in range(self.capacity)]
         try:  # surface set-up errors (unimportable gene module, bad device) now, not per result
@@ -237,7 +241,8 @@ class RayEvaluator:
                       f"({1 + self.max_retries} attempts): {name}: {detail}")
         else:
             reason = f"{name}: {detail}"
-        return EvalResult.failed(reason[:2000], task=self._task_kind)
+        # Candidates' own errors come back as results; a RayError is always the machine's.
+        return EvalResult.failed(reason[:2000], "infrastructure", task=self._task_kind)
 
     def __repr__(self) -> str:
         actors = self.capacity if self._actor_class is not None else (self.actors or "auto")
