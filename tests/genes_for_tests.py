@@ -51,16 +51,17 @@ class BatchSizeGene:
 
 
 @gene
-class DeviceGene:
-    """A training gene that tries to override a field fixed per search: refused up front."""
+class BadBatchGene:
+    """A training gene one of whose values gives an invalid TrainConfig: refused up front."""
 
     optimizer: str = allele(["adam"])
+    batch_size: int = allele([32, 0])
 
-    def make_optimizer(self, params, device=None):
-        return make_optimizer(self.optimizer, params, device)
+    def make_optimizer(self, params, device=None, **hparams):
+        return make_optimizer(self.optimizer, params, device, **hparams)
 
     def overrides(self):
-        return {"device": "cpu"}
+        return {"batch_size": self.batch_size}
 
 
 @gene

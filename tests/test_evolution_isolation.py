@@ -1,4 +1,5 @@
-"""The evolution layer depends on numpy and the standard library only (never torch)."""
+"""The evolution layer depends on numpy, the standard library and the package's private leaf
+module ``pytorch_devol._checks`` only (never torch)."""
 
 from __future__ import annotations
 
@@ -25,20 +26,22 @@ def test_import_in_a_fresh_interpreter_loads_no_torch_and_nothing_else_of_ours()
     loaded = eval(out.stdout)  # a JSON list of strings
     assert "torch" not in loaded
     assert not [m for m in loaded if m.startswith("torch")]
-    ours = [m for m in loaded if m not in ("pytorch_devol", "pytorch_devol.evolution")]
+    ours = [m for m in loaded
+            if m not in ("pytorch_devol", "pytorch_devol.evolution", "pytorch_devol._checks")]
     assert ours and all(m.startswith("pytorch_devol.evolution.") for m in ours), loaded
 
 
-def test_sources_import_only_numpy_stdlib_and_the_package_itself():
+def test_sources_import_only_numpy_stdlib_the_package_itself_and_checks():
     files = sorted(PACKAGE.glob("*.py"))
     assert len(files) >= 5
-    for path in files:
+    for path in [*files, PACKAGE.parent / "_checks.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
-                if node.level:  # relative: inside pytorch_devol.evolution only
-                    assert node.level == 1, f"{path.name} reaches outside the package"
+                if node.level:  # relative: inside pytorch_devol.evolution, or the leaf _checks
+                    assert node.level == 1 or (node.level == 2 and node.module == "_checks"), \
+                        f"{path.name} reaches outside the package"
                     continue
                 names = [node.module or ""]
             else:

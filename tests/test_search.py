@@ -13,7 +13,7 @@ from pytorch_devol.schema import DenseGene, OptimizerGene, devol_columns
 from pytorch_devol.search import RunStore, SerialEvaluator, load_result
 from pytorch_devol.training import TrainConfig
 
-from .genes_for_tests import BatchSizeGene, DeviceGene, ExplodingGene
+from .genes_for_tests import BadBatchGene, BatchSizeGene, ExplodingGene
 
 pytestmark = pytest.mark.slow
 
@@ -213,8 +213,8 @@ def test_resume_needs_what_a_run_directory_cannot_hold(tmp_path, digits):
 
 def test_training_gene_overrides_are_checked_before_training(tmp_path, digits):
     dense = DenseGene.with_choices(units=[16])
-    with pytest.raises(ValueError, match="device"):
-        Search(GenomeSchema(layers=[(dense, 1)], training=DeviceGene, input_shape=(1, 8, 8),
+    with pytest.raises(ValueError, match="batch_size"):
+        Search(GenomeSchema(layers=[(dense, 1)], training=BadBatchGene, input_shape=(1, 8, 8),
                             n_outputs=10), digits, run_dir=tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
     schema = GenomeSchema(layers=[(dense, 1)], training=BatchSizeGene, input_shape=(1, 8, 8),

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from .._checks import DEVOL_ACTIVATIONS, DEVOL_OPTIMIZERS, check_int, make_rng
 from ..evolution import mutate as mutate_genomes
 from ..evolution import mutation_counts
 from ..schema import GenomeSchema, InvalidGenomeError, devol_columns, from_devol, to_devol
@@ -23,19 +24,9 @@ from .csvlog import best_row
 
 __all__ = ["DEVOL_ACTIVATIONS", "DEVOL_OPTIMIZERS", "KERAS_OPTIMIZERS", "GenomeHandler"]
 
-DEVOL_OPTIMIZERS = ("adam", "rmsprop", "adagrad", "adadelta")
-DEVOL_ACTIVATIONS = ("relu", "sigmoid")
 #: DEvol's optimizer names -> registry entries pinning Keras's defaults (lr, eps, rho).
 KERAS_OPTIMIZERS = {name: f"keras-{name}" for name in DEVOL_OPTIMIZERS}
 _NO_POOLING = 2  # DEvol's third max-pooling value: it never pooled (same network as 0)
-
-
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, bool) or (seed is not None and not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"seed must be an int, None or a numpy Generator, got {seed!r}")
-    return np.random.default_rng(seed)
 
 
 class GenomeHandler:
@@ -80,7 +71,7 @@ class GenomeHandler:
         self.convolution_layer_size, self.dense_layer_size = 6, 5
         self.input_shape = tuple(int(d) for d in input_shape)
         self.n_classes = int(n_classes)
-        self.rng = _rng(seed)
+        self.rng = make_rng(seed)
         self._columns: list[str] = devol_columns(self.schema) or []
         self._pool_positions = {i for i, c in enumerate(self._columns)
                                 if c.endswith("max pooling")}
@@ -149,11 +140,9 @@ class GenomeHandler:
         This is the operator the search's genetic algorithm uses. A max-pooling 2 comes back
         as 0 (the same network).
         """
-        if isinstance(num_mutations, bool) or not isinstance(num_mutations, numbers.Integral) \
-                or num_mutations < 1:
-            raise ValueError(f"num_mutations must be an integer >= 1, got {num_mutations!r}")
+        num_mutations = check_int(num_mutations, "num_mutations")
         vector = self.to_vector(genome)
-        count = mutation_counts(self.rng, 0, 1, base=int(num_mutations), minimum=1)
+        count = mutation_counts(self.rng, 0, 1, base=num_mutations, minimum=1)
         mutated = mutate_genomes(self.rng, vector[None, :], self.schema.cardinalities,
                                  count=count)
         return self.from_vector(mutated[0])

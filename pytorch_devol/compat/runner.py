@@ -20,6 +20,7 @@ from typing import Any
 
 from torch import nn
 
+from .._checks import check_int
 from ..search import Evaluator, RunStore, Search, SearchResult
 from ..search.store import RECORDS
 from ..training import DataSplits, TrainConfig, as_splits
@@ -77,8 +78,7 @@ class DEvol:
         if not isinstance(genome_handler, GenomeHandler):
             raise TypeError("genome_handler must be a pytorch_devol.compat.GenomeHandler, got "
                             f"{type(genome_handler).__name__}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        seed = check_int(seed, "seed", 0)
         if not 0.0 < float(validation_split) < 1.0:
             raise ValueError(f"validation_split must lie in (0, 1), got {validation_split!r}")
         self.genome_handler = genome_handler

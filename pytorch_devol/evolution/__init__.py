@@ -2,7 +2,8 @@
 
 A genome is a 1-D ``int64`` array; the search space is the vector of cardinalities (position
 ``i`` takes values ``0 .. cardinalities[i] - 1``). Nothing here knows about networks, and this
-package imports neither torch nor any other part of pytorch_devol.
+package imports neither torch nor any other part of pytorch_devol (but its private leaf
+module ``_checks``: argument checks and ``make_rng``).
 
 Strategies (see :class:`Strategy`): :class:`GeneticAlgorithm` (DEvol's generational GA, its
 defects fixed, DEvol's settings via :meth:`GeneticAlgorithm.devol_exact`) and

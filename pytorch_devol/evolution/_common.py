@@ -1,4 +1,5 @@
-"""Shared validation, random-generator and JSON helpers for the evolution engine.
+"""Shared validation and JSON helpers for the evolution engine (``make_rng`` and ``SeedLike``
+come from the package's private leaf module ``pytorch_devol._checks``).
 
 Everything here works on plain numpy arrays. Genomes are always ``int64`` arrays of shape
 ``(k, L)``; the search space is the vector of cardinalities (position ``i`` takes the values
@@ -14,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from .._checks import SeedLike, make_rng
 
 __all__ = [
     "MAX_CARDINALITY",
@@ -34,8 +37,6 @@ __all__ = [
 #: Largest allowed cardinality: alleles must fit an ``int64``.
 MAX_CARDINALITY = int(np.iinfo(np.int64).max)
 
-SeedLike = int | np.random.Generator | np.random.SeedSequence | None
-
 # Bit generators a saved state may name: looked up in this table, never with getattr.
 _BIT_GENERATORS = {
     "PCG64": np.random.PCG64,
@@ -44,13 +45,6 @@ _BIT_GENERATORS = {
     "Philox": np.random.Philox,
     "SFC64": np.random.SFC64,
 }
-
-
-def make_rng(seed: SeedLike) -> np.random.Generator:
-    """Return a Generator for ``seed`` (int, None, SeedSequence or a Generator used as is)."""
-    if isinstance(seed, bool) or (seed is not None and isinstance(seed, float)):
-        raise TypeError(f"seed must be an int, None or a numpy Generator, not {seed!r}")
-    return np.random.default_rng(seed)
 
 
 def as_cardinalities(cardinalities: npt.ArrayLike) -> npt.NDArray[np.int64]:

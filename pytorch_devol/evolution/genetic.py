@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._checks import check_int
 from ._common import (
     SeedLike,
     floats_from_json,
@@ -106,8 +107,7 @@ class GeneticAlgorithm(BaseStrategy):
         super().__init__(cardinalities, population_size, seed, maximize, key, key_retries)
         if not 0.0 <= float(crossover_fraction) <= 1.0:
             raise ValueError(f"crossover_fraction must lie in [0, 1], got {crossover_fraction!r}")
-        if isinstance(min_elites, bool) or not isinstance(min_elites, int) or min_elites < 0:
-            raise ValueError(f"min_elites must be an int >= 0, got {min_elites!r}")
+        min_elites = check_int(min_elites, "min_elites", 0)
         if not (callable(selection) or selection in _SELECTIONS):
             raise ValueError(f"selection must be one of {_SELECTIONS} or a callable, "
                              f"got {selection!r}")
@@ -117,9 +117,7 @@ class GeneticAlgorithm(BaseStrategy):
             raise ValueError(f"mutation_rate must lie in [0, 1], got {mutation_rate!r}")
         if not 0.0 <= float(selection_floor) <= 1.0:
             raise ValueError(f"selection_floor must lie in [0, 1], got {selection_floor!r}")
-        if (isinstance(tournament_size, bool) or not isinstance(tournament_size, int)
-                or tournament_size < 1):
-            raise ValueError(f"tournament_size must be an int >= 1, got {tournament_size!r}")
+        tournament_size = check_int(tournament_size, "tournament_size")
         if not 0.0 < float(truncation_fraction) <= 1.0:
             raise ValueError(
                 f"truncation_fraction must lie in (0, 1], got {truncation_fraction!r}")

@@ -11,6 +11,8 @@ from collections.abc import Callable, Hashable
 import numpy as np
 import numpy.typing as npt
 
+from .._checks import check_int
+
 __all__ = ["KeyFunc", "KeyMemory"]
 
 KeyFunc = Callable[[npt.NDArray[np.int64]], Hashable]
@@ -27,10 +29,8 @@ class KeyMemory:
     def __init__(self, key: KeyFunc | None, retries: int, space_size: int) -> None:
         if key is not None and not callable(key):
             raise TypeError(f"key must be a callable or None, got {type(key).__name__}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"key_retries must be an int >= 0, got {retries!r}")
         self.key = key
-        self.retries = retries
+        self.retries = check_int(retries, "key_retries", 0)
         self.space_size = space_size
         self._seen: set[Hashable] = set()
         self._genomes: list[bytes] = []  # int64 bytes: cheap, and not tracked by the GC

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .._checks import check_int
 from ._common import as_cardinalities
 
 __all__ = [
@@ -48,9 +49,7 @@ def _population(genomes: npt.ArrayLike, length: int | None = None, name: str = "
 
 
 def _count(n: int, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {n!r}")
-    return int(n)
+    return check_int(n, name, 0)
 
 
 def random_genomes(rng: np.random.Generator, cardinalities: npt.ArrayLike, n: int) -> IntArray:
@@ -69,8 +68,7 @@ def mutation_counts(rng: np.random.Generator, generation: int, n: int, *, base: 
     ``minimum=1`` makes every mutation change something.
     """
     generation, n = _count(generation, "generation"), _count(n)
-    if _count(divisor, "divisor") == 0:
-        raise ValueError("divisor must be >= 1")
+    divisor = check_int(divisor, "divisor")
     upper = max(_count(base, "base"), generation // divisor)
     minimum = _count(minimum, "minimum")
     return rng.integers(minimum, max(upper, minimum + 1), size=n, dtype=np.int64)

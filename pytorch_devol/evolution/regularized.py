@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .._checks import check_int
 from ._common import (
     SeedLike,
     floats_from_json,
@@ -67,8 +68,7 @@ class RegularizedEvolution(BaseStrategy):
                 or not 1 <= sample_size <= self.population_size):
             raise ValueError(f"sample_size must be an int in 1..population_size "
                              f"({self.population_size}), got {sample_size!r}")
-        if isinstance(n_mutations, bool) or not isinstance(n_mutations, int) or n_mutations < 0:
-            raise ValueError(f"n_mutations must be an int >= 0, got {n_mutations!r}")
+        n_mutations = check_int(n_mutations, "n_mutations", 0)
         if mutation_rate is not None and not 0.0 <= float(mutation_rate) <= 1.0:
             raise ValueError(f"mutation_rate must lie in [0, 1], got {mutation_rate!r}")
         self.sample_size = int(sample_size)

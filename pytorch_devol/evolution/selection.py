@@ -20,6 +20,8 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
+from .._checks import check_int
+
 __all__ = [
     "FitnessTransform",
     "best_first",
@@ -46,9 +48,7 @@ def _fitness(fitness: npt.ArrayLike) -> FloatArray:
 
 
 def _n(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-        raise ValueError(f"n must be an int >= 0, got {n!r}")
-    return int(n)
+    return check_int(n, "n", 0)
 
 
 def _badness(f: FloatArray, maximize: bool) -> FloatArray:
@@ -156,9 +156,8 @@ def tournament(rng: np.random.Generator, fitness: npt.ArrayLike, n: int, *, size
     Ties go to the contestant drawn first (a random one), never to a fixed index.
     """
     f = _fitness(fitness)
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
-        raise ValueError(f"tournament size must be an int >= 1, got {size!r}")
-    contestants = rng.integers(0, f.size, size=(_n(n), int(size)))
+    size = check_int(size, "tournament size")
+    contestants = rng.integers(0, f.size, size=(_n(n), size))
     bad = _badness(f, maximize)[contestants]
     winner = np.argmin(bad, axis=1)
     return contestants[np.arange(contestants.shape[0]), winner].astype(np.int64)

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from .._checks import check_int
 from ._common import (
     SeedLike,
     as_cardinalities,
@@ -63,12 +64,6 @@ class Strategy(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
-
-
 class BaseStrategy:
     """Shared machinery: cardinalities, Generator, key memory, best-so-far, tell validation.
 
@@ -88,7 +83,7 @@ class BaseStrategy:
                  seed: SeedLike = None, maximize: bool = True, key: KeyFunc | None = None,
                  key_retries: int = 10) -> None:
         self.cardinalities = as_cardinalities(cardinalities)
-        self.population_size = _positive_int(population_size, "population_size")
+        self.population_size = check_int(population_size, "population_size")
         if not isinstance(maximize, bool | np.bool_):
             raise TypeError(f"maximize must be a bool, got {maximize!r}")
         self.maximize = bool(maximize)
@@ -117,9 +112,7 @@ class BaseStrategy:
     def _ask_count(self, n: int | None, default: int) -> int:
         if n is None:
             return default
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-            raise ValueError(f"ask(n): n must be None or an int >= 0, got {n!r}")
-        return int(n)
+        return check_int(n, "ask(n): n", 0)
 
     def _check_tell(self, genomes: npt.ArrayLike, fitness: npt.ArrayLike
                     ) -> tuple[IntArray, npt.NDArray[np.float64]]:

@@ -12,20 +12,19 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import DEVOL_ACTIVATIONS, DEVOL_OPTIMIZERS, check_int
 from .alleles import base_gene_type, index_of
 from .errors import InvalidGenomeError
 from .genes import DEVOL_DROPOUTS, Conv2dGene, DenseGene, OptimizerGene
 
-__all__ = ["devol_columns", "devol_schema", "from_devol", "to_devol"]
+__all__ = ["DEVOL_ACTIVATIONS", "DEVOL_OPTIMIZERS", "devol_columns", "devol_schema",
+           "from_devol", "to_devol"]
 
-DEVOL_OPTIMIZERS = ("adam", "rmsprop", "adagrad", "adadelta")
-DEVOL_ACTIVATIONS = ("relu", "sigmoid")
 _PREFIX = {Conv2dGene: "Conv", DenseGene: "Dense"}
 
 
 def _powers_of_two(lowest: int, highest: int, what: str) -> list[int]:
-    if isinstance(highest, bool) or not isinstance(highest, (int, np.integer)) or highest < 1:
-        raise ValueError(f"{what} must be a positive integer, got {highest!r}")
+    highest = check_int(highest, what)
     # DEvol crashed when the maximum was below its smallest power; we offer the maximum alone.
     values = [2**i for i in range(int(math.log2(lowest)), int(math.log2(highest)) + 1)]
     return values or [int(highest)]
@@ -61,8 +60,7 @@ def devol_schema(
     layout and the CSV columns are the same for both."""
     for name, value in (("max_conv_layers", max_conv_layers),
                         ("max_dense_layers", max_dense_layers)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        check_int(value, name, 0)
     if max_dense_layers < 1:
         raise ValueError("max_dense_layers counts the output layer, so it must be >= 1")
     acts = list(activations or DEVOL_ACTIVATIONS)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from .._checks import DEVOL_ACTIVATIONS, DEVOL_OPTIMIZERS
 from .alleles import allele, gene
 from .errors import InvalidGenomeError
 from .registry import ACTIVATIONS, OPTIMIZERS, make_activation, make_optimizer
@@ -46,7 +47,7 @@ class Conv2dGene:
     active: bool = allele([False, True], default=True, label="active")
     filters: int = allele([8, 16, 32, 64, 128, 256], label="num filters")
     batch_norm: bool = allele([False, True], label="batch normalization")
-    activation: str = allele(["relu", "sigmoid"], label="activation", registry=ACTIVATIONS)
+    activation: str = allele(list(DEVOL_ACTIVATIONS), label="activation", registry=ACTIVATIONS)
     dropout: float = allele(DEVOL_DROPOUTS, label="dropout")
     max_pool: bool = allele([False, True], label="max pooling")
 
@@ -76,7 +77,7 @@ class DenseGene:
     active: bool = allele([False, True], default=True, label="active")
     units: int = allele([16, 32, 64, 128, 256, 512, 1024], label="num nodes")
     batch_norm: bool = allele([False, True], label="batch normalization")
-    activation: str = allele(["relu", "sigmoid"], label="activation", registry=ACTIVATIONS)
+    activation: str = allele(list(DEVOL_ACTIVATIONS), label="activation", registry=ACTIVATIONS)
     dropout: float = allele(DEVOL_DROPOUTS, label="dropout")
 
     def build(self, in_shape: tuple[int, ...]) -> tuple[list[nn.Module], tuple[int, ...]]:
@@ -91,9 +92,7 @@ class DenseGene:
 class OptimizerGene:
     """The optimizer, by registered name (see ``pytorch_devol.schema.OPTIMIZERS``)."""
 
-    optimizer: str = allele(
-        ["adam", "rmsprop", "adagrad", "adadelta"], label="optimizer", registry=OPTIMIZERS
-    )
+    optimizer: str = allele(list(DEVOL_OPTIMIZERS), label="optimizer", registry=OPTIMIZERS)
 
     slot_name = "optimizer"
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_int, make_rng
 from .alleles import check_registered, gene_choices, index_of, is_gene, slot_prefix
 from .errors import InvalidGenomeError
 from .genes import flat_size
@@ -44,10 +45,6 @@ class Slot:
     @property
     def optional(self) -> bool:
         return "active" in self.fields
-
-
-def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
 class GenomeSchema:
@@ -94,9 +91,7 @@ class GenomeSchema:
         gene_type, count = (group, 1) if isinstance(group, type) else tuple(group)
         if not is_gene(gene_type) or not hasattr(gene_type, "build"):
             raise TypeError(f"layer gene types need @gene and a build() method, got {gene_type!r}")
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-            raise ValueError(f"slot count for {gene_type.__name__} must be an int >= 0: {count!r}")
-        return gene_type, int(count)
+        return gene_type, check_int(count, f"slot count for {gene_type.__name__}", 0)
 
     @staticmethod
     def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
@@ -144,7 +139,7 @@ class GenomeSchema:
     def random(self, rng: np.random.Generator | int | None = None, size: int | None = None):
         """A uniformly random genome (or ``size`` of them as an (n, L) array)."""
         shape = (len(self),) if size is None else (size, len(self))
-        return _as_rng(rng).integers(0, self.cardinalities, size=shape, dtype=np.int64)
+        return make_rng(rng).integers(0, self.cardinalities, size=shape, dtype=np.int64)
 
     # -- checking -----------------------------------------------------------------------------
     def validate(self, vector: Any) -> np.ndarray:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._checks import check_int
+
 __all__ = ["make_evaluator"]
 
 LOCAL_RAY = ("", "local")
@@ -29,9 +31,7 @@ def make_evaluator(workers: int | str | None = None, workers_per_gpu: int = 1,
     if workers is not None and workers != "auto" and (
             isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise ValueError(f"workers must be an integer >= 0 or 'auto', got {workers!r}")
-    if isinstance(workers_per_gpu, bool) or not isinstance(workers_per_gpu, int) or \
-            workers_per_gpu < 1:
-        raise ValueError(f"workers_per_gpu must be an integer >= 1, got {workers_per_gpu!r}")
+    workers_per_gpu = check_int(workers_per_gpu, "workers_per_gpu")
     count = None if workers in (None, "auto") else int(workers)
     if ray_address is not None:
         from .ray_evaluator import RayEvaluator

@@ -35,6 +35,7 @@ from typing import Any
 import attrs
 import torch
 
+from .._checks import check_int
 from ..training import EvalResult, TrainConfig
 from .evaluator import Task
 from .pool_protocol import (
@@ -85,12 +86,8 @@ def plan_devices(workers: int | None = None, workers_per_gpu: int = 1,
     CPU workers (one per core, at most 8, by default) when there is no GPU or
     ``device == "cpu"``: single-threaded processes train small networks faster than one
     process with many threads (see benchmarks/results/parallel_cpu.md)."""
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
-        raise ValueError(f"workers must be an integer >= 1 or None, got {workers!r}")
-    if isinstance(workers_per_gpu, bool) or not isinstance(workers_per_gpu, int) or \
-            workers_per_gpu < 1:
-        raise ValueError(f"workers_per_gpu must be an integer >= 1, got {workers_per_gpu!r}")
+    workers = check_int(workers, "workers", allow_none=True)
+    workers_per_gpu = check_int(workers_per_gpu, "workers_per_gpu")
     kind = torch.device("cuda" if device == "auto" else device)
     if kind.type == "cuda" and torch.cuda.is_available():
         gpus = [kind.index] if kind.index is not None else list(range(torch.cuda.device_count()))
@@ -148,12 +145,8 @@ class ProcessPoolEvaluator:
                                  f"got {start_method!r}")
             warnings.warn("ProcessPoolEvaluator(start_method=...) is ignored: workers are "
                           "always fresh Python processes", DeprecationWarning, stacklevel=2)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-        if threads_per_worker is not None and (not isinstance(threads_per_worker, int)
-                                               or threads_per_worker < 1):
-            raise ValueError(f"threads_per_worker must be an integer >= 1 or None, "
-                             f"got {threads_per_worker!r}")
+        max_retries = check_int(max_retries, "max_retries", 0)
+        threads_per_worker = check_int(threads_per_worker, "threads_per_worker", allow_none=True)
         if devices is not None and not devices:
             raise ValueError("devices must name at least one device")
         self.workers, self.workers_per_gpu = workers, workers_per_gpu

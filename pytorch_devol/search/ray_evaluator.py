@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_int
 from ..training import EvalResult, TrainConfig
 from .evaluator import Task
 from .pool_worker import build_trainer, set_threads
@@ -98,11 +99,8 @@ class RayEvaluator:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
                                       or value < 0 or not math.isfinite(value)):
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-        if actors is not None and (isinstance(actors, bool) or not isinstance(actors, int)
-                                   or actors < 1):
-            raise ValueError(f"actors must be an integer >= 1 or None, got {actors!r}")
+        max_retries = check_int(max_retries, "max_retries", 0)
+        actors = check_int(actors, "actors", allow_none=True)
         if address is not None and (num_cpus is not None or num_gpus is not None):
             raise ValueError("num_cpus/num_gpus size a local Ray instance; an existing cluster "
                              "(address=...) already has its resources")

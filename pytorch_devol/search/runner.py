@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from .._checks import check_int
 from ..evolution import GeneticAlgorithm, RegularizedEvolution, Strategy
 from ..schema import GenomeSchema, dry_run
 from ..training import (
@@ -43,12 +44,6 @@ FORMAT_VERSION = 1
 DATA_SPEC_KEYS = ("name", "root", "val_fraction", "seed", "limit")
 
 
-def _positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
 def _checked_data_spec(spec: Any, root: str | os.PathLike[str] | None) -> dict[str, Any]:
     """A saved dataset spec as ``load_dataset`` arguments, refusing anything unexpected (a run
     directory must not be able to ask for a download or any other argument)."""
@@ -60,8 +55,7 @@ def _checked_data_spec(spec: Any, root: str | os.PathLike[str] | None) -> dict[s
     vf, seed, limit = spec.get("val_fraction", 0.1), spec.get("seed", 0), spec.get("limit")
     if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 < vf < 1:
         raise ValueError(f"the saved val_fraction {vf!r} is not a number in (0, 1)")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"the saved data seed {seed!r} is not an integer >= 0")
+    seed = check_int(seed, "the saved data seed", 0)
     if limit is not None and (not isinstance(limit, list) or len(limit) != 2 or not all(
             v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in limit)):
         raise ValueError(f"the saved limit {limit!r} is not [n_train, n_test]")
@@ -104,11 +98,9 @@ class Search:
         if not isinstance(schema, GenomeSchema):
             raise TypeError(f"schema must be a GenomeSchema, got {type(schema).__name__}")
         self.schema = schema
-        self.generations = _positive(generations, "generations")
-        self.population_size = _positive(population_size, "population_size")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-        self.seed = seed
+        self.generations = check_int(generations, "generations")
+        self.population_size = check_int(population_size, "population_size")
+        self.seed = seed = check_int(seed, "seed", 0)
         self.metric = metric or ("accuracy" if schema.task == "classification" else "loss")
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {self.metric!r}")
@@ -126,11 +118,7 @@ class Search:
         self.data = self._check_data(data)
         dry_run(schema, self.train_config.with_overrides)
         self._check_training_overrides()
-        if circuit_breaker is not None and (isinstance(circuit_breaker, bool) or not isinstance(
-                circuit_breaker, int) or circuit_breaker < 0):
-            raise ValueError(f"circuit_breaker must be an integer >= 0 or None, "
-                             f"got {circuit_breaker!r}")
-        self.circuit_breaker = circuit_breaker
+        self.circuit_breaker = check_int(circuit_breaker, "circuit_breaker", 0, allow_none=True)
         self.on_record = on_record
         self.fitness = fitness
         self.strategy_options = self._check_options(strategy_options)

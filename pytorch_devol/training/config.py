@@ -10,7 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import numpy as np
 import torch
+
+from .._checks import check_int
 
 __all__ = ["TrainConfig", "PRECISIONS", "cpu_has_fast_bf16"]
 
@@ -27,12 +30,14 @@ def cpu_has_fast_bf16() -> bool:
 
 def _int_at_least(minimum: int, optional: bool = False):
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if optional and value is None:
-            return
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"TrainConfig.{attribute.name} must be an integer >= {minimum}"
-                             f"{' or None' if optional else ''}, got {value!r}")
+        check_int(value, f"TrainConfig.{attribute.name}", minimum, allow_none=optional)
     return check
+
+
+def _plain_int(value: Any) -> Any:
+    """A numpy integer as a plain int (``_int_at_least`` accepts them; ``attrs.asdict`` of the
+    config goes to JSON); anything else as is, for the validator to judge."""
+    return int(value) if isinstance(value, np.integer) else value
 
 
 def _check_device(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -86,14 +91,16 @@ class TrainConfig:
     - ``seed``: default seed of `Trainer.evaluate` (model init, dropout, batch order).
     """
 
-    epochs: int = attrs.field(default=10, validator=_int_at_least(1))
-    batch_size: int = attrs.field(default=128, validator=_int_at_least(1))
-    patience: int | None = attrs.field(default=1, validator=_int_at_least(1, optional=True))
+    epochs: int = attrs.field(default=10, converter=_plain_int, validator=_int_at_least(1))
+    batch_size: int = attrs.field(default=128, converter=_plain_int,
+                                  validator=_int_at_least(1))
+    patience: int | None = attrs.field(default=1, converter=_plain_int,
+                                       validator=_int_at_least(1, optional=True))
     device: str = attrs.field(default="auto", validator=_check_device)
-    seed: int = attrs.field(default=0, validator=_int_at_least(0))
+    seed: int = attrs.field(default=0, converter=_plain_int, validator=_int_at_least(0))
     precision: str = attrs.field(default="auto", validator=_check_precision)
     channels_last: bool | str = attrs.field(default="auto", validator=_check_channels_last)
-    eval_batch_size: int | None = attrs.field(default=None,
+    eval_batch_size: int | None = attrs.field(default=None, converter=_plain_int,
                                               validator=_int_at_least(1, optional=True))
     max_seconds: float | None = attrs.field(default=None, validator=_check_max_seconds)
     restore_best: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))

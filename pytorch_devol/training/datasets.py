@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pytorch_devol._checks import check_int
 from pytorch_devol.training.idx import find_idx_file, read_idx
 from pytorch_devol.training.splits import DataSplits
 from pytorch_devol.training.validate import split_indices, validate_splits
@@ -57,13 +58,9 @@ def _normalise_limit(limit: Any) -> tuple[int | None, int | None] | None:
         limit = (int(limit), None)
     if not isinstance(limit, Sequence) or len(limit) != 2:
         raise ValueError(f"limit must be None or (n_train, n_test), got {limit!r}")
-    out = []
-    for value in limit:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | np.integer)
-                                  or value < 2):
-            raise ValueError(f"limit entries must be None or integers >= 2, got {limit!r}")
-        out.append(None if value is None else int(value))
-    return out[0], out[1]
+    n_train, n_test = (check_int(value, f"each entry of limit {limit!r}", 2,
+                                 allow_none=True) for value in limit)
+    return n_train, n_test
 
 
 def _subset(n: int, k: int | None, seed: int, labels: np.ndarray) -> np.ndarray:

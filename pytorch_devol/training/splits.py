@@ -11,8 +11,9 @@ import hashlib
 from typing import Any
 
 import attrs
-import numpy as np
 import torch
+
+from .._checks import check_int
 
 __all__ = ["DataSplits", "TASKS"]
 
@@ -26,8 +27,7 @@ def _check_task(instance: Any, attribute: attrs.Attribute, value: str) -> None:
 
 
 def _check_n_outputs(instance: Any, attribute: attrs.Attribute, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"n_outputs must be a positive integer, got {value!r}")
+    check_int(value, "n_outputs")
 
 
 def _check_tensor(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
