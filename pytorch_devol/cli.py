@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist"], default="digits")
     s.add_argument("--data-root", metavar="DIR", help="folder with MNIST/raw, FashionMNIST/raw")
     s.add_argument("--limit", type=int, metavar="N", help="train on a seeded subset of N images")
+    s.add_argument("--space", choices=["devol", "modern"], default="devol",
+                   help="DEvol's search space (default) or GenomeSchema.modern (blocks, "
+                        "residuals, pooling head, training genes)")
+    s.add_argument("--max-blocks", type=int, metavar="N", help="--space modern: block slots")
+    s.add_argument("--augment", action="store_true",
+                   help="--space modern: also search on-device augmentation")
     for flag, kind in [("--max-conv-layers", int), ("--max-dense-layers", int),
                        ("--max-filters", int), ("--max-dense-nodes", int),
                        ("--generations", int), ("--population", int), ("--epochs", int),
@@ -138,10 +144,19 @@ def _search(args: argparse.Namespace) -> int:
                           "max_dense_nodes", "generations", "population", "epochs")}
         data = load_dataset(args.dataset, root=args.data_root, seed=args.seed or 0,
                             limit=(args.limit, None) if args.limit else None)
-        schema = GenomeSchema.devol(
-            max_conv_layers=pick["max_conv_layers"], max_dense_layers=pick["max_dense_layers"],
-            max_filters=pick["max_filters"], max_dense_nodes=pick["max_dense_nodes"],
-            input_shape=data.input_shape, n_classes=data.n_outputs)
+        if args.space == "modern":
+            schema = GenomeSchema.modern(
+                input_shape=data.input_shape, n_classes=data.n_outputs,
+                max_blocks=4 if args.max_blocks is None else args.max_blocks,
+                augment=args.augment)
+        else:
+            if args.max_blocks is not None or args.augment:
+                raise UserError("--max-blocks and --augment need --space modern")
+            schema = GenomeSchema.devol(
+                max_conv_layers=pick["max_conv_layers"],
+                max_dense_layers=pick["max_dense_layers"], max_filters=pick["max_filters"],
+                max_dense_nodes=pick["max_dense_nodes"], input_shape=data.input_shape,
+                n_classes=data.n_outputs)
         train = {k: v for k, v in (("batch_size", args.batch_size), ("patience", args.patience),
                                    ("precision", args.precision)) if v is not None}
         search = Search(schema, data, generations=pick["generations"],

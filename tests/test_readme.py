@@ -12,7 +12,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
 def test_readme_has_the_examples():
-    assert len(BLOCKS) == 2
+    assert len(BLOCKS) == 3
 
 
 @pytest.mark.slow
@@ -26,9 +26,17 @@ def test_readme_search_example_runs(tmp_path, monkeypatch, capsys):
     assert 0.0 < namespace["result"].best_metrics["val_accuracy"] <= 1.0
 
 
+def test_readme_search_spaces_example_runs(capsys):
+    namespace = {"__name__": "readme_spaces"}
+    exec(compile(BLOCKS[1], "README.md", "exec"), namespace)
+    assert capsys.readouterr().out.startswith(
+        "['optimizer.optimizer', 'lr.lr_scale', 'batch.batch_size', 'schedule.schedule']")
+    assert len(namespace["modern"].training) == 6
+
+
 def test_readme_custom_gene_example_runs(capsys):
     namespace = {"__name__": "readme_gene"}
-    exec(compile(BLOCKS[1], "README.md", "exec"), namespace)
+    exec(compile(BLOCKS[2], "README.md", "exec"), namespace)
     schema, model = namespace["schema"], namespace["model"]
     printed = capsys.readouterr().out
     assert printed.startswith(f"{len(schema)} ['conv2d0.active', 'conv2d0.filters'")

@@ -5,6 +5,15 @@ See ``GenomeSchema`` for the flat integer layout the evolution engine works on, 
 """
 
 from .alleles import allele, gene, gene_choices, is_gene, with_choices
+from .blocks import ConvBlockGene, GlobalPoolGene, ResidualBlockGene
+from .contracts import (
+    TRAINING_FIELDS,
+    LayerGene,
+    OptimizerChoice,
+    OptimizerSettings,
+    TrainingGene,
+    TrainingOverrides,
+)
 from .devol import devol_columns, from_devol, to_devol
 from .dryrun import dry_run
 from .errors import GeneError, InvalidGenomeError
@@ -18,17 +27,40 @@ from .registry import (
     register_activation,
     register_optimizer,
 )
+from .training_genes import (
+    AugmentGene,
+    BatchSizeGene,
+    LabelSmoothingGene,
+    LearningRateGene,
+    ScheduleGene,
+    WeightDecayGene,
+)
 
 __all__ = [
     "ACTIVATIONS",
     "OPTIMIZERS",
+    "TRAINING_FIELDS",
+    "AugmentGene",
+    "BatchSizeGene",
+    "ConvBlockGene",
     "Conv2dGene",
     "DenseGene",
     "GeneError",
     "GenomeSchema",
+    "GlobalPoolGene",
     "InvalidGenomeError",
+    "LabelSmoothingGene",
+    "LayerGene",
+    "LearningRateGene",
+    "OptimizerChoice",
     "OptimizerGene",
+    "OptimizerSettings",
+    "ResidualBlockGene",
+    "ScheduleGene",
     "Slot",
+    "TrainingGene",
+    "TrainingOverrides",
+    "WeightDecayGene",
     "allele",
     "devol_columns",
     "dry_run",

@@ -11,6 +11,8 @@ from typing import Any
 
 import attrs
 
+from .contracts import check_contract
+
 __all__ = [
     "allele",
     "base_gene_type",
@@ -85,21 +87,18 @@ def gene(cls: type) -> type:
     """Make a class a gene type: a frozen attrs class whose fields are all alleles.
 
     Layer genes define ``build(self, in_shape) -> (modules, out_shape)``; a field named
-    ``active`` (choices False/True) makes the slot optional. Training genes define
-    ``make_optimizer(self, params, device=None)`` and optionally ``overrides(self) -> dict``.
+    ``active`` (choices False/True) makes the slot optional. Training genes define any of
+    ``make_optimizer``, ``optimizer_kwargs`` and ``overrides`` (see ``schema.contracts``). The
+    contract is checked now (TypeError naming the class).
     """
     if not attrs.has(cls) or "__attrs_attrs__" not in cls.__dict__:
         cls = attrs.frozen(cls)
     fields = attrs.fields(cls)
     if not fields:
         raise TypeError(f"gene type {cls.__name__} declares no allele fields")
-    choices: dict[str, tuple] = {}
-    for f in fields:
-        if _CHOICES not in f.metadata:
-            raise TypeError(
-                f"{cls.__name__}.{f.name} is not an allele; declare it with allele([...])"
-            )
-        choices[f.name] = f.metadata[_CHOICES]
+    non_alleles = [f.name for f in fields if _CHOICES not in f.metadata]
+    fields = [f for f in fields if _CHOICES in f.metadata]
+    choices = {f.name: f.metadata[_CHOICES] for f in fields}
     if "active" in choices and set(map(bool, choices["active"])) - {False, True}:
         raise TypeError(f"{cls.__name__}.active must choose among False/True")
     cls.__allele_choices__ = choices
@@ -108,6 +107,7 @@ def gene(cls: type) -> type:
         f.name: f.metadata[_REGISTRY] for f in fields if f.metadata[_REGISTRY] is not None
     }
     cls.with_choices = classmethod(with_choices)
+    check_contract(cls, non_alleles)
     _KNOWN_GENE_TYPES[f"{cls.__module__}:{cls.__qualname__}"] = cls
     return cls
 

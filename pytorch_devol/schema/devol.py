@@ -81,8 +81,8 @@ def devol_schema(
 
 def _is_devol_layout(schema: Any) -> bool:
     bases = [base_gene_type(t)[0] for t, _ in schema.layer_groups]
-    training = base_gene_type(schema.training)[0] if schema.training is not None else None
-    return training is OptimizerGene and bases in ([Conv2dGene, DenseGene], [DenseGene],
+    training = [base_gene_type(t)[0] for t in schema.training]
+    return training == [OptimizerGene] and bases in ([Conv2dGene, DenseGene], [DenseGene],
                                                    [Conv2dGene])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -97,6 +98,8 @@ class OptimizerGene:
     slot_name = "optimizer"
 
     def make_optimizer(
-        self, params: Iterable[torch.Tensor], device: torch.device | str | None = None
+        self, params: Iterable[torch.Tensor], device: torch.device | str | None = None,
+        **hparams: Any,
     ) -> torch.optim.Optimizer:
-        return make_optimizer(self.optimizer, params, device)
+        """The chosen optimizer, with other training genes' ``hparams`` (lr_scale, ...)."""
+        return make_optimizer(self.optimizer, params, device, **hparams)

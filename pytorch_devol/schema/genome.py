@@ -1,8 +1,8 @@
 """``GenomeSchema``: the flat integer layout of a search space and its compiler to nn.Sequential.
 
-A schema is an ordered list of slots (gene types, repeatable), an optional training gene and a
-head. Position ``i`` of a genome vector holds an index in ``0..cardinalities[i]-1``; that vector
-is all the evolution engine ever sees.
+A schema is an ordered list of slots (gene types, repeatable), any number of training genes
+and a head. Position ``i`` of a genome vector holds an index in ``0..cardinalities[i]-1``;
+that vector is all the evolution engine ever sees.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from torch import nn
 
 from .._checks import check_int, make_rng
 from .alleles import check_registered, gene_choices, index_of, is_gene, slot_prefix
+from .contracts import is_training_gene
 from .errors import InvalidGenomeError
 from .genes import flat_size
 from .registry import make_optimizer
@@ -48,22 +49,25 @@ class Slot:
 
 
 class GenomeSchema:
-    """A search space: layer slots, an optional training gene and a classifier/regressor head.
+    """A search space: layer slots, training genes and a classifier/regressor head.
 
     ``layers`` is a list of ``(gene_type, slots)`` pairs (a bare gene type means one slot).
-    ``training`` is a gene type with ``make_optimizer(params, device)``, or None for Adam.
+    ``training`` is a training gene type, a list of them, or None (Adam, `TrainConfig` as
+    given). Their settings merge (see ``schema.contracts``): at most one chooses the
+    optimizer, and two setting the same key is a ValueError here. ``schema.training`` is the
+    tuple of training gene types.
     """
 
     def __init__(
         self,
         layers: Iterable[type | tuple[type, int]],
-        training: type | None = None,
+        training: type | Sequence[type] | None = None,
         input_shape: Sequence[int] = (1, 28, 28),
         n_outputs: int = 10,
         task: str = "classification",
     ):
         self.layer_groups = tuple(self._check_group(g) for g in layers)
-        self.training = training
+        self.training = self._check_training(training)
         self.input_shape = self._check_shape(input_shape)
         self.task = task
         self.n_outputs = n_outputs
@@ -76,10 +80,6 @@ class GenomeSchema:
                 f"n_outputs={n_outputs} leaves no usable head: classification needs >= 2 "
                 "classes, regression >= 1 target"
             )
-        if training is not None and not (
-            is_gene(training) and hasattr(training, "make_optimizer")
-        ):
-            raise TypeError(f"training must be a @gene type with make_optimizer(): {training!r}")
         self.slots = self._layout()
         self.cardinalities = np.array([len(c) for s in self.slots for c in s.choices], np.int64)
         self.cardinalities.setflags(write=False)
@@ -94,6 +94,29 @@ class GenomeSchema:
         return gene_type, check_int(count, f"slot count for {gene_type.__name__}", 0)
 
     @staticmethod
+    def _check_training(training: Any) -> tuple[type, ...]:
+        genes = () if training is None else (training,) if isinstance(training, type) \
+            else tuple(training)
+        for t in genes:
+            if not is_gene(t) or not is_training_gene(t):
+                raise TypeError(f"training genes need @gene and make_optimizer(), "
+                                f"optimizer_kwargs() or overrides(): {t!r}")
+        choosers = [t.__name__ for t in genes if callable(getattr(t, "make_optimizer", None))]
+        if len(choosers) > 1:
+            raise ValueError(f"more than one training gene chooses the optimizer: {choosers}")
+        setters: dict[str, str] = {}
+        for t in genes:
+            instance = t(**{f: c[0] for f, c in gene_choices(t).items()})
+            for method in ("optimizer_kwargs", "overrides"):
+                if callable(getattr(t, method, None)):
+                    for key in getattr(instance, method)():
+                        if key in setters:
+                            raise ValueError(f"training genes {setters[key]} and {t.__name__} "
+                                             f"both set {key!r}; keep one")
+                        setters[key] = t.__name__
+        return genes
+
+    @staticmethod
     def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
         shape = tuple(shape)
         if not shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
@@ -103,8 +126,8 @@ class GenomeSchema:
     def _layout(self) -> tuple[Slot, ...]:
         slots, start, counters = [], 0, {}
         groups = [(t, n, False) for t, n in self.layer_groups]
-        if self.training is not None:
-            groups.append((self.training, 1, True))
+        groups += [(t, 1, True) for t in self.training]
+        names: set[str] = set()
         for gene_type, count, training in groups:
             check_registered(gene_type)
             choices = gene_choices(gene_type)
@@ -112,6 +135,10 @@ class GenomeSchema:
             for _ in range(count):
                 if training:
                     name = prefix
+                    if name in names:
+                        raise ValueError(f"two training genes would both be named {name!r}; "
+                                         "a schema takes each training gene once")
+                    names.add(name)
                 else:
                     name = f"{prefix}{counters.get(prefix, 0)}"
                     counters[prefix] = counters.get(prefix, 0) + 1
@@ -126,7 +153,7 @@ class GenomeSchema:
 
     def __repr__(self) -> str:
         groups = ", ".join(f"({t.__name__}, {n})" for t, n in self.layer_groups)
-        train = self.training.__name__ if self.training else None
+        train = [t.__name__ for t in self.training]
         return (f"GenomeSchema(layers=[{groups}], training={train}, "
                 f"input_shape={self.input_shape}, n_outputs={self.n_outputs}, task={self.task!r})")
 
@@ -271,22 +298,36 @@ class GenomeSchema:
 
     def make_optimizer(self, vector: Any, params: Iterable[torch.Tensor],
                        device: torch.device | str | None = None) -> torch.optim.Optimizer:
-        """The genome's optimizer (its training gene's choice; Adam when there is none)."""
-        gene = self._training_gene(vector)
-        if gene is None:
-            return make_optimizer("adam", params, device)
-        return gene.make_optimizer(params, device)
+        """The genome's optimizer: its optimizer gene's choice (Adam when none chooses), with
+        the merged ``optimizer_kwargs`` of its training genes (learning rate, decay...)."""
+        genes = self._training_genes(vector)
+        hparams = self._merged(genes, "optimizer_kwargs")
+        chooser = next((g for g in genes if callable(getattr(g, "make_optimizer", None))), None)
+        if chooser is None:
+            return make_optimizer("adam", params, device, **hparams)
+        return chooser.make_optimizer(params, device, **hparams) if hparams else \
+            chooser.make_optimizer(params, device)
 
     def training_overrides(self, vector: Any) -> dict[str, Any]:
-        """TrainConfig fields the training gene chooses (its ``overrides()``), usually empty."""
-        gene = self._training_gene(vector)
-        overrides = getattr(gene, "overrides", None)
-        return dict(overrides()) if overrides is not None else {}
+        """`TrainConfig` fields the training genes choose (their merged ``overrides()``)."""
+        return self._merged(self._training_genes(vector), "overrides")
 
-    def _training_gene(self, vector: Any) -> Any:
-        if self.training is None:
-            return None
-        return self.decode(vector)[-1]
+    def _training_genes(self, vector: Any) -> list[Any]:
+        if not self.training:
+            return []
+        return list(self.decode(vector)[-len(self.training):])
+
+    @staticmethod
+    def _merged(genes: list[Any], method: str) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for g in genes:
+            if callable(getattr(g, method, None)):
+                values = dict(getattr(g, method)())
+                clash = sorted(set(values) & set(merged))
+                if clash:
+                    raise ValueError(f"training genes set {clash} twice ({type(g).__name__})")
+                merged.update(values)
+        return merged
 
     # -- saving -------------------------------------------------------------------------------
     def to_spec(self) -> dict[str, Any]:
@@ -304,7 +345,7 @@ class GenomeSchema:
     def __reduce__(self):
         # Gene types made by with_choices cannot be pickled by name: send (base, overrides).
         layers = [(portable(t), n) for t, n in self.layer_groups]
-        training = portable(self.training) if self.training is not None else None
+        training = [portable(t) for t in self.training]
         return (_rebuild, (layers, training, self.input_shape, self.n_outputs, self.task))
 
     @classmethod
@@ -314,8 +355,14 @@ class GenomeSchema:
 
         return devol_schema(cls, **kwargs)
 
+    @classmethod
+    def modern(cls, **kwargs: Any) -> GenomeSchema:
+        """Modern blocks, the head's pooling and training genes (see ``modern_schema``)."""
+        from .modern import modern_schema
+
+        return modern_schema(cls, **kwargs)
+
 
 def _rebuild(layers, training, input_shape, n_outputs, task) -> GenomeSchema:
     return GenomeSchema([(restore(*t), n) for t, n in layers],
-                        restore(*training) if training is not None else None,
-                        input_shape, n_outputs, task)
+                        [restore(*t) for t in training], input_shape, n_outputs, task)

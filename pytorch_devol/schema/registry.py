@@ -74,16 +74,28 @@ ACTIVATIONS = Registry(
 
 
 def _optimizer(cls: type[torch.optim.Optimizer], **defaults: Any) -> Callable[..., Any]:
-    """A factory ``(params, device) -> optimizer`` using the fastest variant the device has."""
+    """A factory ``(params, device, **hparams) -> optimizer`` using the fastest variant the
+    device has. ``hparams`` override the defaults (any keyword the optimizer takes, e.g.
+    ``weight_decay``), and ``lr_scale`` multiplies the default learning rate, so one
+    learning-rate gene suits every optimizer (Adadelta's lr 1.0 and Adam's 1e-3 alike)."""
     accepted = inspect.signature(cls).parameters
 
-    def factory(params: Iterable[torch.Tensor], device: torch.device | str | None = None):
+    def factory(params: Iterable[torch.Tensor], device: torch.device | str | None = None,
+                **hparams: Any):
         kwargs = dict(defaults)
+        scale = hparams.pop("lr_scale", None)
+        unknown = sorted(set(hparams) - set(accepted) - {"params"})
+        if unknown:
+            raise ValueError(f"{cls.__name__} takes no hyperparameter {unknown}; it takes "
+                             f"{sorted(set(accepted) - {'params'})} and lr_scale")
+        kwargs.update(hparams)
+        if scale is not None:
+            kwargs["lr"] = float(kwargs.get("lr", accepted["lr"].default)) * float(scale)
         if device is not None and torch.device(device).type == "cuda":
             if "fused" in accepted:
-                kwargs["fused"] = True
+                kwargs.setdefault("fused", True)
             elif "foreach" in accepted:
-                kwargs["foreach"] = True
+                kwargs.setdefault("foreach", True)
         return cls(params, **kwargs)
 
     factory.__doc__ = f"{cls.__name__}({', '.join(f'{k}={v}' for k, v in defaults.items())})"
@@ -115,10 +127,19 @@ def make_activation(name: str) -> nn.Module:
 
 
 def make_optimizer(
-    name: str, params: Iterable[torch.Tensor], device: torch.device | str | None = None
+    name: str, params: Iterable[torch.Tensor], device: torch.device | str | None = None,
+    **hparams: Any,
 ) -> torch.optim.Optimizer:
-    """An optimizer for a registered name, fused/foreach on CUDA where torch offers it."""
-    return OPTIMIZERS.get(name)(params, device)
+    """An optimizer for a registered name, fused/foreach on CUDA where torch offers it.
+
+    ``hparams`` (e.g. ``lr_scale=0.3, weight_decay=1e-4``) go to the factory; a factory
+    registered without ``**hparams`` accepts none (ValueError if some are given)."""
+    factory = OPTIMIZERS.get(name)
+    if hparams and not any(p.kind is inspect.Parameter.VAR_KEYWORD
+                           for p in inspect.signature(factory).parameters.values()):
+        raise ValueError(f"optimizer {name!r} was registered without **hparams, so it cannot "
+                         f"take {sorted(hparams)}")
+    return factory(params, device, **hparams)
 
 
 def register_activation(name: str, factory: Callable[[], nn.Module], *, replace=False) -> None:
@@ -129,5 +150,6 @@ def register_activation(name: str, factory: Callable[[], nn.Module], *, replace=
 def register_optimizer(
     name: str, factory: Callable[..., torch.optim.Optimizer], *, replace: bool = False
 ) -> None:
-    """Add an optimizer: ``factory(params, device)`` returns a new optimizer."""
+    """Add an optimizer: ``factory(params, device, **hparams)`` returns a new optimizer
+    (``**hparams`` may be left out if no training gene sets optimizer hyperparameters)."""
     OPTIMIZERS.register(name, factory, replace=replace)

@@ -84,7 +84,7 @@ def _gene_from_spec(spec: dict[str, Any]) -> type:
 def schema_to_spec(schema: Any) -> dict[str, Any]:
     return {
         "layers": [{**_gene_spec(t), "slots": n} for t, n in schema.layer_groups],
-        "training": _gene_spec(schema.training) if schema.training is not None else None,
+        "training": [_gene_spec(t) for t in schema.training],
         "input_shape": list(schema.input_shape),
         "n_outputs": int(schema.n_outputs),
         "task": schema.task,
@@ -97,7 +97,8 @@ def schema_from_spec(cls: type, spec: dict[str, Any],
     import_gene_modules(gene_modules)
     try:
         layers = [(_gene_from_spec(g), int(g["slots"])) for g in spec["layers"]]
-        training = _gene_from_spec(spec["training"]) if spec.get("training") else None
+        saved = spec.get("training") or []
+        training = [_gene_from_spec(g) for g in ([saved] if isinstance(saved, dict) else saved)]
         return cls(layers, training, tuple(spec["input_shape"]), int(spec["n_outputs"]),
                    spec.get("task", "classification"))
     except KeyError as err:

@@ -228,10 +228,8 @@ def unpack(data: bytes, fd: int | None) -> Any:
 
 # -- gene types and registered names --------------------------------------------------------
 def _gene_types(schema: Any) -> list[type]:
-    types = [t for t, _ in getattr(schema, "layer_groups", ())]
-    if getattr(schema, "training", None) is not None:
-        types.append(schema.training)
-    return types
+    return [t for t, _ in getattr(schema, "layer_groups", ())] + \
+        list(getattr(schema, "training", ()))
 
 
 def _registrations(schema: Any) -> list[tuple[str, str, Any]]:

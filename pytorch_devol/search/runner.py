@@ -157,18 +157,25 @@ class Search:
         return options
 
     def _check_training_overrides(self, limit: int = 4096) -> None:
-        """Every choice of the training gene must give a valid TrainConfig: checked now, not
-        when a candidate trains (spaces with more than ``limit`` combinations are sampled)."""
-        slot = next((s for s in self.schema.slots if s.training), None)
-        if slot is None or not hasattr(slot.gene_type, "overrides"):
+        """Every combination of the training genes' choices must give a valid TrainConfig for
+        this data: checked now, not when a candidate trains (spaces with more than ``limit``
+        combinations are sampled)."""
+        slots = [s for s in self.schema.slots if s.training]
+        if not slots:
             return
-        rng = np.random.default_rng(0)
-        combos = itertools.islice(itertools.product(*(range(len(c)) for c in slot.choices)),
-                                  limit)
-        for combo in combos:
-            vector = self.schema.random(rng)
-            vector[slot.start:slot.stop] = combo
-            self.train_config.with_overrides(self.schema.training_overrides(vector))
+        choices = [range(len(c)) for s in slots for c in s.choices]
+        positions = [i for s in slots for i in range(s.start, s.stop)]
+        image = len(self.schema.input_shape) == 3
+        for combo in itertools.islice(itertools.product(*choices), limit):
+            vector = np.zeros(len(self.schema), dtype=np.int64)
+            vector[positions] = combo
+            config = self.train_config.with_overrides(self.schema.training_overrides(vector))
+            if (config.augment_shift or config.augment_flip) and not image:
+                raise ValueError(f"augmentation needs image inputs (C, H, W); this data is "
+                                 f"{self.schema.input_shape}: drop AugmentGene")
+            if config.label_smoothing and self.schema.task != "classification":
+                raise ValueError("label smoothing is for classification: drop "
+                                 "LabelSmoothingGene from a regression schema")
 
     def _make_strategy(self, strategy: Any) -> tuple[str, Any]:
         cards, n, opts = self.schema.cardinalities, self.population_size, self.strategy_options

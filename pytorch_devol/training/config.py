@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from .._checks import check_int
+from ..schema.contracts import TRAINING_FIELDS
+from .schedules import SCHEDULES
 
 __all__ = ["TrainConfig", "PRECISIONS", "cpu_has_fast_bf16"]
 
@@ -69,9 +71,15 @@ def _check_max_seconds(instance: Any, attribute: attrs.Attribute, value: Any) ->
                          f"got {value!r}")
 
 
-# TrainConfig fields a genome's training gene may override.
-PER_CANDIDATE_FIELDS = frozenset({"epochs", "batch_size", "patience", "max_seconds",
-                                  "restore_best"})
+def _check_smoothing(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ValueError(f"TrainConfig.label_smoothing must be a number in [0, 1), "
+                         f"got {value!r}")
+
+
+# TrainConfig fields a genome's training genes may override (the schema's contract lists
+# them too, so a gene is checked when it is declared).
+PER_CANDIDATE_FIELDS = TRAINING_FIELDS
 
 
 @attrs.frozen
@@ -89,6 +97,11 @@ class TrainConfig:
     - ``max_seconds``: optional wall-clock cap per candidate; training stops there and the
       candidate is scored with what it has (``EvalResult.stop_reason == "max_seconds"``).
     - ``seed``: default seed of `Trainer.evaluate` (model init, dropout, batch order).
+    - ``schedule``: the learning rate over the planned steps, "constant", "cosine" or
+      "onecycle" (see ``training.schedules``); ``label_smoothing`` of the training loss;
+      ``augment_shift`` / ``augment_flip``: on-device translation by up to that many pixels
+      and random horizontal flips of image batches (``training.augment``). Usually set per
+      candidate by training genes (``PER_CANDIDATE_FIELDS``).
     """
 
     epochs: int = attrs.field(default=10, converter=_plain_int, validator=_int_at_least(1))
@@ -104,6 +117,12 @@ class TrainConfig:
                                               validator=_int_at_least(1, optional=True))
     max_seconds: float | None = attrs.field(default=None, validator=_check_max_seconds)
     restore_best: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    schedule: str = attrs.field(default="constant", validator=attrs.validators.in_(SCHEDULES))
+    label_smoothing: float = attrs.field(default=0.0, validator=_check_smoothing)
+    augment_shift: int = attrs.field(default=0, converter=_plain_int,
+                                     validator=_int_at_least(0))
+    augment_flip: bool = attrs.field(default=False,
+                                     validator=attrs.validators.instance_of(bool))
 
     def resolve_device(self) -> torch.device:
         """The torch device to train on; ValueError when CUDA is asked for but absent."""

@@ -6,7 +6,9 @@ the device and read once per epoch (no per-batch host sync), which is also where
 early stopping are checked. bf16 autocast and channels_last on CUDA (bf16 also on CPUs with
 native bf16 kernels), cudnn benchmark, fused/foreach optimizers (chosen by the schema),
 evaluation under inference_mode in large batches; on CPU, dropout masks from a faster kernel
-(`fast_ops`). The best-validation-epoch weights are restored at the end (DEvol kept the last
+(`fast_ops`). Per candidate, its training genes may set a learning-rate schedule (stepped
+per batch), label smoothing and on-device augmentation of each batch (`augment`), all without
+a host sync. The best-validation-epoch weights are restored at the end (DEvol kept the last
 epoch's).
 """
 
@@ -27,9 +29,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from pytorch_devol.schema.errors import InvalidGenomeError
+from pytorch_devol.training.augment import augment_batch
 from pytorch_devol.training.config import TrainConfig
 from pytorch_devol.training.fast_ops import swap_cpu_dropout
 from pytorch_devol.training.result import EvalResult
+from pytorch_devol.training.schedules import make_schedule
 from pytorch_devol.training.splits import DataSplits
 from pytorch_devol.training.validate import as_splits, check_compatible
 
@@ -195,9 +199,11 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
                               enabled=self.bf16)
 
-    def _loss(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    def _loss(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean",
+              label_smoothing: float = 0.0) -> torch.Tensor:
         if self.data.task == "classification":
-            return F.cross_entropy(out.float(), y, reduction=reduction)
+            return F.cross_entropy(out.float(), y, reduction=reduction,
+                                   label_smoothing=label_smoothing)
         return F.mse_loss(out.float(), y, reduction=reduction)
 
     def _train(self, schema: Any, genome: Any, seed: int, keep_weights: Any,
@@ -222,6 +228,10 @@ class Trainer:
         generator = torch.Generator(device=self.device)
         generator.manual_seed(seed)
         deadline = None if config.max_seconds is None else start + config.max_seconds
+        scheduler = make_schedule(optimizer, config.schedule,
+                                  config.epochs * math.ceil(n_used / batch))
+        augment = (config.augment_shift > 0 or config.augment_flip) and x.dim() == 4
+        smoothing = config.label_smoothing if self.data.task == "classification" else 0.0
 
         history: dict[str, list[float]] = progress.history
         metric_name = "val_accuracy" if self.data.task == "classification" else "val_mae"
@@ -241,18 +251,23 @@ class Trainer:
             out_of_time = False
             for lo in range(0, n_used, batch):
                 idx = perm[lo:min(lo + batch, n_used)]
+                xb = x[idx]
+                if augment:
+                    xb = augment_batch(xb, config.augment_shift, config.augment_flip, generator)
                 with self._autocast():
-                    out = model(x[idx])
+                    out = model(xb)
                 if out_shape is not None:  # checked on the first batch only (no sync)
                     if tuple(out.shape[1:]) != out_shape:
                         raise InvalidGenomeError(
                             f"model outputs shape {tuple(out.shape)} for a batch of "
                             f"{idx.numel()}, the data needs (batch, {out_shape[0]})")
                     out_shape = None
-                loss = self._loss(out, y[idx])
+                loss = self._loss(out, y[idx], label_smoothing=smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 total += loss.detach() * idx.numel()
                 seen += idx.numel()
                 if deadline is not None and time.perf_counter() > deadline:
@@ -287,7 +302,7 @@ class Trainer:
             best_loss, best_metric, best_epoch = last_loss, last_metric, progress.epochs
         elif best_state is not None and best_epoch != progress.epochs:
             model.load_state_dict(best_state)
-        del best_state, optimizer
+        del best_state, optimizer, scheduler
         test_loss, test_metric = self._score(model, "test")
         classification = self.data.task == "classification"
         result = EvalResult(
