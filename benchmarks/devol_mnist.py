@@ -18,8 +18,22 @@ MNIST comes from torchvision's layout ``<root>/MNIST/raw``: ``--data-root``, els
 ``$PYTORCH_DEVOL_DATA``, ``<repo>/datasets`` (git-ignored; the GPU machine's copy), then
 ``<repo>/../shared/datasets``. Missing data is an error: nothing is ever substituted.
 
+``--split devol-t10k`` is the split DEvol itself was measured on here (DEVOL.md): the MNIST
+t10k images, the first 8,000 for training (10% of them held out for validation, seeded and
+stratified) and the last 2,000 as the test set; the search sizes then come from the flags.
+``--api search`` runs ``Search`` with the package's defaults (our optimizer defaults, batch
+128) instead of ``compat.DEvol`` (Keras's optimizer values); e.g. DEvol's measured setting:
+
+    python benchmarks/devol_mnist.py --split devol-t10k --api search --generations 3 \
+        --population 6 --epochs 2 --max-conv-layers 3 --max-dense-layers 2 --max-filters 64 \
+        --max-dense-nodes 256 --device cpu --tag devol-t10k-search
+
+With ``--max-minutes`` the record gives candidates per minute and the linear projection of the
+time all ``generations x population`` candidates would take.
+
 Writes ``benchmarks/results/devol_mnist_<device>_<scale>.json`` and ``.png`` (the running best
-validation accuracy); the run itself goes to ``runs/devol_mnist_<device>_<scale>`` (+ ``.csv``).
+validation accuracy; skipped, and said so, without matplotlib); the run itself goes to
+``runs/devol_mnist_<device>_<scale>`` (+ ``.csv``) unless ``--run-dir`` says otherwise.
 """
 
 from __future__ import annotations
@@ -43,11 +57,20 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from machine import code_state, cpu_name  # noqa: E402
 
 from pytorch_devol.compat import DEvol, GenomeHandler  # noqa: E402
-from pytorch_devol.search import SerialEvaluator, load_result  # noqa: E402
-from pytorch_devol.search.plot import plot_run  # noqa: E402
-from pytorch_devol.training import DATA_ENV_VAR, TrainConfig, load_dataset  # noqa: E402
+from pytorch_devol.schema import GenomeSchema  # noqa: E402
+from pytorch_devol.search import Search, SerialEvaluator, load_result  # noqa: E402
+from pytorch_devol.training import (  # noqa: E402
+    DATA_ENV_VAR,
+    TrainConfig,
+    as_splits,
+    load_dataset,
+    read_idx,
+)
 
 SPACE = dict(max_conv_layers=6, max_dense_layers=4, max_filters=256, max_dense_nodes=1024)
 FULL = dict(generations=20, population=50, epochs=10, train_size=60000, test_size=10000)
@@ -59,6 +82,7 @@ OFFICIAL_MD5 = {  # torchvision's records of the official MNIST files
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 SEGMENTS = "benchmark_segments.json"
+DEVOL_T10K = dict(train_size=8000, test_size=2000)  # DEvol's measured split (DEVOL.md)
 
 
 class OutOfTime(Exception):
@@ -133,6 +157,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, metavar="N",
                        help=f"override the search space (DEvol's: {SPACE[name]})")
     p.add_argument("--data-root", help="folder holding MNIST/raw")
+    p.add_argument("--split", default="default", choices=["default", "devol-t10k"],
+                   help="default: a seeded subset of the official train/test sets (all of "
+                        "them at scale 1); devol-t10k: t10k's first 8,000 images for training, "
+                        "its last 2,000 as the test set (where DEvol was measured here)")
+    p.add_argument("--api", default="compat", choices=["compat", "search"],
+                   help="compat: pytorch_devol.compat.DEvol (Keras's optimizer values); "
+                        "search: Search with the package's defaults")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     p.add_argument("--workers", type=int, help="local worker processes (default: in-process)")
     p.add_argument("--workers-per-gpu", type=int, help="worker processes per GPU")
@@ -155,6 +186,8 @@ def settings_from(args: argparse.Namespace, device: torch.device) -> dict[str, A
     if args.resume:
         return json.loads((Path(args.resume) / SEGMENTS).read_text())["settings"]
     search = scaled(args.scale)
+    if args.split == "devol-t10k":
+        search.update(DEVOL_T10K)
     overridden = False
     for key in search:
         value = getattr(args, key)
@@ -165,10 +198,14 @@ def settings_from(args: argparse.Namespace, device: torch.device) -> dict[str, A
     label = args.tag or ("full" if args.scale == 1 and not overridden else
                          f"{args.scale:g}" + ("-custom" if overridden else ""))
     name = f"devol_mnist_{device_label(device)}_{label}"
+    if args.split == "devol-t10k" and (search["train_size"], search["test_size"]) != (
+            DEVOL_T10K["train_size"], DEVOL_T10K["test_size"]):
+        raise SystemExit("--split devol-t10k fixes 8,000 training and 2,000 test images")
     return {"scale": args.scale, "label": label, "name": name, **search, **space,
+            "split": args.split, "api": args.api,
             "batch_size": args.batch_size, "precision": args.precision, "patience": 1,
-            "keras_optimizers": not args.torch_optimizers, "seed": args.seed,
-            "run_dir": args.run_dir or str(REPO / "runs" / name)}
+            "keras_optimizers": args.api == "compat" and not args.torch_optimizers,
+            "seed": args.seed, "run_dir": args.run_dir or str(REPO / "runs" / name)}
 
 
 def evaluator_for(args: argparse.Namespace, device: torch.device) -> Any:
@@ -181,11 +218,25 @@ def evaluator_for(args: argparse.Namespace, device: torch.device) -> Any:
     return ProcessPoolEvaluator(workers=args.workers, workers_per_gpu=args.workers_per_gpu or 1)
 
 
+def devol_t10k_split(root: Path, seed: int) -> Any:
+    """DEvol's measured split: t10k's first 8,000 images train (10% of them validation,
+    seeded, stratified), its last 2,000 are the test set."""
+    raw = root / "MNIST" / "raw"
+    x = read_idx(next(raw.glob("t10k-images-idx3-ubyte*")))
+    y = read_idx(next(raw.glob("t10k-labels-idx1-ubyte*"))).astype(np.int64)
+    n = DEVOL_T10K["train_size"]
+    return as_splits(((x[:n], y[:n]), (x[n:n + DEVOL_T10K["test_size"]],
+                                       y[n:n + DEVOL_T10K["test_size"]])),
+                     val_fraction=0.1, seed=seed, input_shape=(1, 28, 28), n_outputs=10,
+                     name="mnist-t10k-devol-split")
+
+
 def machine(device: torch.device) -> dict[str, Any]:
-    info = {"platform": platform.platform(), "python": platform.python_version(),
+    info = {"platform": platform.platform(), "cpu": cpu_name(),
+            "python": platform.python_version(),
             "torch": torch.__version__, "numpy": np.__version__, "cpu_count": os.cpu_count(),
             "load_average": os.getloadavg(), "torch_threads": torch.get_num_threads(),
-            "device": str(device)}
+            "device": str(device), "code": code_state()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda
@@ -233,10 +284,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = TrainConfig(device=args.device).resolve_device()
     s = settings_from(args, device)
     root = find_data_root(args.data_root)
-    full = s["train_size"] >= FULL["train_size"] and s["test_size"] >= FULL["test_size"]
-    data = load_dataset("mnist", root=root, val_fraction=0.1, seed=s["seed"],
-                        limit=None if full else (s["train_size"], s["test_size"]))
-    print(f"data: MNIST from {root.resolve()}: {data.summary()}", flush=True)
+    split = s.get("split", "default")
+    full = split == "default" and s["train_size"] >= FULL["train_size"] and \
+        s["test_size"] >= FULL["test_size"]
+    if split == "devol-t10k":
+        data = devol_t10k_split(root, s["seed"])
+    else:
+        data = load_dataset("mnist", root=root, val_fraction=0.1, seed=s["seed"],
+                            limit=None if full else (s["train_size"], s["test_size"]))
+    print(f"data: MNIST from {root.resolve()} ({split} split): {data.summary()}", flush=True)
     run_dir = Path(s["run_dir"])
     segments = json.loads((run_dir / SEGMENTS).read_text())["segments"] if args.resume else []
 
@@ -249,12 +305,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = TrainConfig(batch_size=s["batch_size"], precision=s["precision"],
                          patience=s["patience"], device=str(device))
     load_start = os.getloadavg()
-    devol = DEvol(handler, str(run_dir) + ".csv", run_dir=run_dir, seed=s["seed"],
-                  train_config=config, evaluator=evaluator, resume=bool(args.resume),
-                  verbose=not args.quiet)
+    devol_csv = None
+    if s.get("api", "compat") == "compat":
+        devol = DEvol(handler, str(run_dir) + ".csv", run_dir=run_dir, seed=s["seed"],
+                      train_config=config, evaluator=evaluator, resume=bool(args.resume),
+                      verbose=not args.quiet)
+        devol_csv = devol.datafile
+
+        def go() -> None:
+            devol.run(data, s["generations"], s["population"], s["epochs"])
+    else:
+        if args.resume:
+            search = Search.resume(run_dir, data=data, evaluator=evaluator,
+                                   verbose=not args.quiet)
+        else:
+            schema = GenomeSchema.devol(**{k: s[k] for k in SPACE},
+                                        input_shape=data.input_shape, n_classes=10)
+            search = Search(schema, data, generations=s["generations"],
+                            population_size=s["population"], epochs=s["epochs"],
+                            seed=s["seed"], run_dir=run_dir, evaluator=evaluator,
+                            train_config=config, verbose=not args.quiet)
+
+        def go() -> None:
+            search.run()
     complete = True
     try:
-        devol.run(data, s["generations"], s["population"], s["epochs"])
+        go()
     except OutOfTime:
         complete = False
     wall = time.monotonic() - start
@@ -269,7 +345,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         notes.append(f"CPU shared with other engineers' work: load average "
                      f"{load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at the end, "
                      f"{os.cpu_count()} cores; timings are pessimistic and noisy")
-    if not full:
+    if split == "devol-t10k":
+        notes.append("DEvol's measured split (DEVOL.md): MNIST t10k, the first 8,000 images for "
+                     "training (10% of them the validation part: fitness and the choice of the "
+                     "best), the last 2,000 the test set. DEvol chose its best on those 2,000")
+    elif not full:
         notes.append(f"reduced scale: {data.sizes()['train']} training images, up to "
                      f"{s['epochs']} epoch(s) per candidate, {s['generations']} x "
                      f"{s['population']} candidates from the full space; accuracy is far below "
@@ -291,12 +371,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "devol_reference": {"test_accuracy": DEVOL_TEST_ACCURACY, "selected_on": "test set",
                             "source": "DEvol README (MNIST, 20 x 50, 6 conv / 4 dense)"},
         **summarise(run_dir, total), "notes": notes,
-        "run": {"run_dir": str(run_dir), "devol_csv": devol.datafile},
+        "run": {"run_dir": str(run_dir), "devol_csv": devol_csv},
     }
+    evaluated = record["counts"]["evaluated"]
+    record["candidates_per_minute"] = round(60 * evaluated / total, 2) if total > 0 else None
+    record["projected_seconds_for_all_planned"] = (
+        round(total * record["evaluations_planned"] / evaluated, 1) if evaluated else None)
+    record["projection"] = ("linear in the candidates evaluated so far (later generations may "
+                            "train longer or shorter, and repeats of a genome are not trained)")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"{s['name']}.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
-    png = plot_run(run_dir, out=args.out_dir / f"{s['name']}.png")
+    try:
+        from pytorch_devol.search.plot import plot_run
+
+        png: Any = plot_run(run_dir, out=args.out_dir / f"{s['name']}.png")
+    except ImportError as exc:  # matplotlib is optional (e.g. on the GPU machine)
+        png = f"no plot ({exc})"
     best = record.get("best", {})
     print(f"{record['counts']} in {total:.0f} s ({record['seconds_per_candidate']} s per "
           f"candidate); best val accuracy {best.get('val_accuracy')}, its test accuracy "

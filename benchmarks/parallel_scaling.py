@@ -1,27 +1,35 @@
-"""Parallel evaluation scaling: candidates per minute with 1, 2, 4, ... pool workers.
+"""Parallel evaluation scaling: candidates per minute in-process and with 1, 2, 4, ... workers.
 
 The same fixed genomes (a seeded draw from DEvol's search space, ``GenomeSchema.devol``) are
-trained by the in-process ``SerialEvaluator`` (baseline) and by ``ProcessPoolEvaluator`` with
-each worker count; on CUDA, with K = 1, 2, 4, 8 workers per GPU (small networks leave a large GPU
-idle; several per GPU fill it). Worker start-up (spawn, import, data to the device) is timed
-apart, and one warm-up candidate per worker (oneDNN / cuDNN initialisation) runs before the
-clock starts: the rate is the steady state a long search sees.
+trained by the in-process ``SerialEvaluator`` (the baseline, measured in the same run) and by
+``ProcessPoolEvaluator`` with each worker count; on CUDA with K = 1, 2, 4, 8 workers per GPU
+(small networks leave a large GPU idle; several per GPU fill it).
 
-    python benchmarks/parallel_scaling.py --dataset digits            # quick, CPU
-    python benchmarks/parallel_scaling.py --train-size 6000 --epochs 1 --workers 1,2
-    python3 benchmarks/parallel_scaling.py --data-root datasets       # GPU: all of MNIST
+One measurement streams the genome list, pass after pass (largest FLOPs first within a pass,
+so the last pass ends on small candidates), keeping two candidates per worker in flight; it
+stops submitting at the end of the first pass that ends after ``--min-seconds`` (default 30)
+and drains. Its rate = candidates / wall seconds (start-up excluded, timed apart; one warm-up
+candidate per worker runs before the clock starts). Rounds interleave the configurations;
+every figure is the median over rounds with its range, and the speed-up is computed per round
+against that round's in-process rate. A speed-up whose range crosses 1 is reported as no
+measurable difference.
 
-Writes benchmarks/results/parallel_<device>.json and .md (``--tag`` changes the suffix).
+    python benchmarks/parallel_scaling.py --dataset digits --max-conv-layers 2 \\
+        --max-dense-layers 2 --max-filters 32 --max-dense-nodes 64 --epochs 3 --tag cpu-digits
+    python benchmarks/parallel_scaling.py --train-size 3000 --test-size 500 --epochs 1
+    python3 benchmarks/parallel_scaling.py --device cuda --epochs 1     # GPU: all of MNIST
+
+Writes benchmarks/results/parallel_<tag>.json and .md (``--tag``, default the device type).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -30,11 +38,23 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-from machine import cpu_name, default_data_root  # noqa: E402
+from machine import (  # noqa: E402
+    Budget,
+    code_state,
+    cpu_name,
+    default_data_root,
+    fmt_spread,
+    loadavg,
+    now,
+    ratio_verdict,
+    spread,
+)
 
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
 from pytorch_devol.search import SerialEvaluator, Task  # noqa: E402
@@ -56,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="training examples kept (default: all; 10%% become validation)")
     p.add_argument("--test-size", type=int, default=None)
     p.add_argument("--n-genomes", type=int, default=16)
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -68,9 +88,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads-per-worker", type=int, default=None,
                    help="torch threads per worker (default: the pool's choice)")
     p.add_argument("--no-serial", action="store_true", help="skip the in-process baseline")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="measure every configuration this many times, interleaved, and keep "
-                        "its fastest round (use 2-3 on a shared machine)")
+    p.add_argument("--serial-threads", type=int, default=None,
+                   help="torch threads of the in-process baseline (default: torch's choice); "
+                        "1 compares like with like against single-threaded workers")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="measure every configuration this many times, interleaved")
+    p.add_argument("--min-seconds", type=float, default=30.0,
+                   help="each measurement runs whole passes until at least this long")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="start no new measurement after this long (later ones are skipped "
+                        "and listed as such)")
     p.add_argument("--seed", type=int, default=0, help="seed of the genome draw and training")
     p.add_argument("--max-conv-layers", type=int, default=6)
     p.add_argument("--max-dense-layers", type=int, default=4)
@@ -78,24 +105,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-dense-nodes", type=int, default=1024)
     p.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
     p.add_argument("--tag", default=None, help="file name suffix (default: the device type)")
+    p.add_argument("--note", action="append", default=[], help="a note for the .md")
     p.add_argument("--no-write", action="store_true", help="print only, write no files")
     return p.parse_args(argv)
 
 
 def machine(device: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(), "torch": torch.__version__,
+        "date": now(), "python": platform.python_version(), "torch": torch.__version__,
         "numpy": np.__version__, "platform": platform.platform(), "cpu": cpu_name(),
         "cpu_count": os.cpu_count(), "usable_cores": usable_cores(), "device": str(device),
+        "loadavg_at_start": loadavg(), "code": code_state(),
     }
-    if os.path.exists("/proc/loadavg"):
-        info["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=props.name, gpus=torch.cuda.device_count(),
                     gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
     return info
+
+
+def flops_per_image(schema: GenomeSchema, genome: tuple[int, ...],
+                    shape: tuple[int, ...]) -> float:
+    model = schema.build_model(np.asarray(genome))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(torch.rand((2, *shape))).sum().backward()
+    return counter.get_total_flops() / 2
 
 
 def draw_genomes(schema: GenomeSchema, n: int, seed: int) -> list[tuple[int, ...]]:
@@ -118,8 +153,10 @@ def draw_genomes(schema: GenomeSchema, n: int, seed: int) -> list[tuple[int, ...
 
 
 def measure(evaluator: Any, schema: GenomeSchema, data: Any, config: TrainConfig,
-            genomes: list[tuple[int, ...]], seed: int) -> dict[str, Any]:
-    """Start-up time, then one warm-up candidate per worker, then the timed genomes."""
+            genomes: list[tuple[int, ...]], seed: int, min_seconds: float) -> dict[str, Any]:
+    """Start-up time, one warm-up candidate per worker, then whole passes over ``genomes``
+    streamed with two tasks per worker in flight until ``min_seconds`` have passed."""
+    load_before = loadavg()
     start = time.perf_counter()
     evaluator.open(schema, data, config)
     startup = time.perf_counter() - start
@@ -129,24 +166,40 @@ def measure(evaluator: Any, schema: GenomeSchema, data: Any, config: TrainConfig
             evaluator.submit(Task(-1 - i, warm, seed))
         for _ in range(evaluator.capacity):
             evaluator.next_result()
+        n, target = len(genomes), 2 * evaluator.capacity
+        results, submitted, in_flight, stop = [], 0, 0, False
         start = time.perf_counter()
-        for i, genome in enumerate(genomes):
-            evaluator.submit(Task(i, genome, seed + i))
-        results = [evaluator.next_result()[1] for _ in genomes]
+        while True:
+            while not stop and in_flight < target:
+                if submitted % n == 0 and submitted and \
+                        time.perf_counter() - start >= min_seconds:
+                    stop = True
+                    break
+                evaluator.submit(Task(submitted, genomes[submitted % n], seed + submitted))
+                submitted += 1
+                in_flight += 1
+            if in_flight == 0:
+                break
+            results.append(evaluator.next_result()[1])
+            in_flight -= 1
         wall = time.perf_counter() - start
     finally:
         evaluator.close()
     ok = [r for r in results if r.ok]
     return {"startup_s": round(startup, 2), "wall_s": round(wall, 2),
-            "candidates_per_min": round(60 * len(genomes) / wall, 2),
+            "candidates": len(results), "passes": len(results) // n,
+            "candidates_per_min": round(60 * len(results) / wall, 2),
             "mean_candidate_s": round(statistics.fmean(r.total_seconds for r in results), 3),
             "failed": len(results) - len(ok),
             "mean_val_accuracy": round(statistics.fmean(r.val_accuracy for r in ok), 4)
-            if ok else math.nan}
+            if ok else math.nan,
+            "loadavg_before": load_before, "loadavg_after": loadavg()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    budget = Budget(args.max_minutes)
     root = args.data_root or default_data_root()
     limit = None if args.train_size is None and args.test_size is None else (
         args.train_size, args.test_size)
@@ -158,7 +211,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=None,
                          device=args.device, seed=args.seed, precision=args.precision)
     device = config.resolve_device()
-    genomes = draw_genomes(schema, args.n_genomes, args.seed)
+    info = machine(device)
+    drawn = draw_genomes(schema, args.n_genomes, args.seed)
+    costs = {g: flops_per_image(schema, g, data.input_shape) for g in drawn}
+    genomes = sorted(drawn, key=lambda g: -costs[g])  # largest first within a pass
     print(f"{data.summary()}; {len(genomes)} genomes, {args.epochs} epochs, {device}",
           flush=True)
 
@@ -166,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.no_serial:
         plans.append({"mode": "in-process", "workers": 1, "workers_per_gpu": None})
     if device.type == "cuda":
-        n_gpus = 1 if device.index is not None else torch.cuda.device_count()
+        n_gpus = torch.cuda.device_count()
         for k in args.workers_per_gpu:
             plans.append({"mode": "pool", "workers": n_gpus * k, "workers_per_gpu": k})
     else:
@@ -174,45 +230,84 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plans.extend({"mode": "pool", "workers": n, "workers_per_gpu": None} for n in counts)
 
     runs: list[list[dict[str, Any]]] = [[] for _ in plans]
+    skipped: list[dict[str, Any]] = []
     for round_ in range(args.rounds):      # rounds interleave the plans: load drifts evenly
-        for plan, done in zip(plans, runs):
+        for plan, done in zip(plans, runs, strict=True):
+            if budget.spent():
+                skipped.append({"round": round_, **plan})
+                continue
             if plan["mode"] == "in-process":
                 evaluator: Any = SerialEvaluator()
+            elif device.type == "cuda":
+                evaluator = ProcessPoolEvaluator(
+                    workers=plan["workers"], workers_per_gpu=plan["workers_per_gpu"],
+                    threads_per_worker=args.threads_per_worker)
             else:
                 evaluator = ProcessPoolEvaluator(
-                    workers=plan["workers"], workers_per_gpu=plan["workers_per_gpu"] or 1,
+                    devices=["cpu"] * plan["workers"],
                     threads_per_worker=args.threads_per_worker)
-            run = measure(evaluator, schema, data, config, genomes, args.seed)
+            threads = torch.get_num_threads()
+            if plan["mode"] == "in-process" and args.serial_threads:
+                torch.set_num_threads(args.serial_threads)
+            try:
+                run = measure(evaluator, schema, data, config, genomes, args.seed,
+                              args.min_seconds)
+                run["threads_per_worker"] = getattr(evaluator, "threads",
+                                                    torch.get_num_threads())
+            finally:
+                torch.set_num_threads(threads)
             if device.type == "cuda":
                 torch.cuda.empty_cache()   # the in-process run's cache: give it to the workers
-            run["threads_per_worker"] = getattr(evaluator, "threads", torch.get_num_threads())
+            run["round"] = round_
             done.append(run)
-            print(json.dumps({"round": round_, **plan, **run}), flush=True)
+            print(json.dumps({**plan, **run}), flush=True)
+
+    base_by_round = ({r["round"]: r["candidates_per_min"] for r in runs[0]}
+                     if plans and plans[0]["mode"] == "in-process" else {})
     rows = []
-    for plan, done in zip(plans, runs):
-        # The least disturbed round: other load only ever slows a run down.
-        row = {**plan, **max(done, key=lambda r: r["candidates_per_min"])}
-        row["candidates_per_min_each_round"] = [r["candidates_per_min"] for r in done]
-        row["failed"] = sum(r["failed"] for r in done)
+    for plan, done in zip(plans, runs, strict=True):
+        row: dict[str, Any] = {**plan, "rounds": len(done),
+                               "candidates_per_min": spread(r["candidates_per_min"]
+                                                            for r in done),
+                               "wall_s": spread(r["wall_s"] for r in done),
+                               "startup_s": spread(r["startup_s"] for r in done),
+                               "mean_candidate_s": spread(r["mean_candidate_s"] for r in done),
+                               "candidates_per_measurement": [r["candidates"] for r in done],
+                               "failed": sum(r["failed"] for r in done),
+                               "threads_per_worker": done[0]["threads_per_worker"]
+                               if done else None}
+        if base_by_round:
+            sp = spread(r["candidates_per_min"] / base_by_round[r["round"]] for r in done
+                        if r["round"] in base_by_round)
+            sp["verdict"] = ratio_verdict(sp, "the in-process rate", "slower than in-process")
+            row["speedup_vs_in_process"] = sp
         rows.append(row)
 
-    base = rows[0]["candidates_per_min"]
-    for row in rows:
-        row["speedup_vs_first"] = round(row["candidates_per_min"] / base, 2)
-    pools = [r for r in rows if r["mode"] == "pool"]
-    best = max(pools, key=lambda r: r["candidates_per_min"]) if pools else None
+    measured = [r for r in rows if r["mode"] == "pool" and r["rounds"]]
+    best = max(measured, key=lambda r: r["candidates_per_min"]["median"]) if measured else None
+    info.update(loadavg_at_end=loadavg(), wall_seconds=round(budget.elapsed(), 1))
     result = {
-        "benchmark": "parallel_scaling", "machine": machine(device),
+        "benchmark": "parallel_scaling", "machine": info,
+        "command": shlex.join(["python", "benchmarks/parallel_scaling.py", *argv]),
         "settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                      "data_root": str(root), "data": data.summary(),
-                     "genomes": [list(g) for g in genomes]},
-        "rows": rows,
-        "best": None if best is None else {k: best[k] for k in (
-            "workers", "workers_per_gpu", "threads_per_worker", "candidates_per_min")},
+                     "genomes": [list(g) for g in genomes],
+                     "train_flops_per_image": [costs[g] for g in genomes]},
+        "rows": rows, "runs": runs, "skipped": skipped,
+        "best_pool": None if best is None else {
+            "workers": best["workers"], "workers_per_gpu": best["workers_per_gpu"],
+            "threads_per_worker": best["threads_per_worker"],
+            "candidates_per_min_median": best["candidates_per_min"]["median"]},
     }
     if not args.no_write:
         write(result, args.out_dir, args.tag or device.type)
     return result
+
+
+def code_line(c: dict[str, Any]) -> str:
+    return (f"git {c['git_head']}" + (" + uncommitted changes in pytorch_devol/"
+                                      if c["pytorch_devol_uncommitted_changes"] else "")
+            + f" (pytorch_devol sha256 {c['pytorch_devol_sha256']})")
 
 
 def write(result: dict[str, Any], out_dir: Path, tag: str) -> None:
@@ -222,38 +317,53 @@ def write(result: dict[str, Any], out_dir: Path, tag: str) -> None:
     gpus = f" x {m['gpus']}" if "gpus" in m else ""
     lines = [
         f"# Parallel evaluation scaling ({tag})", "",
-        f"{m['date']}; {m.get('gpu', m['cpu'])}"
-        f"{gpus}; {m['usable_cores']} usable cores; "
-        f"torch {m['torch']}, Python {m['python']}; load average at start "
-        f"{' '.join(m.get('loadavg_at_start', []))}.", "",
+        f"{m['date']}; {m.get('gpu', m['cpu'])}{gpus}; {m['usable_cores']} usable cores; "
+        f"torch {m['torch']}, Python {m['python']}; load average "
+        f"{' '.join(m['loadavg_at_start'] or [])} at start, "
+        f"{' '.join(m['loadavg_at_end'] or [])} at the end; {m['wall_seconds']} s in all. "
+        f"Code: {code_line(m['code'])}.", "",
+        f"Command: `{result['command']}`", "",
         f"{s['data']}. {len(s['genomes'])} genomes drawn with seed {s['seed']} from "
         f"GenomeSchema.devol(max_conv_layers={s['max_conv_layers']}, "
         f"max_dense_layers={s['max_dense_layers']}, max_filters={s['max_filters']}, "
-        f"max_dense_nodes={s['max_dense_nodes']}); {s['epochs']} epochs each, batch "
-        f"{s['batch_size']}, no early stopping, precision {s['precision']}.", "",
-        f"Each row: the fastest of {s['rounds']} interleaved round(s) (other load only slows a "
-        "run down; every round's rate is listed).", "",
-        "| evaluator | workers | per GPU | threads/worker | start-up s | wall s | "
-        "candidates/min | each round | speed-up | mean s/candidate | failed |",
+        f"max_dense_nodes={s['max_dense_nodes']}); {s['epochs']} epoch(s) each, batch "
+        f"{s['batch_size']}, no early stopping, precision {s['precision']}. Each measurement "
+        f"streams whole passes over the genomes for at least {s['min_seconds']:g} s; "
+        f"{s['rounds']} interleaved round(s). Cells: median over rounds (min-max); the "
+        "speed-up is per round against that round's in-process rate.", "",
+        "| evaluator | workers | per GPU | threads/worker | candidates/min | speed-up vs "
+        "in-process | wall s per measurement | candidates per measurement | start-up s | "
+        "mean s/candidate | failed |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in result["rows"]:
-        lines.append(f"| {r['mode']} | {r['workers']} | {r['workers_per_gpu'] or '-'} | "
-                     f"{r['threads_per_worker']} | {r['startup_s']} | {r['wall_s']} | "
-                     f"{r['candidates_per_min']} | {r['candidates_per_min_each_round']} | "
-                     f"{r['speedup_vs_first']} | "
-                     f"{r['mean_candidate_s']} | {r['failed']} |")
-    if result["best"]:
-        lines += ["", f"Best: {result['best']}"]
-    lines += ["", "Command: `python benchmarks/parallel_scaling.py "
-              f"--dataset {s['dataset']} --epochs {s['epochs']} --n-genomes {s['n_genomes']}"
-              + (f" --max-conv-layers {s['max_conv_layers']} --max-dense-layers "
-                 f"{s['max_dense_layers']} --max-filters {s['max_filters']} "
-                 f"--max-dense-nodes {s['max_dense_nodes']}" if s["dataset"] == "digits" else "")
-              + (f" --train-size {s['train_size']}" if s["train_size"] else "")
-              + (f" --test-size {s['test_size']}" if s["test_size"] else "")
-              + (f" --workers {','.join(map(str, s['workers']))}" if s["workers"] else "")
-              + f" --rounds {s['rounds']}`", ""]
+        sp = r.get("speedup_vs_in_process")
+        lines.append(
+            f"| {r['mode']} | {r['workers']} | {r['workers_per_gpu'] or '-'} | "
+            f"{r['threads_per_worker']} | {fmt_spread(r['candidates_per_min'], 1)} | "
+            f"{fmt_spread(sp, 2) if sp else '-'} | {fmt_spread(r['wall_s'], 0)} | "
+            f"{r['candidates_per_measurement']} | {fmt_spread(r['startup_s'], 1)} | "
+            f"{fmt_spread(r['mean_candidate_s'], 2)} | {r['failed']} |")
+    lines.append("")
+    for r in result["rows"]:
+        if r["mode"] == "pool" and r.get("speedup_vs_in_process"):
+            lines.append(f"- {r['workers']} worker(s)"
+                         + (f" ({r['workers_per_gpu']} per GPU)" if r["workers_per_gpu"] else "")
+                         + f": {r['speedup_vs_in_process']['verdict']}.")
+    failed = sum(r["failed"] for r in result["rows"])
+    if failed:
+        lines += ["", f"**{failed} candidate(s) FAILED** (see the JSON's runs): a failed "
+                  "candidate costs less than a trained one, so these rates are not "
+                  "comparable with a run without failures."]
+    if result["best_pool"]:
+        lines += ["", f"Highest median pool rate: {result['best_pool']}."]
+    if result["skipped"]:
+        lines += ["", f"Skipped by --max-minutes {s['max_minutes']}: "
+                  + ", ".join(f"round {k['round']} {k['mode']} x{k['workers']}"
+                              for k in result["skipped"]) + "."]
+    if s.get("note"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in s["note"]]
+    lines.append("")
     (out_dir / f"parallel_{tag}.md").write_text("\n".join(lines))
 
 

@@ -1,0 +1,140 @@
+"""The last step of benchmarks/gpu_suite.sh: one page with each step's exit code and wall time
+and the headline figures of the results the suite wrote.
+
+    python benchmarks/gpu_suite_summary.py --out-dir benchmarks/results --tag cuda
+
+Writes <out-dir>/gpu_suite_<tag>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import fmt_spread, now  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out-dir", type=Path, required=True)
+    p.add_argument("--tag", required=True)
+    p.add_argument("--total-seconds", type=float, default=None)
+    return p.parse_args(argv)
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    out, tag = args.out_dir, args.tag
+    steps = []
+    steps_file = out / "gpu_suite_logs" / f"steps_{tag}.tsv"
+    if steps_file.exists():
+        for line in steps_file.read_text().splitlines():
+            name, rc, wall, cap = line.split("\t")
+            steps.append({"step": name, "exit": rc, "wall_s": int(wall), "hard_limit_s": cap})
+    env = load(out / "gpu_suite_logs" / f"environment_{tag}.json") or {}
+    tt = load(out / f"train_throughput_{tag}.json")
+    par = load(out / f"parallel_{tag}.json")
+    devol_files = sorted(out.glob("devol_mnist_*_gpu-suite-slice.json"))
+    devol = load(devol_files[-1]) if devol_files else None
+
+    summary: dict[str, Any] = {"benchmark": "gpu_suite", "date": now(), "tag": tag,
+                               "environment": {k: v for k, v in env.items()
+                                               if k != "nvidia_smi"},
+                               "steps": steps, "budget_seconds": args.total_seconds,
+                               "steps_wall_seconds": sum(s["wall_s"] for s in steps)}
+    lines = [f"# GPU suite ({tag})", "",
+             f"{summary['date']}; {', '.join(env.get('gpus', [])) or 'no GPU (dry run)'}; "
+             f"torch {env.get('torch')}, CUDA {env.get('cuda')}. Produced by "
+             "`bash benchmarks/gpu_suite.sh`" + (" --dry-run" if "dry" in tag else "") + ".", "",
+             "| step | exit | wall s | hard limit s |", "| --- | --- | --- | --- |"]
+    lines += [f"| {s['step']} | {s['exit']} | {s['wall_s']} | {s['hard_limit_s']} |"
+              for s in steps]
+    lines += ["", f"Steps took {summary['steps_wall_seconds']} s of the "
+              f"{args.total_seconds:g} s budget." if args.total_seconds else "", ""]
+
+    if tt:
+        s = tt["summary"]
+        head = s["ratios"].get("ours_vs_tuned")
+        summary["train_throughput"] = {
+            "file": f"train_throughput_{tag}.md", "rounds": s["rounds_counted"],
+            "partial_round": s["partial_round"], "genomes": s["genomes_counted"],
+            "ours_vs_tuned": head and head["verdict"],
+            "ours_vs_tutorial": s["ratios"].get("ours_vs_tutorial", {}).get("verdict"),
+            "ours_tflops_per_s": s["ways"].get("ours", {}).get("tflops_per_s"),
+            "ours_fraction_of_bf16_matmul": s["ways"].get("ours", {}).get(
+                "fraction_of_bf16_matmul")}
+        t = summary["train_throughput"]
+        lines += ["## Training throughput", "",
+                  f"`train_throughput_{tag}.md`: {t['genomes']} genomes, {t['rounds']} round(s)"
+                  + (" (partial)" if t["partial_round"] else "") + f". Ours vs tuned: "
+                  f"{t['ours_vs_tuned']}. Ours vs tutorial: {t['ours_vs_tutorial']}."]
+        if t["ours_tflops_per_s"]:
+            lines.append(f"Ours: {fmt_spread(t['ours_tflops_per_s'], 2)} TFLOP/s, "
+                         f"{100 * t['ours_fraction_of_bf16_matmul']:.1f}% of the measured bf16 "
+                         "matmul rate.")
+        lines.append("")
+    else:
+        lines += ["## Training throughput", "", "No result (see the step's log).", ""]
+
+    if par:
+        rows = [{"mode": r["mode"], "workers": r["workers"],
+                 "workers_per_gpu": r["workers_per_gpu"], "rounds": r["rounds"],
+                 "candidates_per_min": r["candidates_per_min"]["median"],
+                 "speedup": (r.get("speedup_vs_in_process") or {}).get("verdict")}
+                for r in par["rows"]]
+        summary["parallel"] = {"file": f"parallel_{tag}.md", "rows": rows,
+                               "best_pool": par["best_pool"], "skipped": par["skipped"]}
+        lines += ["## Workers per GPU", "", f"`parallel_{tag}.md`:", ""]
+        lines += [f"- {r['mode']} x{r['workers']}"
+                  + (f" ({r['workers_per_gpu']} per GPU)" if r["workers_per_gpu"] else "")
+                  + f": {r['candidates_per_min']} candidates/min (median of {r['rounds']})"
+                  + (f"; {r['speedup']}" if r["speedup"] and r["mode"] == "pool" else "")
+                  for r in rows]
+        lines += ["", f"Highest median pool rate: {par['best_pool']}"
+                  + (f"; skipped: {len(par['skipped'])} measurement(s)" if par["skipped"]
+                     else "") + ".", ""]
+    else:
+        lines += ["## Workers per GPU", "", "No result (see the step's log).", ""]
+
+    if devol:
+        d = {"file": devol_files[-1].name, "complete": devol["complete"],
+             "evaluated": devol["counts"]["evaluated"], "trained": devol["counts"]["trained"],
+             "planned": devol["evaluations_planned"], "wall_seconds": devol["wall_seconds"],
+             "candidates_per_minute": devol.get("candidates_per_minute"),
+             "projected_seconds_for_all_planned": devol.get("projected_seconds_for_all_planned"),
+             "best_val_accuracy": devol.get("best", {}).get("val_accuracy"),
+             "best_test_accuracy": devol.get("best", {}).get("test_accuracy")}
+        summary["devol_slice"] = d
+        proj = d["projected_seconds_for_all_planned"]
+        lines += ["## DEvol's whole experiment, time-boxed", "",
+                  f"`{d['file']}`: {d['evaluated']} of {d['planned']} candidates evaluated "
+                  f"({d['trained']} trained) in {d['wall_seconds']} s: "
+                  f"{d['candidates_per_minute']} candidates/min; projected time for all "
+                  f"{d['planned']}: " + (f"{proj:.0f} s ({proj / 60:.1f} min)" if proj else "-")
+                  + f" ({devol.get('projection', '')}). Best so far: validation "
+                  f"{d['best_val_accuracy']}, its test accuracy {d['best_test_accuracy']}.", ""]
+    else:
+        lines += ["## DEvol's whole experiment, time-boxed", "",
+                  "No result (see the step's log).", ""]
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"gpu_suite_{tag}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / f"gpu_suite_{tag}.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
