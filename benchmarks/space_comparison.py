@@ -94,9 +94,15 @@ def main() -> None:
         for name, schema in arms.items():
             runs[name].append(run_one(schema, data, seed, args))
             print(name, json.dumps(runs[name][-1]), flush=True)
+        write(args, runs)  # after every seed: a cut-short run still leaves its figures
+
+
+def write(args: argparse.Namespace, runs: dict[str, list[dict]]) -> None:
+    """The JSON and markdown results of the seeds finished so far."""
     summary = {name: {key: _stats([r[key] for r in rs])
                       for key in ("test_accuracy", "params", "seconds", "epochs_trained")}
                for name, rs in runs.items()}
+    seeds = min(len(rs) for rs in runs.values())
     meta = {"date": dt.datetime.now().isoformat(timespec="seconds"),
             "machine": {"cpu": cpu_name(), "threads": torch.get_num_threads(),
                         "platform": platform.platform(), "loadavg_after": loadavg(),
@@ -113,7 +119,7 @@ def main() -> None:
              f"{args.dataset}: {args.limit} training images (10% of them validation), "
              f"{args.test} held-out test images; GA, {args.generations} generations x "
              f"{args.population}, {args.epochs} epochs each (no early stopping); "
-             f"{args.seeds} seeds, interleaved. {meta['machine']['cpu']}, torch "
+             f"{seeds} of {args.seeds} seeds done, interleaved. {meta['machine']['cpu']}, torch "
              f"{torch.__version__}; {meta['machine']['note']}.", "",
              "| space | test accuracy of the best (median [IQR]) | its parameters | "
              "search seconds | epochs trained |", "| --- | --- | --- | --- | --- |"]

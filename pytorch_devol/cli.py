@@ -70,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     s.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None)
-    s.add_argument("--strategy", choices=["ga", "regularized"], default=None)
+    s.add_argument("--strategy", choices=["ga", "regularized", "nsga2"], default=None)
+    s.add_argument("--objectives", metavar="A,B",
+                   help="search several objectives with NSGA-II, e.g. accuracy,params "
+                        "(built in: val_accuracy, val_loss, val_mae, params, flops, latency_ms)")
+    s.add_argument("--constraint", action="append", default=[], metavar="EXPR",
+                   help="e.g. 'params<=1e6' (repeatable; a candidate breaking it ranks last)")
     s.add_argument("--metric", choices=["accuracy", "loss"], default=None)
     s.add_argument("--run-dir", metavar="DIR")
     s.add_argument("--resume", metavar="RUN_DIR", help="continue a run with its saved settings")
@@ -97,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["state_dict", "torchscript", "onnx"],
                         default="state_dict")
     export.add_argument("--out", metavar="FILE")
+    export.add_argument("--candidate", type=int, metavar="N",
+                        help="export candidate N (a Pareto-front member) instead of the best")
     _add_import(export)
     return parser
 
@@ -129,7 +136,7 @@ def _search(args: argparse.Namespace) -> int:
         ignored = [f"--{k.replace('_', '-')}" for k in (
             "max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
             "generations", "population", "epochs", "batch_size", "patience", "seed",
-            "strategy", "metric", "run_dir", "limit", "precision")
+            "strategy", "metric", "run_dir", "limit", "precision", "objectives")
             if getattr(args, k) is not None]
         if ignored and not args.quiet:
             print(f"note: resuming with the settings saved in {args.resume}; ignoring "
@@ -163,7 +170,8 @@ def _search(args: argparse.Namespace) -> int:
                         population_size=pick["population"], epochs=pick["epochs"],
                         seed=args.seed or 0, run_dir=args.run_dir, device=args.device,
                         strategy=args.strategy, metric=args.metric, evaluator=evaluator,
-                        train_config=TrainConfig(**train), verbose=not args.quiet)
+                        train_config=TrainConfig(**train), verbose=not args.quiet,
+                        objectives=args.objectives, constraints=args.constraint or None)
         RunStore(search.run_dir).check_new()
         if not args.quiet:
             print(f"Searching {schema} on {data.summary()}")
@@ -218,7 +226,24 @@ def _show(args: argparse.Namespace) -> int:
               f"{_fmt(m.get('val_loss')):>8} {_fmt(m.get('test_accuracy')):>8} "
               f"{m.get('params', 0):>9} {m.get('epochs', 0):>6} "
               f"{_fmt(m.get('train_seconds'), 1):>8}")
+    _show_front(result)
     return 0
+
+
+def _show_front(result: Any) -> None:
+    """The Pareto front of a multi-objective run, as a table (export with --candidate N)."""
+    front = result.pareto_front
+    if not result.objectives:
+        return
+    names = [o["name"] for o in result.objectives]
+    print(f"Pareto front ({len(front)} candidates; "
+          + ", ".join(f"{o['name']} {o['direction']}" for o in result.objectives)
+          + "); export one with: pytorch-devol export RUN_DIR --candidate N")
+    print(f"{'index':>6} " + " ".join(f"{n:>14}" for n in names) + f" {'violation':>10}")
+    for r in front:
+        values = [_fmt(r["objectives"].get(n), 4) for n in names]
+        print(f"{r['index']:>6} " + " ".join(f"{v:>14}" for v in values)
+              + f" {_fmt(r.get('violation'), 3):>10}")
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -232,7 +257,7 @@ def _export(args: argparse.Namespace) -> int:
     from .search.export import export_model
 
     path = export_model(args.run_dir, format=args.format, out=args.out,
-                        gene_modules=args.gene_modules)
+                        gene_modules=args.gene_modules, candidate=args.candidate)
     print(f"{path} (outputs checked against the original model)")
     return 0
 

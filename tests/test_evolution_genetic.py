@@ -7,7 +7,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytorch_devol.evolution import GeneticAlgorithm, elite_indices
+from pytorch_devol.evolution import (
+    DEVOL_OPERATORS,
+    DevolMutation,
+    FitnessProportional,
+    GeneticAlgorithm,
+    RateMutation,
+    SinglePoint,
+    Tournament,
+    Truncation,
+    Uniform,
+    elite_indices,
+)
 from tests.test_evolution_support import (
     assert_in_bounds,
     cardinalities,
@@ -96,11 +107,14 @@ def test_tell_rejects_genomes_not_outstanding():
 
 
 @pytest.mark.parametrize("options", [
-    {"selection": "tournament", "tournament_size": 2},
-    {"selection": "truncation", "truncation_fraction": 0.3},
+    {"selection": Tournament(k=2)},
+    {"selection": Truncation(fraction=0.3)},
+    {"selection": "tournament"},
+    {"selection": {"type": "Truncation", "fraction": 0.3}},
+    {"crossover": Uniform()},
     {"crossover": "uniform"},
-    {"mutation_rate": 0.2},
-    {"mutable_positions": [1, 2]},
+    {"mutation": RateMutation(0.2)},
+    {"mutation": DevolMutation(mutable=[1, 2])},
     {"fitness_transform": lambda s: np.exp(3 * s)},
     {"selection": lambda rng, f, n, maximize: rng.integers(0, f.size, n)},
 ])
@@ -120,8 +134,8 @@ def test_variants_stay_in_bounds_and_deterministic(options):
 
 
 def test_mutable_positions_are_the_only_ones_that_change():
-    ga = GeneticAlgorithm([9] * 5, 10, seed=0, mutable_positions=[4], crossover="uniform",
-                          uniform_probability=1.0)  # children are copies of parent a
+    ga = GeneticAlgorithm([9] * 5, 10, seed=0, mutation=DevolMutation(mutable=[4]),
+                          crossover=Uniform(p=1.0))  # children are copies of parent a
     g = ga.ask()
     ga.tell(g, toy_fitness(g))
     kids = ga.ask()[: ga.n_children]
@@ -136,20 +150,47 @@ def test_bad_selection_callable_and_options_are_rejected():
     with pytest.raises(ValueError, match="indices"):
         ga.ask()
     for bad in ({"selection": "roulette"}, {"crossover": "two_point"},
-                {"crossover_fraction": 1.5}, {"mutation_rate": -0.1}, {"selection_floor": 2},
-                {"min_elites": -1}, {"mutation_divisor": 0}, {"mutable_positions": [5]},
-                {"tournament_size": 0}, {"truncation_fraction": 0.0},
-                {"uniform_probability": -1}, {"key_retries": -1}, {"min_mutations": -1}):
+                {"selection": {"type": "Tournament", "k": 0}}, {"mutation": {"k": 1}},
+                {"crossover_fraction": 1.5}, {"min_elites": -1}, {"key_retries": -1},
+                {"mutation": DevolMutation(mutable=[5])},
+                {"selection": Tournament(), "fitness_transform": lambda s: s}):
         with pytest.raises(ValueError):
             GeneticAlgorithm([3, 3], 4, **bad)
+    for make in (lambda: RateMutation(-0.1), lambda: FitnessProportional(floor=2),
+                 lambda: DevolMutation(divisor=0), lambda: DevolMutation(minimum=-1),
+                 lambda: Tournament(k=0), lambda: Truncation(fraction=0.0),
+                 lambda: Uniform(p=-1)):
+        with pytest.raises(ValueError):
+            make()
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        GeneticAlgorithm([3, 3], 4, n_mutations=2)  # a RegularizedEvolution keyword
+    with pytest.raises(TypeError, match="operator"):
+        GeneticAlgorithm([3, 3], 4, selection=3)
+
+
+def test_operators_that_break_their_contract_are_caught():
+    def bad_crossover(rng, a, b):
+        return a[:, :-1]
+
+    def out_of_bounds(rng, g, cards, *, generation=0, extra=0):
+        return g + 100
+
+    for options, message in (({"crossover": bad_crossover}, "crossover"),
+                             ({"mutation": out_of_bounds}, "out of bounds")):
+        ga = GeneticAlgorithm([3, 3], 4, seed=0, **options)
+        g = ga.ask()
+        ga.tell(g, [1.0, 2.0, 3.0, 4.0])
+        with pytest.raises(ValueError, match=message):
+            ga.ask()
 
 
 def test_fitness_transform_is_used_for_selection():
     # transform keeps only the best (scaled score 1) and floor 0: every child is bred from
     # best x best, so it is the best genome plus its 1..2 mutations.
     cards = [10] * 12
-    ga = GeneticAlgorithm(cards, 20, seed=1, selection_floor=0.0,
+    ga = GeneticAlgorithm(cards, 20, seed=1, selection=FitnessProportional(floor=0.0),
                           fitness_transform=lambda s: (s == 1.0).astype(float))
+    assert ga.selection.floor == 0.0 and ga.selection.transform is not None
     g = ga.ask()
     f = toy_fitness(g, nan_every=0)
     ga.tell(g, f)
@@ -157,6 +198,57 @@ def test_fitness_transform_is_used_for_selection():
     kids = ga.ask()[: ga.n_children]
     distance = (kids != best).sum(axis=1)
     assert ((distance >= 1) & (distance <= 2)).all()
+
+
+LEGACY = [
+    ({"selection": "tournament", "tournament_size": 2}, {"selection": Tournament(k=2)}),
+    ({"selection": "truncation", "truncation_fraction": 0.3},
+     {"selection": Truncation(fraction=0.3)}),
+    ({"selection_floor": 0.2}, {"selection": FitnessProportional(floor=0.2)}),
+    ({"crossover": "uniform", "uniform_probability": 0.7}, {"crossover": Uniform(p=0.7)}),
+    ({"allow_parent_copies": True}, {"crossover": SinglePoint(allow_copies=True)}),
+    ({"mutation_rate": 0.2, "force_change": False, "mutable_positions": [0, 2]},
+     {"mutation": RateMutation(0.2, force_change=False, mutable=[0, 2])}),
+    ({"mutation_base": 5, "mutation_divisor": 2, "min_mutations": 0,
+      "distinct_positions": False, "mutable_positions": range(1, 4)},
+     {"mutation": DevolMutation(base=5, divisor=2, minimum=0, distinct=False,
+                                mutable=[1, 2, 3])}),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), LEGACY)
+def test_deprecated_keywords_build_the_same_operators(old, new):
+    cards = [3, 5, 7, 2]
+    with pytest.warns(DeprecationWarning, match="deprecated"):
+        legacy = GeneticAlgorithm(cards, 8, seed=5, **old)
+    modern = GeneticAlgorithm(cards, 8, seed=5, **new)
+    assert (legacy.selection, legacy.crossover, legacy.mutation) == (
+        modern.selection, modern.crossover, modern.mutation)
+    for _ in range(4):
+        a, b = legacy.ask(), modern.ask()
+        np.testing.assert_array_equal(a, b)
+        legacy.tell(a, toy_fitness(a))
+        modern.tell(b, toy_fitness(b))
+
+
+def test_deprecated_keywords_conflict_with_an_operator_object_and_are_still_checked():
+    with pytest.raises(TypeError, match="tournament_size"), \
+            pytest.warns(DeprecationWarning):
+        GeneticAlgorithm([3], 4, selection=Truncation(), tournament_size=2)
+    with pytest.raises(TypeError, match="mutable_positions"), \
+            pytest.warns(DeprecationWarning):
+        GeneticAlgorithm([3], 4, mutation=RateMutation(0.1), mutable_positions=[0])
+    for bad in ({"selection_floor": 2}, {"mutation_rate": -0.1}, {"mutation_divisor": 0},
+                {"tournament_size": 0}, {"truncation_fraction": 0.0},
+                {"uniform_probability": -1}, {"min_mutations": -1},
+                {"mutable_positions": [5]}):
+        with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]), \
+                pytest.warns(DeprecationWarning):
+            GeneticAlgorithm([3, 3], 4, **bad)
+    # a keyword for an operator not in use is ignored, as it always was
+    with pytest.warns(DeprecationWarning):
+        ga = GeneticAlgorithm([3], 4, tournament_size=5)
+    assert ga.selection == FitnessProportional()
 
 
 def test_defect_fixed_elites_not_mutated_and_told_generation_untouched():
@@ -175,10 +267,14 @@ def test_defect_fixed_elites_not_mutated_and_told_generation_untouched():
 
 def test_devol_exact_settings():
     ga = GeneticAlgorithm.devol_exact([3] * 4, 10, seed=0, maximize=False)
-    assert ga.selection_floor == 0.0 and ga.allow_parent_copies and ga.mutate_elites
-    assert ga.min_mutations == 0 and not ga.force_change and not ga.distinct_positions
+    assert ga.selection == FitnessProportional(floor=0.0) == DEVOL_OPERATORS["selection"]
+    assert ga.crossover == SinglePoint(allow_copies=True) and ga.mutate_elites
+    assert ga.mutation == DevolMutation(minimum=0, force_change=False, distinct=False)
     assert not ga.maximize
-    assert GeneticAlgorithm.devol_exact([3], 10, min_mutations=2).min_mutations == 2
+    with pytest.warns(DeprecationWarning):
+        assert GeneticAlgorithm.devol_exact([3], 10, min_mutations=2).mutation.minimum == 2
+    tour = GeneticAlgorithm.devol_exact([3], 10, selection=Tournament(k=2))
+    assert tour.selection == Tournament(k=2) and tour.mutation == DEVOL_OPERATORS["mutation"]
     # DEvol's GenomeHandler never mutates position 0 (the first conv layer's "active" gene).
     # With 2**40 alleles there, any mutation of position 0 would bring a value never seen.
     cards = [2**40] + [9] * 7
@@ -192,9 +288,11 @@ def test_devol_exact_settings():
             g = ga.ask()
             appeared |= not set(g[:, 0].tolist()) <= initial
         assert appeared == new_values
+    with pytest.raises(TypeError, match="mutable"):
+        GeneticAlgorithm.devol_exact(cards, 4, mutable_positions=[1], mutation=RateMutation(0.1))
     ours = GeneticAlgorithm([3] * 4, 10)
-    assert ours.selection_floor > 0 and not ours.allow_parent_copies
-    assert ours.min_mutations == 1 and not ours.mutate_elites
+    assert ours.selection == FitnessProportional(floor=0.05) and ours.crossover == SinglePoint()
+    assert ours.mutation == DevolMutation(minimum=1) and not ours.mutate_elites
 
 
 def test_population_of_one_keeps_its_elite():

@@ -1,5 +1,5 @@
-"""The evolution layer depends on numpy, the standard library and the package's private leaf
-module ``pytorch_devol._checks`` only (never torch)."""
+"""The evolution layer depends on numpy, attrs, the standard library and the package's private
+leaf module ``pytorch_devol._checks`` only (never torch); ``moocore`` is an optional extra."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 import pytorch_devol.evolution as evolution
 
 PACKAGE = Path(evolution.__file__).parent
-ALLOWED_TOP_LEVEL = {"__future__", "collections", "math", "numbers", "numpy", "typing"}
+ALLOWED_TOP_LEVEL = {"__future__", "attrs", "bisect", "collections", "dataclasses", "math",
+                     "numbers", "numpy", "typing", "warnings",
+                     "moocore"}  # optional: imported lazily, inside try/except ImportError
 
 
 def test_import_in_a_fresh_interpreter_loads_no_torch_and_nothing_else_of_ours():

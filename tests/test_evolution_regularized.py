@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytorch_devol.evolution import RegularizedEvolution
+from pytorch_devol.evolution import (
+    PointMutation,
+    RateMutation,
+    RegularizedEvolution,
+    SinglePoint,
+    Tournament,
+    Truncation,
+)
 from tests.test_evolution_support import assert_in_bounds, cardinalities, seeds, toy_fitness
 
 FAST = settings(max_examples=25, deadline=None)
@@ -99,11 +106,14 @@ def test_options_and_validation():
         RegularizedEvolution([3], 4, 5)
     with pytest.raises(ValueError, match="sample_size"):
         RegularizedEvolution([3], 4, 0)
-    with pytest.raises(ValueError, match="n_mutations"):
-        RegularizedEvolution([3], 4, 2, n_mutations=-1)
-    with pytest.raises(ValueError, match="mutation_rate"):
-        RegularizedEvolution([3], 4, 2, mutation_rate=2.0)
-    re = RegularizedEvolution([7] * 6, 4, 2, seed=1, n_mutations=3, mutable_positions=[0, 1, 2])
+    with pytest.raises(ValueError, match="sample_size"):
+        RegularizedEvolution([3], 4)  # neither sample_size nor selection
+    with pytest.raises(ValueError, match="count"):
+        RegularizedEvolution([3], 4, 2, mutation=PointMutation(count=-1))
+    with pytest.raises(ValueError, match="unknown mutation"):
+        RegularizedEvolution([3], 4, 2, mutation="gaussian")
+    re = RegularizedEvolution([7] * 6, 4, 2, seed=1,
+                              mutation=PointMutation(count=3, mutable=[0, 1, 2]))
     members = np.array([[0, 0, 0, 1, 2, 3], [0, 0, 0, 4, 5, 6], [0, 0, 0, 6, 6, 6],
                         [0, 0, 0, 0, 0, 0]])
     re.tell(members, [1.0, 2.0, 3.0, 4.0])  # a warm start fills the initial population
@@ -111,3 +121,41 @@ def test_options_and_validation():
     assert (kids[:, :3] != 0).all()  # exactly the 3 mutable positions changed
     tails = {tuple(r) for r in members[:, 3:].tolist()}
     assert all(tuple(r) in tails for r in kids[:, 3:].tolist())
+
+
+def test_deprecated_keywords_still_work():
+    with pytest.warns(DeprecationWarning):
+        with pytest.raises(ValueError, match="n_mutations"):
+            RegularizedEvolution([3], 4, 2, n_mutations=-1)
+    with pytest.warns(DeprecationWarning):
+        with pytest.raises(ValueError, match="mutation_rate"):
+            RegularizedEvolution([3], 4, 2, mutation_rate=2.0)
+    with pytest.warns(DeprecationWarning):
+        old = RegularizedEvolution([7] * 6, 4, 2, seed=1, n_mutations=3,
+                                   mutable_positions=[0, 1, 2])
+    assert old.mutation == PointMutation(count=3, mutable=[0, 1, 2])
+    with pytest.warns(DeprecationWarning):
+        rate = RegularizedEvolution([7] * 6, 4, 2, mutation_rate=0.5, force_change=False)
+    assert rate.mutation == RateMutation(0.5, force_change=False)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        RegularizedEvolution([3], 4, 2, tournament_size=3)  # a GeneticAlgorithm keyword
+
+
+def test_selection_and_crossover_operators():
+    cards = [6] * 8
+    runs = []
+    for _ in range(2):
+        re = RegularizedEvolution(cards, 6, selection=Truncation(fraction=0.5),
+                                  crossover=SinglePoint(), seed=4)
+        assert re.sample_size is None and re.crossover == SinglePoint()
+        out = []
+        for i in range(8):
+            g = re.ask(1 + i % 3)
+            assert_in_bounds(g, cards, rows=1 + i % 3)
+            re.tell(g, toy_fitness(g))
+            out.append(g)
+        runs.append(np.concatenate(out))
+    np.testing.assert_array_equal(*runs)
+    # sample_size builds the paper's tournament; a selection given takes its place
+    assert RegularizedEvolution(cards, 6, 3).selection == Tournament(k=3)
+    assert RegularizedEvolution(cards, 6, 3, selection=Truncation()).selection == Truncation()

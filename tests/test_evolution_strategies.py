@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytorch_devol.evolution import GeneticAlgorithm, RegularizedEvolution, Strategy
+from pytorch_devol.evolution import (
+    GeneticAlgorithm,
+    PointMutation,
+    RateMutation,
+    RegularizedEvolution,
+    Strategy,
+)
 from tests.test_evolution_support import (
     assert_in_bounds,
     cardinalities,
@@ -154,6 +160,27 @@ def test_load_state_rejects_other_settings(kind):
     bad = dict(state, best_genome=[7, 0])
     with pytest.raises(ValueError, match="out of bounds"):
         make(kind, [3, 3], 4, 0).load_state_dict(bad)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_load_state_checks_operators_and_reads_states_saved_before_them(kind):
+    s = make(kind, [3, 3], 4, 0)
+    run(s, kind, 2)
+    state = roundtrip(s.state_dict())
+    assert state["operators"]["mutation"]["type"] in ("DevolMutation", "PointMutation")
+    old = {k: v for k, v in state.items() if k not in ("operators", "settings")}
+    clone = make(kind, [3, 3], 4, 1)
+    clone.load_state_dict(old)  # a checkpoint written before operators were objects
+    for x, y in zip(run(s, kind, 3), run(clone, kind, 3), strict=True):
+        np.testing.assert_array_equal(x, y)
+    if kind == "ga":
+        other = GeneticAlgorithm([3, 3], 4, mutation=RateMutation(0.5))
+        with pytest.raises(ValueError, match="n_elites"):
+            GeneticAlgorithm([3, 3], 4, min_elites=2).load_state_dict(state)
+    else:
+        other = RegularizedEvolution([3, 3], 4, 2, mutation=PointMutation(count=2))
+    with pytest.raises(ValueError, match="mutation"):
+        other.load_state_dict(state)
 
 
 BAD_TELLS = [

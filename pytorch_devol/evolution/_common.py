@@ -24,9 +24,15 @@ __all__ = [
     "as_cardinalities",
     "check_fitness",
     "check_genomes",
+    "check_objectives",
+    "check_probability",
+    "check_violation",
+    "floats2d_from_json",
+    "floats2d_to_json",
     "floats_from_json",
     "floats_to_json",
     "genomes_from_json",
+    "locate_outstanding",
     "make_rng",
     "match_rows",
     "rng_from_json",
@@ -144,6 +150,72 @@ def check_fitness(fitness: Any, count: int) -> npt.NDArray[np.float64]:
     return out
 
 
+def check_objectives(fitness: Any, count: int, k: int) -> npt.NDArray[np.float64]:
+    """Validate multi-objective fitness: a ``(count, k)`` array of reals, NaN allowed (failed).
+
+    A 1-D array is one row when ``count == 1`` or one column when ``k == 1``.
+    """
+    arr = np.asarray(fitness)
+    if count == 0 and arr.size == 0:
+        return np.zeros((0, k), dtype=np.float64)
+    if arr.ndim <= 1:
+        if count == 1 and arr.size == k:
+            arr = arr.reshape(1, k)
+        elif k == 1 and arr.size == count:
+            arr = arr.reshape(count, 1)
+    if arr.ndim != 2 or arr.shape != (count, k):
+        raise ValueError(f"fitness must have shape ({count}, {k}) for {count} genomes and {k} "
+                         f"objectives, got {np.shape(fitness)}")
+    flat = check_fitness(arr.reshape(-1), count * k)
+    return flat.reshape(count, k)
+
+
+def check_violation(violation: Any, count: int) -> npt.NDArray[np.float64]:
+    """Validate constraint violations: ``count`` reals >= 0 (0 = feasible), NaN = failed.
+
+    ``None`` means every candidate is feasible.
+    """
+    if violation is None:
+        return np.zeros(count, dtype=np.float64)
+    out = check_fitness(violation, count)
+    bad = np.flatnonzero(out < 0)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"violation[{i}] = {out[i]} is negative; a constraint violation is >= 0 "
+                         "(0 = feasible)")
+    return out
+
+
+def check_probability(value: Any, name: str, *, open_low: bool = False) -> float:
+    """``value`` as a float in [0, 1] (``(0, 1]`` with ``open_low``); ValueError naming it."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    v = float(value) if ok else math.nan
+    if not (0.0 < v <= 1.0 if open_low else 0.0 <= v <= 1.0):
+        raise ValueError(f"{name} must lie in {'(0' if open_low else '[0'}, 1], got {value!r}")
+    return v
+
+
+def locate_outstanding(current: npt.NDArray[np.int64], told: npt.NDArray[np.bool_], handed: int,
+                       genomes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Row of ``current`` (handed out, not yet told) that each genome answers.
+
+    Raises ValueError naming the first genome that is not outstanding.
+    """
+    open_idx = np.flatnonzero(~told[:handed])
+    k, first = genomes.shape[0], int(open_idx[0]) if open_idx.size else 0
+    if (k <= open_idx.size and open_idx[k - 1] == first + k - 1
+            and np.array_equal(genomes, current[first: first + k])):
+        return open_idx[np.arange(k)]  # told in the order asked: no copy, no Python loop
+    found = match_rows(current[open_idx], genomes)
+    missing = np.flatnonzero(found < 0)
+    if missing.size:
+        j = int(missing[0])
+        raise ValueError(
+            f"genomes[{j}] = {genomes[j].tolist()} was not asked in the current generation "
+            "(or was already told)")
+    return open_idx[found]
+
+
 def match_rows(pool: npt.NDArray[np.int64], rows: npt.NDArray[np.int64]
                ) -> npt.NDArray[np.int64]:
     """For each row, the index of an equal row of ``pool`` (-1 if none is left).
@@ -173,6 +245,19 @@ def floats_to_json(values: npt.NDArray[np.float64]) -> list[float | None]:
 def floats_from_json(values: Sequence[float | None]) -> npt.NDArray[np.float64]:
     """Inverse of :func:`floats_to_json`."""
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def floats2d_to_json(values: npt.NDArray[np.float64]) -> list[list[float | None]]:
+    """Rows of floats, NaN as None (see :func:`floats_to_json`)."""
+    return [floats_to_json(row) for row in values]
+
+
+def floats2d_from_json(rows: Sequence[Sequence[float | None]], k: int
+                       ) -> npt.NDArray[np.float64]:
+    """Inverse of :func:`floats2d_to_json`; an empty list gives shape (0, k)."""
+    out = np.array([[np.nan if v is None else float(v) for v in row] for row in rows],
+                   dtype=np.float64)
+    return out.reshape(len(rows), k)
 
 
 def genomes_from_json(rows: Sequence[Sequence[int]], cardinalities: npt.NDArray[np.int64],

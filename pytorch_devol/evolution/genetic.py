@@ -9,7 +9,7 @@ copied unchanged (DEvol re-evaluates them, and so does this strategy: they are a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,61 +21,63 @@ from ._common import (
     floats_from_json,
     floats_to_json,
     genomes_from_json,
-    match_rows,
+    locate_outstanding,
 )
+from ._legacy import GA_KEYWORDS, apply_legacy
 from .keys import KeyFunc
-from .operators import (
-    mutate,
-    mutation_counts,
-    random_genomes,
-    single_point_crossover,
-    uniform_crossover,
-)
-from .selection import (
-    FitnessTransform,
-    elite_indices,
-    fitness_proportional,
-    tournament,
-    truncation,
-)
+from .operators import random_genomes
+from .selection import FitnessProportional, FitnessTransform, Selection, elite_indices
+from .specs import resolve_operator
 from .strategy import BaseStrategy
+from .variation import Crossover, DevolMutation, Mutation, SinglePoint
 
-__all__ = ["GeneticAlgorithm", "SelectionFunc"]
+__all__ = ["DEVOL_OPERATORS", "GeneticAlgorithm", "SelectionFunc"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-#: A custom selection: ``(rng, fitness, n, maximize) -> n member indices``.
+#: A selection function: ``(rng, fitness, n, maximize) -> n member indices`` (the
+#: :class:`~pytorch_devol.evolution.Selection` protocol; kept for older code).
 SelectionFunc = Callable[[np.random.Generator, FloatArray, int, bool], IntArray]
 
-_SELECTIONS = ("fitness_proportional", "tournament", "truncation")
-_CROSSOVERS = ("single_point", "uniform")
+#: DEvol's own operators (see :meth:`GeneticAlgorithm.devol_exact`).
+DEVOL_OPERATORS: dict[str, Any] = {
+    "selection": FitnessProportional(floor=0.0),
+    "crossover": SinglePoint(allow_copies=True),
+    "mutation": DevolMutation(minimum=0, force_change=False, distinct=False),
+}
 
 
 class GeneticAlgorithm(BaseStrategy):
-    """DEvol's generational GA over integer genomes (ask/tell).
+    """DEvol's generational GA over integer genomes (ask/tell), with pluggable operators.
 
-    Every constant is a parameter whose default is DEvol's value, except where DEvol's
-    behaviour was a defect (the DEvol value is then given; :meth:`devol_exact` sets them all):
+    One generation is ``int(P * crossover_fraction)`` children (two parents chosen by
+    ``selection``, combined by ``crossover``, then ``mutation``) followed by the elites, the
+    best members of the last generation, copied unchanged. The operators are objects (see
+    :class:`Selection`, :class:`Crossover`, :class:`Mutation`; a built-in name or a spec dict
+    such as ``{"type": "Tournament", "k": 2}`` works too). Defaults differ from DEvol only
+    where DEvol's behaviour was a defect; :meth:`devol_exact` restores DEvol's:
 
-    * ``crossover_fraction=0.95``: children per generation ``int(P * 0.95)``, the rest elites,
-      at least ``min_elites=1``. Elites are the best members, best first (DEvol kept the first
-      members unsorted) and are not mutated (``mutate_elites=False``; DEvol: True, in place).
-    * ``selection="fitness_proportional"`` on DEvol's min-max scaled scores, with
-      ``fitness_transform`` (DEvol's ``fitness`` argument) and ``selection_floor=0.05`` (the
-      worst member's weight relative to the best; DEvol: 0, the worst was never chosen; ties
-      no longer always select member 0). Also ``"tournament"`` (``tournament_size``),
-      ``"truncation"`` (``truncation_fraction``) or a callable :data:`SelectionFunc`.
-    * ``crossover="single_point"`` with a cut strictly inside the genome
-      (``allow_parent_copies=False``; DEvol: True), or ``"uniform"``.
-    * Mutation count per child uniform on ``min_mutations .. max(mutation_base,
-      generation // mutation_divisor) - 1`` (DEvol: 3, 4 and ``min_mutations=0``, so 63% of
-      DEvol's early mutate calls changed nothing; ours 1). ``force_change=True`` and
-      ``distinct_positions=True`` make each mutation change a different position (DEvol: both
-      False). ``mutation_rate`` replaces the count schedule by a per-position rate.
-      ``mutable_positions`` restricts mutation (DEvol never mutates position 0; pass
-      ``range(1, L)`` for that).
-    * ``population_size=1`` leaves no room for children (``int(0.95) = 0``) unless
-      ``crossover_fraction=1`` and ``min_elites=0``.
+    * ``selection=FitnessProportional(floor=0.05)`` on DEvol's min-max scaled scores, with
+      ``fitness_transform`` (DEvol's ``fitness`` argument); DEvol's floor is 0 (the worst
+      member was never chosen). Also :class:`Tournament`, :class:`Truncation` or any callable
+      ``(rng, fitness, n, maximize) -> indices``.
+    * ``crossover=SinglePoint()``: the cut lies strictly inside the genome (DEvol:
+      ``allow_copies=True``); or :class:`Uniform`.
+    * ``mutation=DevolMutation()``: ``1 .. max(3, generation // 4) - 1`` changes per child,
+      each a different position and a new allele (DEvol: 0 .. , with replacement, resampled,
+      so 63% of its early calls changed nothing); or :class:`RateMutation`,
+      :class:`PointMutation`. ``DevolMutation(mutable=range(1, L))`` never mutates position 0,
+      as DEvol's GenomeHandler.
+    * ``crossover_fraction=0.95``, at least ``min_elites=1`` elites. Elites are the best
+      members, best first (DEvol kept the first members unsorted), not mutated
+      (``mutate_elites=False``; DEvol: True, in place). ``population_size=1`` leaves no room
+      for children unless ``crossover_fraction=1`` and ``min_elites=0``.
+
+    The keywords this class took before (``selection_floor``, ``tournament_size``,
+    ``truncation_fraction``, ``allow_parent_copies``, ``uniform_probability``,
+    ``mutation_base``, ``mutation_divisor``, ``min_mutations``, ``mutation_rate``,
+    ``force_change``, ``distinct_positions``, ``mutable_positions``) still work, deprecated:
+    each sets that parameter of the matching operator.
 
     ``ask(n)`` hands out the current generation in order, ``n`` at a time (``n=None``: all that
     remain), and returns zero rows once all are handed out but not all told. ``tell`` takes any
@@ -84,7 +86,7 @@ class GeneticAlgorithm(BaseStrategy):
     told, :attr:`generation` increases; fitness is stored per row, so the arrival order does not
     change the result (except for identical genomes told with different fitness, which are
     interchangeable). With ``key``, children (and the initial population) whose key was already
-    asked are bred again, at most ``key_retries`` times each, with one more mutation every
+    seen are bred again, at most ``key_retries`` times each, with one more mutation every
     second retry; elites are exempt.
     """
 
@@ -93,37 +95,32 @@ class GeneticAlgorithm(BaseStrategy):
 
     def __init__(self, cardinalities: npt.ArrayLike, population_size: int,
                  seed: SeedLike = None, maximize: bool = True, key: KeyFunc | None = None, *,
-                 crossover_fraction: float = 0.95, min_elites: int = 1,
-                 selection: str | SelectionFunc = "fitness_proportional",
+                 selection: Selection | str | dict[str, Any] | None = None,
+                 crossover: Crossover | str | dict[str, Any] | None = None,
+                 mutation: Mutation | str | dict[str, Any] | None = None,
                  fitness_transform: FitnessTransform | None = None,
-                 selection_floor: float = 0.05, tournament_size: int = 3,
-                 truncation_fraction: float = 0.5, crossover: str = "single_point",
-                 allow_parent_copies: bool = False, uniform_probability: float = 0.5,
-                 mutation_base: int = 3, mutation_divisor: int = 4, min_mutations: int = 1,
-                 mutation_rate: float | None = None, force_change: bool = True,
-                 distinct_positions: bool = True,
-                 mutable_positions: Sequence[int] | npt.ArrayLike | None = None,
-                 mutate_elites: bool = False, key_retries: int = 10) -> None:
+                 crossover_fraction: float = 0.95, min_elites: int = 1,
+                 mutate_elites: bool = False, key_retries: int = 10,
+                 **deprecated: Any) -> None:
         super().__init__(cardinalities, population_size, seed, maximize, key, key_retries)
         if not 0.0 <= float(crossover_fraction) <= 1.0:
             raise ValueError(f"crossover_fraction must lie in [0, 1], got {crossover_fraction!r}")
         min_elites = check_int(min_elites, "min_elites", 0)
-        if not (callable(selection) or selection in _SELECTIONS):
-            raise ValueError(f"selection must be one of {_SELECTIONS} or a callable, "
-                             f"got {selection!r}")
-        if crossover not in _CROSSOVERS:
-            raise ValueError(f"crossover must be one of {_CROSSOVERS}, got {crossover!r}")
-        if mutation_rate is not None and not 0.0 <= float(mutation_rate) <= 1.0:
-            raise ValueError(f"mutation_rate must lie in [0, 1], got {mutation_rate!r}")
-        if not 0.0 <= float(selection_floor) <= 1.0:
-            raise ValueError(f"selection_floor must lie in [0, 1], got {selection_floor!r}")
-        tournament_size = check_int(tournament_size, "tournament_size")
-        if not 0.0 < float(truncation_fraction) <= 1.0:
-            raise ValueError(
-                f"truncation_fraction must lie in (0, 1], got {truncation_fraction!r}")
-        if not 0.0 <= float(uniform_probability) <= 1.0:
-            raise ValueError(
-                f"uniform_probability must lie in [0, 1], got {uniform_probability!r}")
+        ops = apply_legacy(deprecated, GA_KEYWORDS, "GeneticAlgorithm", {
+            "selection": resolve_operator(selection, "selection", FitnessProportional()),
+            "crossover": resolve_operator(crossover, "crossover", SinglePoint()),
+            "mutation": resolve_operator(mutation, "mutation", DevolMutation())})
+        if fitness_transform is not None:
+            sel = ops["selection"]
+            if not isinstance(sel, FitnessProportional) or sel.transform is not None:
+                raise ValueError("fitness_transform applies to FitnessProportional selection "
+                                 f"without a transform, not {sel!r}")
+            ops["selection"] = FitnessProportional(floor=sel.floor, transform=fitness_transform)
+        #: The operators (frozen objects; replace them only between generations).
+        self.selection: Selection = ops["selection"]
+        self.crossover: Crossover = ops["crossover"]
+        self.mutation: Mutation = ops["mutation"]
+        self._probe_mutation(self.mutation)
         n_children = int(self.population_size * float(crossover_fraction))
         #: Elites per generation: the rest of the population after the children.
         self.n_elites = min(self.population_size,
@@ -131,27 +128,7 @@ class GeneticAlgorithm(BaseStrategy):
         #: Children per generation.
         self.n_children = self.population_size - self.n_elites
         self.crossover_fraction = float(crossover_fraction)
-        self.selection = selection
-        self.fitness_transform = fitness_transform
-        self.selection_floor = float(selection_floor)
-        self.tournament_size = tournament_size
-        self.truncation_fraction = float(truncation_fraction)
-        self.crossover = crossover
-        self.allow_parent_copies = bool(allow_parent_copies)
-        self.uniform_probability = float(uniform_probability)
-        self.mutation_base = mutation_base
-        self.mutation_divisor = mutation_divisor
-        self.min_mutations = min_mutations
-        self.mutation_rate = mutation_rate
-        self.force_change = bool(force_change)
-        self.distinct_positions = bool(distinct_positions)
-        self.mutable_positions = mutable_positions
         self.mutate_elites = bool(mutate_elites)
-        # Probe the mutation schedule and mask once, so a bad parameter fails here.
-        mutation_counts(np.random.default_rng(0), 0, 0, base=mutation_base,
-                        divisor=mutation_divisor, minimum=min_mutations)
-        mutate(np.random.default_rng(0), np.zeros((0, self.length), np.int64),
-               self.cardinalities, count=0, mutable=mutable_positions)
         #: Generations fully told so far.
         self.generation = 0
         self._population: IntArray | None = None  # last fully told generation
@@ -163,20 +140,32 @@ class GeneticAlgorithm(BaseStrategy):
 
     @classmethod
     def devol_exact(cls, cardinalities: npt.ArrayLike, population_size: int,
-                    seed: SeedLike = None, maximize: bool = True, **overrides: Any
+                    seed: SeedLike = None, maximize: bool = True, *,
+                    mutable_positions: npt.ArrayLike | None = None, **overrides: Any
                     ) -> GeneticAlgorithm:
-        """A GA with DEvol's operator settings: selection floor 0, cut in ``0..L``, 0..2
-        mutations early on, positions with replacement, alleles resampled, elites mutated.
+        """A GA with DEvol's operators (:data:`DEVOL_OPERATORS`): selection floor 0, cut in
+        ``0..L``, 0..2 mutations early on, positions with replacement, alleles resampled, and
+        elites mutated.
 
         DEvol's outright bugs are not reproduced: elites are still the best members, and equal
-        fitness still gives every member the same chance. (DEvol's GenomeHandler also never
-        mutates position 0; pass ``mutable_positions=range(1, L)`` for that.)
+        fitness still gives every member the same chance. DEvol's GenomeHandler also never
+        mutates position 0: pass ``mutable_positions=range(1, L)`` for that. ``overrides``
+        are constructor keywords (an operator replaces DEvol's; the deprecated keywords
+        modify DEvol's operators).
         """
-        settings: dict[str, Any] = {
-            "selection_floor": 0.0, "allow_parent_copies": True, "min_mutations": 0,
-            "force_change": False, "distinct_positions": False, "mutate_elites": True}
-        settings.update(overrides)
-        return cls(cardinalities, population_size, seed, maximize, **settings)
+        defaults = dict(DEVOL_OPERATORS)
+        if mutable_positions is not None:
+            if "mutation" in overrides:
+                raise TypeError("mutable_positions= modifies DEvol's mutation; set mutable= on "
+                                "your own mutation operator instead")
+            defaults["mutation"] = DevolMutation(minimum=0, force_change=False, distinct=False,
+                                                 mutable=mutable_positions)
+        legacy = {k: overrides.pop(k) for k in list(overrides) if k in GA_KEYWORDS}
+        ops = apply_legacy(legacy, GA_KEYWORDS, "GeneticAlgorithm.devol_exact", {
+            role: resolve_operator(overrides.pop(role, None), role, default)
+            for role, default in defaults.items()}, stacklevel=3)
+        settings: dict[str, Any] = {"mutate_elites": True, **overrides}
+        return cls(cardinalities, population_size, seed, maximize, **ops, **settings)
 
     @property
     def population(self) -> IntArray | None:
@@ -198,47 +187,20 @@ class GeneticAlgorithm(BaseStrategy):
 
     # -- breeding -------------------------------------------------------------------------
 
-    def _select(self, fitness: FloatArray, n: int) -> IntArray:
-        if callable(self.selection):
-            idx = np.asarray(self.selection(self.rng, fitness.copy(), n, self.maximize))
-            if idx.shape != (n,) or idx.dtype.kind not in "iu" or (
-                    n and (idx.min() < 0 or idx.max() >= fitness.size)):
-                raise ValueError(f"selection callable must return {n} indices in "
-                                 f"0..{fitness.size - 1}")
-            return idx.astype(np.int64)
-        if self.selection == "tournament":
-            return tournament(self.rng, fitness, n, size=self.tournament_size,
-                              maximize=self.maximize)
-        if self.selection == "truncation":
-            return truncation(self.rng, fitness, n, fraction=self.truncation_fraction,
-                              maximize=self.maximize)
-        return fitness_proportional(self.rng, fitness, n, maximize=self.maximize,
-                                    transform=self.fitness_transform,
-                                    floor=self.selection_floor)
+    def _operators(self) -> dict[str, Any]:
+        return {"selection": self.selection, "crossover": self.crossover,
+                "mutation": self.mutation}
 
-    def _mutate(self, genomes: IntArray, extra: int = 0) -> IntArray:
-        kwargs: dict[str, Any] = {"force_change": self.force_change,
-                                  "distinct": self.distinct_positions,
-                                  "mutable": self.mutable_positions}
-        if self.mutation_rate is not None:
-            return mutate(self.rng, genomes, self.cardinalities, rate=self.mutation_rate,
-                          **kwargs)
-        counts = mutation_counts(self.rng, self.generation, genomes.shape[0],
-                                 base=self.mutation_base, divisor=self.mutation_divisor,
-                                 minimum=self.min_mutations) + extra
-        return mutate(self.rng, genomes, self.cardinalities, count=counts, **kwargs)
+    def _settings(self) -> dict[str, Any]:
+        return {"n_elites": self.n_elites, "mutate_elites": self.mutate_elites}
 
     def _children(self, n: int, attempt: int = 0) -> IntArray:
         """``n`` children; a key retry ``attempt`` adds ``attempt // 2`` mutations each."""
         assert self._population is not None and self._fitness is not None
-        a = self._population[self._select(self._fitness, n)]
-        b = self._population[self._select(self._fitness, n)]
-        if self.crossover == "uniform":
-            kids = uniform_crossover(self.rng, a, b, probability=self.uniform_probability)
-        else:
-            kids = single_point_crossover(self.rng, a, b,
-                                          allow_copies=self.allow_parent_copies)
-        return self._mutate(kids, attempt // 2)
+        a = self._population[self._select(self.selection, self._fitness, n, self.maximize)]
+        b = self._population[self._select(self.selection, self._fitness, n, self.maximize)]
+        kids = self._cross(self.crossover, a, b)
+        return self._vary(self.mutation, kids, self.generation, attempt // 2)
 
     def _random(self, n: int, attempt: int = 0) -> IntArray:
         return random_genomes(self.rng, self.cardinalities, n)
@@ -250,7 +212,7 @@ class GeneticAlgorithm(BaseStrategy):
         children = self._keys.unique(self._children(self.n_children), self._children)
         elites = self._population[elite_indices(self._fitness, self.n_elites, self.maximize)]
         if self.mutate_elites:
-            elites = self._mutate(elites)
+            elites = self._vary(self.mutation, elites, self.generation)
         self._keys.add(elites)
         return np.concatenate([children, elites], axis=0)
 
@@ -284,20 +246,7 @@ class GeneticAlgorithm(BaseStrategy):
             return
         if self._current is None:
             raise ValueError("tell() before ask(): no generation is outstanding")
-        open_idx = np.flatnonzero(~self._told[: self._handed])
-        k, first = g.shape[0], int(open_idx[0]) if open_idx.size else 0
-        if (k <= open_idx.size and open_idx[k - 1] == first + k - 1
-                and np.array_equal(g, self._current[first: first + k])):
-            found = np.arange(k)  # told in the order asked: no copy, no Python loop
-        else:
-            found = match_rows(self._current[open_idx], g)
-        missing = np.flatnonzero(found < 0)
-        if missing.size:
-            j = int(missing[0])
-            raise ValueError(
-                f"genomes[{j}] = {g[j].tolist()} was not asked in the current generation "
-                "(or was already told)")
-        slots = open_idx[found]
+        slots = locate_outstanding(self._current, self._told, self._handed, g)
         self._current_fitness[slots] = f
         self._told[slots] = True
         self.n_told += g.shape[0]

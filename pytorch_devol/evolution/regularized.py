@@ -9,13 +9,11 @@ worker is free, tell its result whenever it arrives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .._checks import check_int
 from ._common import (
     SeedLike,
     floats_from_json,
@@ -23,10 +21,13 @@ from ._common import (
     genomes_from_json,
     match_rows,
 )
+from ._legacy import RE_KEYWORDS, apply_legacy
 from .keys import KeyFunc
-from .operators import mutate, random_genomes
-from .selection import tournament
+from .operators import random_genomes
+from .selection import Selection, Tournament
+from .specs import resolve_operator
 from .strategy import BaseStrategy
+from .variation import Crossover, Mutation, PointMutation
 
 __all__ = ["RegularizedEvolution"]
 
@@ -46,9 +47,14 @@ class RegularizedEvolution(BaseStrategy):
       genomes that were never asked (e.g. results of an earlier run used as a warm start).
       Told genomes join the population in the order given; the oldest leave. Tell order is
       therefore part of the algorithm, as in the paper.
-    * A child is its parent with ``n_mutations=1`` positions changed (the paper's single
-      mutation; ``force_change=True`` guarantees it differs from the parent), or with each
-      position mutated at ``mutation_rate`` if given. ``mutable_positions`` restricts them.
+    * Parents are chosen by ``selection``, by default ``Tournament(k=sample_size)`` (the
+      paper's sample of ``sample_size`` members; a ``selection`` given takes its place). A
+      child is its parent after ``mutation``, by default ``PointMutation(count=1)`` (the
+      paper's single mutation, always a change). With a ``crossover`` (default None: none,
+      as in the paper), a child is the crossover of two selected parents, then mutated.
+    * The keywords ``n_mutations``, ``mutation_rate``, ``force_change`` and
+      ``mutable_positions`` still work, deprecated: they set the mutation operator's
+      ``count``, make it a ``RateMutation(rate)``, and set ``force_change`` / ``mutable``.
     * NaN fitness ranks worst in tournaments. With ``key``, genomes whose key was already
       asked or told are drawn again, at most ``key_retries`` times each, with one more
       mutation every second retry.
@@ -57,27 +63,35 @@ class RegularizedEvolution(BaseStrategy):
     kind = "RegularizedEvolution"
     steady_state = True
 
-    def __init__(self, cardinalities: npt.ArrayLike, population_size: int, sample_size: int,
-                 seed: SeedLike = None, maximize: bool = True, key: KeyFunc | None = None, *,
-                 n_mutations: int = 1, mutation_rate: float | None = None,
-                 force_change: bool = True,
-                 mutable_positions: Sequence[int] | npt.ArrayLike | None = None,
-                 key_retries: int = 10) -> None:
+    def __init__(self, cardinalities: npt.ArrayLike, population_size: int,
+                 sample_size: int | None = None, seed: SeedLike = None, maximize: bool = True,
+                 key: KeyFunc | None = None, *,
+                 selection: Selection | str | dict[str, Any] | None = None,
+                 crossover: Crossover | str | dict[str, Any] | None = None,
+                 mutation: Mutation | str | dict[str, Any] | None = None,
+                 key_retries: int = 10, **deprecated: Any) -> None:
         super().__init__(cardinalities, population_size, seed, maximize, key, key_retries)
-        if (isinstance(sample_size, bool) or not isinstance(sample_size, int | np.integer)
+        if sample_size is not None and (
+                isinstance(sample_size, bool) or not isinstance(sample_size, int | np.integer)
                 or not 1 <= sample_size <= self.population_size):
             raise ValueError(f"sample_size must be an int in 1..population_size "
                              f"({self.population_size}), got {sample_size!r}")
-        n_mutations = check_int(n_mutations, "n_mutations", 0)
-        if mutation_rate is not None and not 0.0 <= float(mutation_rate) <= 1.0:
-            raise ValueError(f"mutation_rate must lie in [0, 1], got {mutation_rate!r}")
-        self.sample_size = int(sample_size)
-        self.n_mutations = n_mutations
-        self.mutation_rate = mutation_rate
-        self.force_change = bool(force_change)
-        self.mutable_positions = mutable_positions
-        mutate(np.random.default_rng(0), np.zeros((0, self.length), np.int64),
-               self.cardinalities, count=0, mutable=mutable_positions)
+        if sample_size is None and selection is None:
+            raise ValueError("sample_size is required (a tournament among that many members, "
+                             "the paper's algorithm), unless selection= is given")
+        #: The paper's sample size S: the default selection's tournament size (a ``selection``
+        #: given replaces that tournament).
+        self.sample_size = None if sample_size is None else int(sample_size)
+        default_selection = Tournament(k=self.sample_size or 1)
+        ops = apply_legacy(deprecated, RE_KEYWORDS, "RegularizedEvolution", {
+            "selection": resolve_operator(selection, "selection", default_selection),
+            "crossover": resolve_operator(crossover, "crossover", None),
+            "mutation": resolve_operator(mutation, "mutation", PointMutation())})
+        #: The operators (frozen objects); ``crossover`` None: children are mutated parents.
+        self.selection: Selection = ops["selection"]
+        self.crossover: Crossover | None = ops["crossover"]
+        self.mutation: Mutation = ops["mutation"]
+        self._probe_mutation(self.mutation)
         # Ring buffer of the population: slot order is part of the state (sampling uses it).
         self._ring = np.zeros((self.population_size, self.length), dtype=np.int64)
         self._ring_fitness = np.full(self.population_size, np.nan)
@@ -114,18 +128,18 @@ class RegularizedEvolution(BaseStrategy):
     def _random(self, n: int, attempt: int = 0) -> IntArray:
         return random_genomes(self.rng, self.cardinalities, n)
 
+    def _operators(self) -> dict[str, Any]:
+        return {"selection": self.selection, "crossover": self.crossover,
+                "mutation": self.mutation}
+
     def _children(self, n: int, attempt: int = 0) -> IntArray:
         """``n`` children; a key retry ``attempt`` adds ``attempt // 2`` mutations each."""
-        size = self.size
-        winners = tournament(self.rng, self._ring_fitness[:size], n, size=self.sample_size,
-                             maximize=self.maximize)
-        parents = self._ring[winners]
-        if self.mutation_rate is not None:
-            return mutate(self.rng, parents, self.cardinalities, rate=self.mutation_rate,
-                          force_change=self.force_change, mutable=self.mutable_positions)
-        return mutate(self.rng, parents, self.cardinalities,
-                      count=self.n_mutations + attempt // 2, force_change=self.force_change,
-                      mutable=self.mutable_positions)
+        members, fitness = self._ring[: self.size], self._ring_fitness[: self.size]
+        parents = members[self._select(self.selection, fitness, n, self.maximize)]
+        if self.crossover is not None:
+            others = members[self._select(self.selection, fitness, n, self.maximize)]
+            parents = self._cross(self.crossover, parents, others)
+        return self._vary(self.mutation, parents, 0, attempt // 2)
 
     def ask(self, n: int | None = None) -> IntArray:
         """``n`` new genomes to evaluate (``None``: one)."""
@@ -187,7 +201,7 @@ class RegularizedEvolution(BaseStrategy):
         """Restore :meth:`state_dict` output (constructor settings must match)."""
         try:
             base = self._load_base_state(state)
-            if state["sample_size"] != self.sample_size:
+            if state["sample_size"] != self.sample_size:  # states saved before operators
                 raise ValueError(f"state has sample_size={state['sample_size']!r}, this "
                                  f"strategy {self.sample_size}")
             cards, size = self.cardinalities, self.population_size

@@ -26,6 +26,7 @@ from ._common import (
     space_size,
 )
 from .keys import KeyFunc, KeyMemory
+from .specs import BUILT_IN, operator_spec
 
 __all__ = ["STATE_VERSION", "BaseStrategy", "Strategy"]
 
@@ -49,6 +50,13 @@ class Strategy(Protocol):
       arrives); False when it breeds whole generations (the search asks for a generation,
       trains it and tells it back before asking again). Either way a search evaluates
       ``generations x population_size`` candidates.
+    * ``maximize`` is a bool for a single objective; a multi-objective strategy
+      (:class:`~pytorch_devol.evolution.NSGA2`) has one bool per objective (a tuple) and its
+      ``tell`` takes an ``(n, k)`` fitness array.
+
+    :class:`BaseStrategy` adds ``state_dict(include_seen=False)`` (leave out the keys of every
+    genome ever asked) and ``remember(genomes)`` (mark them asked again after loading), which
+    the search loop uses to keep checkpoints small.
     """
 
     cardinalities: IntArray
@@ -73,7 +81,9 @@ class BaseStrategy:
     callable, e.g. the schema's canonical form) turns on duplicate avoidance.
 
     Subclasses set ``kind`` and implement ``ask``/``tell`` and the strategy-specific part of
-    ``state_dict``/``load_state_dict`` on top of ``_base_state``/``_load_base_state``.
+    ``state_dict``/``load_state_dict`` on top of ``_base_state``/``_load_base_state``. Their
+    operators (``_operators()``) and settings (``_settings()``) are saved in the state and
+    compared when it is loaded, so a state never silently continues under other operators.
     """
 
     kind: ClassVar[str] = "BaseStrategy"
@@ -132,6 +142,52 @@ class BaseStrategy:
             self._best_genome = genomes[i].copy()
             self._best_fitness = float(fitness[i])
 
+    # -- operators ------------------------------------------------------------------------
+
+    def _operators(self) -> dict[str, Any]:
+        """Operator objects by role (None for a role not used): saved as specs."""
+        return {}
+
+    def _settings(self) -> dict[str, Any]:
+        """Other constructor settings (JSON values) a state must agree with."""
+        return {}
+
+    def _select(self, selection: Any, fitness: npt.NDArray[np.float64], n: int,
+                maximize: bool) -> IntArray:
+        """Run a selection operator and check its answer: ``n`` valid member indices."""
+        idx = np.asarray(selection(self.rng, fitness.copy(), n, maximize))
+        if idx.shape != (n,) or (n and (idx.dtype.kind not in "iu" or idx.min() < 0
+                                        or idx.max() >= fitness.size)):
+            raise ValueError(f"selection {selection!r} must return {n} indices in "
+                             f"0..{fitness.size - 1}, got {idx!r}")
+        return idx.astype(np.int64)
+
+    def _checked(self, out: Any, n: int, role: str, op: Any) -> IntArray:
+        """An operator's output as (n, L) genomes inside the cardinalities, or ValueError
+        (built-in operators are trusted: their contracts are tested)."""
+        if type(op) in BUILT_IN:
+            return out  # type: ignore[no-any-return]
+        arr = np.asarray(out)
+        if arr.ndim != 2 or arr.shape[0] != n:
+            raise ValueError(f"{role} {op!r} must return shape ({n}, {self.length}), "
+                             f"got {arr.shape}")
+        return check_genomes(arr, self.cardinalities, f"{role} output")
+
+    def _cross(self, crossover: Any, a: IntArray, b: IntArray) -> IntArray:
+        return self._checked(crossover(self.rng, a, b), a.shape[0], "crossover", crossover)
+
+    def _vary(self, mutation: Any, genomes: IntArray, generation: int = 0,
+              extra: int = 0) -> IntArray:
+        out = mutation(self.rng, genomes, self.cardinalities, generation=generation,
+                       extra=extra)
+        return self._checked(out, genomes.shape[0], "mutation", mutation)
+
+    def _probe_mutation(self, mutation: Any) -> None:
+        """Call a mutation on zero genomes, so a bad parameter (a position outside the genome)
+        fails at construction, not at the first child."""
+        mutation(np.random.default_rng(0), np.zeros((0, self.length), np.int64),
+                 self.cardinalities, generation=0, extra=0)
+
     def remember(self, genomes: npt.ArrayLike) -> None:
         """Mark genomes as already asked (duplicate avoidance), e.g. after restoring a state
         saved with ``state_dict(include_seen=False)`` from a log of every asked genome."""
@@ -153,6 +209,9 @@ class BaseStrategy:
             # Grows with every genome asked: a caller that logs every asked genome anyway
             # (the search loop) leaves it out and calls remember() after loading.
             "seen": self._keys.state_dict() if include_seen else None,
+            "operators": {role: None if op is None else operator_spec(op)
+                          for role, op in self._operators().items()},
+            "settings": self._settings(),
         }
 
     def _load_base_state(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -170,9 +229,22 @@ class BaseStrategy:
         if [int(c) for c in state["cardinalities"]] != self.cardinalities.tolist():
             raise ValueError("state was saved for different cardinalities")
         for name in ("population_size", "maximize"):
-            if state[name] != getattr(self, name):
-                raise ValueError(
-                    f"state has {name}={state[name]!r}, this strategy {getattr(self, name)!r}")
+            mine = getattr(self, name)
+            if state[name] != (list(mine) if isinstance(mine, tuple) else mine):
+                raise ValueError(f"state has {name}={state[name]!r}, this strategy {mine!r}")
+        # Absent from states saved before operators were objects: nothing to compare then.
+        saved_ops = state.get("operators")
+        if saved_ops is not None:
+            mine_ops = {role: None if op is None else operator_spec(op)
+                        for role, op in self._operators().items()}
+            for role in sorted(set(saved_ops) | set(mine_ops)):
+                if saved_ops.get(role) != mine_ops.get(role):
+                    raise ValueError(f"state was saved with {role} {saved_ops.get(role)!r}; "
+                                     f"this strategy has {mine_ops.get(role)!r}")
+        for name, value in (state.get("settings") or {}).items():
+            if self._settings().get(name) != value:
+                raise ValueError(f"state has {name}={value!r}, this strategy "
+                                 f"{self._settings().get(name)!r}")
         best = state["best_genome"]
         return {
             "rng": rng_from_json(state["rng"]),

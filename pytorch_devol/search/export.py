@@ -51,12 +51,17 @@ def _require(*modules: str, what: str) -> None:
         raise ImportError(f"{what} needs {' and '.join(missing)}: {_ONNX_HINT}")
 
 
-def _best(run_dir: str | os.PathLike[str], gene_modules: Iterable[str] | None
-          ) -> tuple[SearchResult, nn.Sequential, np.ndarray]:
-    """The run's best model and genome, refusing a run with none or inconsistent best files."""
+def _chosen(run_dir: str | os.PathLike[str], gene_modules: Iterable[str] | None,
+            candidate: int | None) -> tuple[SearchResult, nn.Sequential, np.ndarray]:
+    """The run's best model and genome (or candidate ``candidate``'s: the best or a member of
+    the Pareto front), refusing a run with none or inconsistent best files."""
     result = load_result(run_dir, gene_modules)
     if not result.history:
         raise ValueError(f"{run_dir}: no candidate has been evaluated yet, nothing to export")
+    if candidate is not None:
+        model = result.model(candidate)
+        record = next(r for r in result.history if r["index"] == candidate)
+        return result, model.cpu().eval(), np.asarray(record["genome"], dtype=np.int64)
     genome = result.best_genome
     if genome is None:
         raise ValueError(f"{run_dir}: no candidate trained successfully, nothing to export")
@@ -91,14 +96,20 @@ def _compare(got: Any, want: torch.Tensor, what: str) -> None:
 
 
 # -- state_dict -----------------------------------------------------------------------------------
+def _fitness_of(result: SearchResult, genome: np.ndarray) -> float | None:
+    record = next((r for r in result.history
+                   if r["genome"] == genome.tolist() and not r["cached"]), None)
+    return None if record is None else record["fitness"]
+
+
 def _export_state_dict(result: SearchResult, model: nn.Module, genome: np.ndarray,
                        path: Path) -> None:
     payload = {
         "format": STATE_DICT_FORMAT, "version": STATE_DICT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "genome": [int(v) for v in genome], "schema": result.schema.to_spec(),
-        "metric": result.metric, "fitness": float(result.best_fitness),
-        "layers": result.describe(),
+        "metric": result.metric, "fitness": _fitness_of(result, genome),
+        "layers": result.schema.describe(genome),
     }
     buf = io.BytesIO()
     torch.save(payload, buf)
@@ -197,7 +208,8 @@ _CHECKERS: dict[str, Callable[[Path, torch.Tensor, torch.Tensor], None]] = {
 
 def export_model(run_dir: str | os.PathLike[str], format: str = "state_dict",
                  out: str | os.PathLike[str] | None = None, check: bool = True,
-                 gene_modules: Iterable[str] | None = None) -> Path:
+                 gene_modules: Iterable[str] | None = None,
+                 candidate: int | None = None) -> Path:
     """Export the run's best model and return the file written.
 
     ``format``: "state_dict" (weights + genome + schema spec, reload with
@@ -205,13 +217,15 @@ def export_model(run_dir: str | os.PathLike[str], format: str = "state_dict",
     Default file: ``DEFAULT_NAMES[format]`` in the run directory. With ``check`` the exported
     file is loaded back and its outputs compared with the original model's on a fixed random
     batch; a mismatch raises ``ExportCheckError``. ``gene_modules``: see ``load_result``.
+    ``candidate``: export that candidate instead of the best (any Pareto-front member of a
+    multi-objective search; see ``pareto.json``).
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of "
                          f"{', '.join(EXPORT_FORMATS)}")
     if format == "onnx":
         _require("onnx", "onnxscript", what="ONNX export")
-    result, model, genome = _best(run_dir, gene_modules)
+    result, model, genome = _chosen(run_dir, gene_modules, candidate)
     path = Path(out) if out is not None else Path(run_dir) / DEFAULT_NAMES[format]
     path.parent.mkdir(parents=True, exist_ok=True)
     x = check_batch(result.schema.input_shape)

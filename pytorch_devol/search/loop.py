@@ -7,6 +7,10 @@ says exactly which candidates were in flight; those already in the log are not t
 The checkpoint stays small: a built-in strategy's memory of every genome ever asked is left out
 of it and rebuilt from the log on restore, so its cost per event does not grow with the run.
 
+With several objectives (an `ObjectiveMeter`), each record also holds its objective values and
+constraint violation, the strategy is told the (n, k) objective matrix (and the violations),
+and the Pareto front is kept in ``pareto.json`` with every member's weights (``search.front``).
+
 Results are cached by canonical genome, except failures that were the machine's fault
 (``EvalResult.retriable``): a later copy of that genome, or a resume, trains it again, at most
 ``MAX_RETRIES`` more times per genome in one session.
@@ -28,6 +32,8 @@ from ..schema import devol_columns, to_devol
 from ..training import EvalResult
 from .breaker import CircuitBreaker
 from .evaluator import BetterThan, Evaluator, Task
+from .front import ParetoFront, violation_of
+from .objectives import ObjectiveMeter
 from .progress import Reporter
 from .store import RunStore
 
@@ -50,7 +56,8 @@ class SearchLoop:
                  generations: int, population_size: int, seed: int, metric: str,
                  maximize: bool, asynchronous: bool, reporter: Reporter,
                  breaker_window: int | None = None,
-                 on_record: Callable[[dict[str, Any]], None] | None = None):
+                 on_record: Callable[[dict[str, Any]], None] | None = None,
+                 meter: ObjectiveMeter | None = None):
         self.schema, self.strategy, self.evaluator, self.store = schema, strategy, evaluator, store
         self.generations, self.population_size = generations, population_size
         self.seed, self.metric, self.maximize = seed, metric, maximize
@@ -69,6 +76,9 @@ class SearchLoop:
         self.retried: dict[tuple[int, ...], int] = {}  # key -> retriable failures this session
         self.breaker = CircuitBreaker(population_size if breaker_window is None
                                       else breaker_window)
+        self.meter = meter
+        self.front = None if meter is None else ParetoFront(
+            meter.names, [o.maximize for o in meter.objectives])
 
     # -- state --------------------------------------------------------------------------------
     def restore(self) -> None:
@@ -84,7 +94,11 @@ class SearchLoop:
                 self.breaker.observe(r["metrics"])
                 if not EvalResult.from_dict(r["metrics"]).retriable:
                     self.cache.setdefault(tuple(r["key"]), r)
+                if self.front is not None and r.get("objectives"):
+                    self.front.add(r["index"], self._vector(r), violation_of(r), r)
             self._consider_best(r)
+        if self.front is not None and self.records:
+            self.front.save(self.store.path)  # repairs a crash between weights and log
         ckpt = self.store.checkpoint()
         if ckpt is not None:
             self.strategy.load_state_dict(ckpt["strategy"])
@@ -134,14 +148,34 @@ class SearchLoop:
         """The genome as the CSV shows it: DEvol's value encoding for DEvol's space."""
         return to_devol(self.schema, vector) if self._devol_csv else [int(x) for x in vector]
 
-    def _keep(self) -> BetterThan:
-        """Only a candidate at least as good as the best so far sends its weights back."""
+    def _keep(self) -> BetterThan | None:
+        """Only a candidate at least as good as the best so far sends its weights back (every
+        one does in a multi-objective search: any may join the front)."""
+        if self.meter is not None:
+            return None
         best = None if self.best is None else self.best["fitness"]
         return BetterThan(self.metric, self.maximize, best)
 
-    def _fitness(self, record: dict[str, Any]) -> float:
+    def _fitness(self, record: dict[str, Any]) -> float | np.ndarray:
+        if self.meter is not None:
+            return self._vector(record)
         value = record["fitness"]
         return math.nan if value is None else float(value)
+
+    def _vector(self, record: dict[str, Any]) -> np.ndarray:
+        values = record.get("objectives") or {}
+        return np.array([math.nan if values.get(n) is None else values[n]
+                         for n in self.meter.names], dtype=np.float64)
+
+    def _tell(self, tasks: list[Task], records: list[dict[str, Any]]) -> None:
+        genomes = np.array([t.genome for t in tasks], dtype=np.int64)
+        fitness = np.array([self._fitness(r) for r in records])
+        if self.meter is not None and self.meter.constraints:
+            violation = [math.nan if r.get("violation") is None else r["violation"]
+                         for r in records]  # NaN: failed (dominated by every candidate)
+            self.strategy.tell(genomes, fitness, violation=np.array(violation))
+        else:
+            self.strategy.tell(genomes, fitness)
 
     def _run_generations(self, budget: int) -> None:
         while self.told < budget:
@@ -156,8 +190,7 @@ class SearchLoop:
                 record = self._next_record()
                 done[record["index"]] = record
             ordered = [done[t.index] for t in tasks]
-            self.strategy.tell(np.array([t.genome for t in tasks], dtype=np.int64),
-                               np.array([self._fitness(r) for r in ordered]))
+            self._tell(tasks, ordered)
             self.told += len(tasks)
             self.pending = []
             self.generation += 1
@@ -184,7 +217,7 @@ class SearchLoop:
             task = next(t for t in in_flight if t.index == record["index"])
             in_flight.remove(task)
             self.pending = [t for t in self.pending if t.index != task.index]
-            self.strategy.tell(task.vector[None, :], np.array([self._fitness(record)]))
+            self._tell([task], [record])
             self.told += 1
             self.generation = self.told // self.population_size
             self._checkpoint()
@@ -241,9 +274,14 @@ class SearchLoop:
             "fitness": None if math.isnan(fitness) else fitness, "metrics": metrics,
             "finished_at": time.time(),
         }
+        joined = self._measure(record, result, task) if self.meter is not None else False
         if weights is not None and self._better(fitness, task.index):
             self.store.save_best(weights, self._best_info(record))
+        if joined and weights is not None:  # weights first: the log names them
+            self.front.save_weights(self.store.path, task.index, weights)
         self.store.append(record, self.columns)
+        if joined:
+            self.front.save(self.store.path)
         self.records.append(record)
         self.logged[task.index] = record
         self._consider_best(record)
@@ -251,6 +289,20 @@ class SearchLoop:
         if self.on_record is not None:
             self.on_record(record)
         return record
+
+    def _measure(self, record: dict[str, Any], result: EvalResult | dict[str, Any],
+                 task: Task) -> bool:
+        """Objective values and violation into ``record``; True if it joins the front."""
+        if isinstance(result, EvalResult):
+            values = self.meter.measure(task.genome, result)
+            record["objectives"] = {k: None if math.isnan(v) else v for k, v in values.items()}
+            violation = self.meter.violation(values)
+            record["violation"] = violation if math.isfinite(violation) else None
+        else:  # a cached copy: the same network, the same values
+            record["objectives"], record["violation"] = result.get("objectives"), \
+                result.get("violation")
+        return not record["cached"] and record["metrics"]["status"] == "ok" and \
+            self.front.add(task.index, self._vector(record), violation_of(record), record)
 
     # -- best ---------------------------------------------------------------------------------
     def _better(self, fitness: float, index: int) -> bool:

@@ -76,7 +76,8 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
     per generation of its successful candidates' scores (median line, mean triangle, best
     star). Raises ValueError for a run with no
     evaluated candidate and ImportError (naming the extra) without matplotlib.
-    ``gene_modules``: see ``load_result``.
+    ``gene_modules``: see ``load_result``. A multi-objective run also gets ``pareto.png`` in
+    its run directory (``plot_front``).
     """
     Figure, FigureCanvasAgg = _import_matplotlib()
     result = load_result(run_dir, gene_modules)
@@ -100,6 +101,10 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
     fig.savefig(buf, format="png", dpi=dpi)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out_path, buf.getvalue())
+    if result.objectives:
+        from .plot_front import PARETO_PLOT, plot_front
+
+        plot_front(result, Path(run_dir) / PARETO_PLOT, Figure, FigureCanvasAgg, dpi)
     return out_path
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from ..schema import GenomeSchema
+from .front import FRONT_DIR, ParetoFront, violation_of
 from .store import RunStore
 
 __all__ = ["SearchResult", "load_result"]
@@ -23,9 +25,11 @@ class SearchResult:
     index, generation, genome, cached, fitness, metrics, ...).
     """
 
-    def __init__(self, run_dir: str | Path, schema: GenomeSchema, metric: str, maximize: bool):
+    def __init__(self, run_dir: str | Path, schema: GenomeSchema, metric: str, maximize: bool,
+                 objectives: list[dict[str, str]] | None = None):
         self.run_dir = Path(run_dir)
         self.schema, self.metric, self.maximize = schema, metric, maximize
+        self.objectives = objectives  # [{"name", "direction"}] of a multi-objective search
         self.history: list[dict[str, Any]] = RunStore(self.run_dir).records()
 
     def _ranked(self) -> list[dict[str, Any]]:
@@ -68,6 +72,41 @@ class SearchResult:
         model.load_state_dict(RunStore(self.run_dir).best_weights(index=record["index"]))
         return model.eval()
 
+    @property
+    def pareto_front(self) -> list[dict[str, Any]]:
+        """The records on the Pareto front of a multi-objective search (by index; empty for a
+        single-objective one): no trained candidate dominates them (``search.front``)."""
+        if not self.objectives:
+            return []
+        front = ParetoFront([o["name"] for o in self.objectives],
+                            [o["direction"] == "max" for o in self.objectives])
+        for r in self.history:
+            if not r["cached"] and r.get("objectives"):
+                values = [np.nan if r["objectives"].get(o["name"]) is None
+                          else r["objectives"][o["name"]] for o in self.objectives]
+                front.add(r["index"], np.array(values, dtype=np.float64), violation_of(r), r)
+        return [front.members[i][2] for i in front.indices]
+
+    def model(self, index: int) -> nn.Sequential:
+        """The trained network of candidate ``index``: the best, or any Pareto-front member
+        (their weights are kept), in eval mode."""
+        record = next((r for r in self.history if r["index"] == index and not r["cached"]),
+                      None)
+        if record is None:
+            raise ValueError(f"{self.run_dir}: no trained candidate {index}")
+        best = self.best_record
+        path = self.run_dir / FRONT_DIR / f"{index}.pt"
+        if best is not None and best["index"] == index:
+            state = RunStore(self.run_dir).best_weights(index=index)
+        elif path.exists():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            raise ValueError(f"{self.run_dir}: the weights of candidate {index} were not kept "
+                             "(only the best and the Pareto front's are)")
+        model = self.schema.build_model(record["genome"])
+        model.load_state_dict(state)
+        return model.eval()
+
     def describe(self) -> list[str]:
         genome = self.best_genome
         return [] if genome is None else self.schema.describe(genome)
@@ -95,4 +134,5 @@ def load_result(run_dir: str | Path,
     config = RunStore(run_dir).config()
     schema = GenomeSchema.from_spec(config["schema"], gene_modules)
     search = config["search"]
-    return SearchResult(run_dir, schema, search["metric"], search["maximize"])
+    return SearchResult(run_dir, schema, search["metric"], search["maximize"],
+                        search.get("objectives"))

@@ -10,7 +10,7 @@ import datetime as _dt
 import itertools
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 
 from .._checks import check_int
-from ..evolution import GeneticAlgorithm, RegularizedEvolution, Strategy
+from ..evolution import NSGA2, GeneticAlgorithm, RegularizedEvolution, Strategy
 from ..schema import GenomeSchema, dry_run
 from ..training import (
     DATASETS,
@@ -31,6 +31,14 @@ from ..training import (
 )
 from .evaluator import Evaluator
 from .loop import SearchLoop
+from .objectives import (
+    Constraint,
+    Objective,
+    ObjectiveMeter,
+    check_objectives,
+    objectives_config,
+    objectives_from_config,
+)
 from .progress import Reporter
 from .result import SearchResult
 from .serial import SerialEvaluator
@@ -38,7 +46,7 @@ from .store import RunStore
 
 __all__ = ["STRATEGIES", "Search"]
 
-STRATEGIES = ("ga", "regularized")
+STRATEGIES = ("ga", "regularized", "nsga2")
 FORMAT_VERSION = 1
 # What a run directory's dataset spec may say: load_dataset's arguments minus download.
 DATA_SPEC_KEYS = ("name", "root", "val_fraction", "seed", "limit")
@@ -94,7 +102,10 @@ class Search:
                  train_config: TrainConfig | None = None, strategy_options: dict | None = None,
                  verbose: bool = True, progress_bar: bool | None = None,
                  circuit_breaker: int | None = None,
-                 on_record: Callable[[dict[str, Any]], None] | None = None):
+                 on_record: Callable[[dict[str, Any]], None] | None = None,
+                 objectives: Sequence[str | Objective] | None = None,
+                 constraints: Sequence[str | Constraint] | None = None,
+                 latency_batch: int = 1):
         if not isinstance(schema, GenomeSchema):
             raise TypeError(f"schema must be a GenomeSchema, got {type(schema).__name__}")
         self.schema = schema
@@ -122,6 +133,9 @@ class Search:
         self.on_record = on_record
         self.fitness = fitness
         self.strategy_options = self._check_options(strategy_options)
+        self.objectives, self.constraints = check_objectives(
+            objectives, constraints, self.metric, schema.task)
+        self.latency_batch = check_int(latency_batch, "latency_batch")
         self.strategy_name, self.strategy = self._make_strategy(strategy)
         self.evaluator = evaluator if evaluator is not None else SerialEvaluator()
         for method in ("open", "submit", "next_result", "close"):
@@ -182,6 +196,16 @@ class Search:
         if self.fitness is not None and strategy not in (None, "ga"):
             raise ValueError("fitness= shapes the default GA's selection; configure your own "
                              "strategy directly instead")
+        if self.objectives is not None:
+            if strategy in (None, "nsga2"):
+                return "nsga2", NSGA2(cards, n, tuple(o.direction for o in self.objectives),
+                                      seed=self.seed, key=self.schema.key, **opts)
+            if isinstance(strategy, str):
+                raise ValueError(f"strategy {strategy!r} optimises one number; several "
+                                 "objectives or constraints need strategy='nsga2'")
+        elif strategy == "nsga2":
+            raise ValueError("strategy='nsga2' needs objectives=[...] (e.g. ['val_accuracy', "
+                             "'params'])")
         if strategy is None or strategy == "ga":
             return "ga", GeneticAlgorithm(cards, n, seed=self.seed, maximize=self.maximize,
                                           key=self.schema.key, fitness_transform=self.fitness,
@@ -222,7 +246,9 @@ class Search:
                        "seed": self.seed, "metric": self.metric, "maximize": self.maximize,
                        "strategy": self.strategy_name, "strategy_options": self.strategy_options,
                        "fitness": getattr(self.fitness, "__qualname__", "custom")
-                       if self.fitness else None},
+                       if self.fitness else None,
+                       **objectives_config(self.objectives, self.constraints,
+                                           self.latency_batch)},
             "train": attrs.asdict(self.train_config),
         }
 
@@ -233,7 +259,8 @@ class Search:
                progress_bar: bool | None = None, device: str | None = None,
                gene_modules: Iterable[str] | None = None,
                data_root: str | os.PathLike[str] | None = None,
-               on_record: Callable[[dict[str, Any]], None] | None = None) -> Search:
+               on_record: Callable[[dict[str, Any]], None] | None = None,
+               objectives: Sequence[Objective] | None = None) -> Search:
         """Continue an interrupted search from its run directory, with its saved settings.
 
         The run directory is data, never code: its gene types must be built in or defined by
@@ -241,8 +268,8 @@ class Search:
         the others (imported first). Built-in datasets reload from the saved spec (checked
         against an allow-list), from ``data_root`` when given (a run moved to another
         machine); pass ``data`` for your own arrays. Either way the data must be the same: its
-        fingerprint is checked. A custom strategy or fitness function must be passed again;
-        the evaluator may differ (e.g. more workers).
+        fingerprint is checked. A custom strategy, fitness function or objective must be passed
+        again; the evaluator may differ (e.g. more workers).
         """
         config = RunStore(run_dir).config()
         if not isinstance(config, dict) or config.get("format") != FORMAT_VERSION:
@@ -258,6 +285,7 @@ class Search:
         if s["fitness"] and fitness is None:
             raise ValueError(f"{run_dir} used a fitness= transform: pass it again "
                              "(Search.resume(run_dir, fitness=...))")
+        saved_objectives, constraints, latency_batch = objectives_from_config(s, objectives)
         name = s["strategy"]
         if strategy is None and name not in STRATEGIES:
             raise ValueError(f"{run_dir} used a strategy object of your own: pass it again "
@@ -271,7 +299,9 @@ class Search:
                      seed=s["seed"], run_dir=run_dir, strategy=strategy or name,
                      evaluator=evaluator, metric=s["metric"], fitness=fitness,
                      train_config=TrainConfig(**train), strategy_options=s["strategy_options"],
-                     verbose=verbose, progress_bar=progress_bar, on_record=on_record)
+                     verbose=verbose, progress_bar=progress_bar, on_record=on_record,
+                     objectives=saved_objectives, constraints=constraints,
+                     latency_batch=latency_batch)
         if search.data.fingerprint() != saved["fingerprint"]:
             raise ValueError(f"the data differs from the data {run_dir} was searched on "
                              f"(saved: {saved['summary']})")
@@ -289,7 +319,10 @@ class Search:
                           generations=self.generations, population_size=self.population_size,
                           seed=self.seed, metric=self.metric, maximize=self.maximize,
                           asynchronous=bool(self.strategy.steady_state), reporter=reporter,
-                          breaker_window=self.circuit_breaker, on_record=self.on_record)
+                          breaker_window=self.circuit_breaker, on_record=self.on_record,
+                          meter=None if self.objectives is None else ObjectiveMeter(
+                              self.schema, self.objectives, self.constraints,
+                              str(self.train_config.resolve_device()), self.latency_batch))
         loop.restore()
         if self._resuming:
             reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} candidates logged, "
@@ -300,7 +333,8 @@ class Search:
         finally:
             self.evaluator.close()
             reporter.close()
-        result = SearchResult(self.run_dir, self.schema, self.metric, self.maximize)
+        result = SearchResult(self.run_dir, self.schema, self.metric, self.maximize,
+                              objectives_config(self.objectives, (), 1).get("objectives"))
         best = result.best_fitness
         reporter.message(f"Best {self.metric}: {best:.4f}" if not math.isnan(best) else
                          "No candidate trained successfully")

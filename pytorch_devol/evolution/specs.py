@@ -1,0 +1,129 @@
+"""Operators as data: JSON specs, a registry of the built-in operators, argument resolution.
+
+A spec is ``{"type": NAME, **parameters}``, e.g. ``{"type": "Tournament", "k": 2}``. Strategies
+save the specs of their operators in ``state_dict`` and compare them on ``load_state_dict``, and
+accept a spec (or a built-in name such as ``"tournament"``) wherever they take an operator, so
+that a configuration stored as JSON (``Search(strategy_options=...)``) can name operators.
+Names resolve through the table below only: nothing is imported or looked up by attribute on
+the say-so of a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+
+from .selection import FitnessProportional, Tournament, Truncation
+from .variation import DevolMutation, PointMutation, RateMutation, SinglePoint, Uniform
+
+__all__ = ["BUILT_IN", "CALLABLE", "OPERATORS", "operator_from_spec", "operator_spec",
+           "resolve_operator"]
+
+#: Built-in operators by role, under their class name (a spec's ``type``).
+OPERATORS: dict[str, dict[str, type]] = {
+    "selection": {"FitnessProportional": FitnessProportional, "Tournament": Tournament,
+                  "Truncation": Truncation},
+    "crossover": {"SinglePoint": SinglePoint, "Uniform": Uniform},
+    "mutation": {"DevolMutation": DevolMutation, "PointMutation": PointMutation,
+                 "RateMutation": RateMutation},
+}
+
+#: The built-in operator classes.
+BUILT_IN = frozenset(cls for table in OPERATORS.values() for cls in table.values())
+
+# Short names (the strings GeneticAlgorithm took before operators were objects).
+_ALIASES = {
+    "fitness_proportional": "FitnessProportional", "tournament": "Tournament",
+    "truncation": "Truncation", "single_point": "SinglePoint", "uniform": "Uniform",
+    "devol": "DevolMutation", "point": "PointMutation",
+}
+
+#: Placeholder for a parameter that is a function (not data: pass the operator again).
+CALLABLE = "<callable>"
+
+
+def _builtin_name(op: Any) -> str | None:
+    for table in OPERATORS.values():
+        for name, cls in table.items():
+            if type(op) is cls:
+                return name
+    return None
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, list | tuple | range | np.ndarray):
+        return [_json_value(v) for v in value]
+    if callable(value):
+        return CALLABLE
+    return f"<{type(value).__name__}>"
+
+
+def operator_spec(op: Any) -> dict[str, Any]:
+    """JSON description of an operator: its type and, for an attrs class or a dataclass, its
+    fields (functions among them as ``"<callable>"``). Equal specs mean the same operator."""
+    name = _builtin_name(op)
+    if name is None:
+        owner = op if hasattr(op, "__qualname__") else type(op)  # a function, or an object
+        name = f"{owner.__module__}.{owner.__qualname__}"
+    spec: dict[str, Any] = {"type": name}
+    if attrs.has(type(op)):
+        fields = {f.name: getattr(op, f.name) for f in attrs.fields(type(op))}
+    elif dataclasses.is_dataclass(op) and not isinstance(op, type):
+        fields = {f.name: getattr(op, f.name) for f in dataclasses.fields(op)}
+    else:
+        fields = {}
+    spec.update({k: _json_value(v) for k, v in fields.items()})
+    return spec
+
+
+def operator_from_spec(spec: str | Mapping[str, Any], role: str) -> Any:
+    """A built-in operator from its spec or name, for ``role`` "selection", "crossover" or
+    "mutation". Raises ValueError for an unknown name or bad parameters."""
+    table = OPERATORS[role]
+    if isinstance(spec, str):
+        spec = {"type": spec}
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str):
+        raise ValueError(f"a {role} spec is a name or a dict with a 'type', got {spec!r}")
+    name = _ALIASES.get(spec["type"], spec["type"])
+    cls = table.get(name)
+    if cls is None:
+        known = sorted({*table, *(a for a, n in _ALIASES.items() if n in table)})
+        raise ValueError(f"unknown {role} {spec['type']!r}; built-in ones: {known} (or pass an "
+                         "operator object)")
+    params = {k: v for k, v in spec.items() if k != "type"}
+    if CALLABLE in params.values():
+        raise ValueError(f"{role} spec {dict(spec)!r} names a function, which data cannot "
+                         "restore: pass the operator object itself")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ValueError(f"bad parameters for {name}: {exc}") from None
+
+
+def resolve_operator(value: Any, role: str, default: Any) -> tuple[Any, bool]:
+    """``(operator, given)`` for a strategy argument: ``None`` gives ``default``; a name or a
+    spec dict a built-in operator; a callable is used as is. ``given`` is True when the caller
+    passed an operator object or a spec with parameters (so shorthand keywords conflict)."""
+    if value is None:
+        return default, False
+    if isinstance(value, str):
+        return operator_from_spec(value, role), False
+    if isinstance(value, Mapping):
+        return operator_from_spec(value, role), True
+    if callable(value):
+        return value, True
+    raise TypeError(f"{role} must be an operator (a callable), a built-in name or a spec "
+                    f"dict, got {type(value).__name__}")

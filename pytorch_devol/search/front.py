@@ -1,0 +1,103 @@
+"""The Pareto front of a multi-objective search, kept up to date as candidates finish.
+
+A candidate is on the front when no other trained candidate dominates it under Deb's
+constrained domination: a feasible candidate dominates an infeasible one; of two infeasible
+ones, the smaller violation dominates; of two feasible ones, the usual Pareto dominance over
+the objectives (each in its direction). A failed candidate (NaN) is dominated by everything.
+``pareto.json`` in the run directory holds the current front, rewritten atomically when it
+changes; ``front/<index>.pt`` holds the weights of each member (``torch.load(...,
+weights_only=True)``), so any of them can be exported.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .store import atomic_write
+
+__all__ = ["FRONT_DIR", "PARETO_FILE", "ParetoFront", "dominates"]
+
+PARETO_FILE, FRONT_DIR = "pareto.json", "front"
+
+
+def dominates(a: np.ndarray, va: float, b: np.ndarray, vb: float,
+              maximize: Sequence[bool]) -> bool:
+    """Whether point ``a`` (violation ``va``) dominates ``b`` (violation ``vb``)."""
+    if np.isnan(b).any():
+        return not np.isnan(a).any()
+    if np.isnan(a).any():
+        return False
+    if va > 0 or vb > 0:
+        return va < vb
+    sign = np.where(np.asarray(maximize), 1.0, -1.0)
+    a, b = a * sign, b * sign
+    return bool((a >= b).all() and (a > b).any())
+
+
+class ParetoFront:
+    """The non-dominated candidates among those added so far (by record index)."""
+
+    def __init__(self, names: Sequence[str], maximize: Sequence[bool]) -> None:
+        self.names, self.maximize = list(names), [bool(m) for m in maximize]
+        self.members: dict[int, tuple[np.ndarray, float, dict[str, Any]]] = {}
+
+    def add(self, index: int, values: np.ndarray, violation: float,
+            record: dict[str, Any]) -> bool:
+        """Offer a candidate; True when it joins the front (members it dominates leave)."""
+        values = np.asarray(values, dtype=np.float64)
+        if np.isnan(values).any():
+            return False
+        for other, v, _ in self.members.values():
+            if dominates(other, v, values, violation, self.maximize) or (
+                    np.array_equal(other, values) and v <= violation):
+                return False  # dominated, or the same point already on the front
+        self.members = {i: m for i, m in self.members.items()
+                        if not dominates(values, violation, m[0], m[1], self.maximize)}
+        self.members[index] = (values, violation, record)
+        return True
+
+    @property
+    def indices(self) -> list[int]:
+        return sorted(self.members)
+
+    def to_json(self) -> dict[str, Any]:
+        rows = []
+        for i in self.indices:
+            values, violation, record = self.members[i]
+            rows.append({"index": i, "genome": record["genome"],
+                         "values": dict(zip(self.names, map(float, values))),
+                         "violation": violation, "weights": f"{FRONT_DIR}/{i}.pt"})
+        return {"objectives": [{"name": n, "direction": "max" if m else "min"}
+                               for n, m in zip(self.names, self.maximize)], "front": rows}
+
+    # -- the run directory --------------------------------------------------------------------
+    def save(self, run_dir: Path) -> None:
+        """Rewrite pareto.json and drop the weights of candidates no longer on the front."""
+        atomic_write(run_dir / PARETO_FILE, json.dumps(self.to_json(), indent=2).encode())
+        folder = run_dir / FRONT_DIR
+        if folder.is_dir():
+            keep = {f"{i}.pt" for i in self.members}
+            for path in folder.iterdir():
+                if path.name not in keep:
+                    path.unlink(missing_ok=True)
+
+    @staticmethod
+    def save_weights(run_dir: Path, index: int, state_dict: dict[str, torch.Tensor]) -> None:
+        folder = run_dir / FRONT_DIR
+        folder.mkdir(exist_ok=True)
+        buf = io.BytesIO()
+        torch.save(state_dict, buf)
+        atomic_write(folder / f"{index}.pt", buf.getvalue())
+
+
+def violation_of(record: dict[str, Any]) -> float:
+    value = record.get("violation")
+    return math.inf if value is None else float(value)
