@@ -258,9 +258,17 @@ class ObjectiveMeter:
 
 
 def count_macs(schema: Any, genome: Sequence[int]) -> float:
-    """Multiply-accumulates of one example through the genome's network (meta device)."""
-    with torch.device("meta"):
-        model = schema.build_model(genome).eval()
-    with FlopCounterMode(display=False) as counter:
-        model(torch.empty((1, *schema.input_shape), device="meta"))
-    return counter.get_total_flops() / 2.0
+    """Multiply-accumulates of one example through the genome's network: on the meta device
+    (no memory, no compute), or on the CPU for a gene whose modules need real tensors."""
+    for device in ("meta", "cpu"):
+        try:
+            with torch.device(device):
+                model = schema.build_model(genome).eval()
+                x = torch.zeros((1, *schema.input_shape))
+            with FlopCounterMode(display=False) as counter, torch.no_grad():
+                model(x)
+            return counter.get_total_flops() / 2.0
+        except RuntimeError:
+            if device == "cpu":
+                raise
+    raise AssertionError("unreachable")
