@@ -230,9 +230,12 @@ class Search:
         if len(getattr(strategy, "cardinalities", cards)) != len(cards) or \
                 (getattr(strategy, "cardinalities", cards) != cards).any():
             raise ValueError("the strategy's cardinalities differ from the schema's")
-        if getattr(strategy, "maximize", self.maximize) != self.maximize:
-            raise ValueError(f"strategy.maximize={strategy.maximize} but metric "
-                             f"{self.metric!r} is {'maxim' if self.maximize else 'minim'}ised")
+        want = self.maximize if self.objectives is None else \
+            tuple(o.maximize for o in self.objectives)
+        got = getattr(strategy, "maximize", want)
+        if (tuple(got) if isinstance(got, (list, tuple)) else got) != want:
+            raise ValueError(f"strategy.maximize={got!r}, but this search's metric or "
+                             f"objectives need maximize={want!r}")
         return "custom", strategy
 
     # -- saving and resuming ------------------------------------------------------------------
