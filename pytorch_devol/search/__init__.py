@@ -1,8 +1,10 @@
 """The search: ask -> build -> evaluate -> tell, the run directory, resuming, evaluators."""
 
+from .breaker import SearchAborted
 from .evaluator import Evaluator, Task
 from .factory import make_evaluator
 from .loop import candidate_seed
+from .objectives import Constraint, Objective
 from .pool import ProcessPoolEvaluator, WorkerStartupError
 from .ray_evaluator import RayEvaluator
 from .result import SearchResult, load_result
@@ -12,11 +14,14 @@ from .store import RunStore
 
 __all__ = [
     "STRATEGIES",
+    "Constraint",
     "Evaluator",
+    "Objective",
     "ProcessPoolEvaluator",
     "RayEvaluator",
     "RunStore",
     "Search",
+    "SearchAborted",
     "SearchResult",
     "SerialEvaluator",
     "Task",
