@@ -421,8 +421,12 @@ def test_script_without_main_guard_searches_once_like_in_process(script_dir, tmp
 
 # -- interruption: nothing left behind ------------------------------------------------------
 _PARENT = textwrap.dedent("""
-    import json, os, sys
+    import json, os, signal, sys
     from pathlib import Path
+
+    # A shell's background job starts with SIGINT ignored, which Python then keeps: restore
+    # Ctrl-C's KeyboardInterrupt, as an interactive user has it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from pytorch_devol import Search, load_dataset
     from pytorch_devol.search.pool import ProcessPoolEvaluator
