@@ -6,6 +6,7 @@ nodes, 10 epochs with early stopping (patience 1). DEvol reported 99.4% test acc
     python benchmarks/devol_mnist.py --scale 0.06 --device cpu
     python benchmarks/devol_mnist.py --workers-per-gpu 4 --max-minutes 8   # stops resumably
     python benchmarks/devol_mnist.py --resume runs/devol_mnist_h200_full   # continues it
+    python benchmarks/devol_mnist.py --split devol-t10k --api search --fidelity sh ...
 
 ``--scale S`` shrinks the search, never the search space: generations max(2, round(20 S)),
 population max(4, round(50 S)), epochs max(1, round(10 S)), a seeded stratified subset of
@@ -64,6 +65,7 @@ from machine import code_state, cpu_name  # noqa: E402
 from pytorch_devol.compat import DEvol, GenomeHandler  # noqa: E402
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
 from pytorch_devol.search import Search, SerialEvaluator, load_result  # noqa: E402
+from pytorch_devol.search.fidelity import make_fidelity  # noqa: E402
 from pytorch_devol.training import (  # noqa: E402
     DATA_ENV_VAR,
     TrainConfig,
@@ -164,6 +166,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--api", default="compat", choices=["compat", "search"],
                    help="compat: pytorch_devol.compat.DEvol (Keras's optimizer values); "
                         "search: Search with the package's defaults")
+    p.add_argument("--fidelity", default="none", choices=["none", "sh", "asha"],
+                   help="--api search: multi-fidelity (successive halving or ASHA)")
+    p.add_argument("--min-epochs", type=int, default=1, help="--fidelity: rung 0's epochs")
+    p.add_argument("--eta", type=int, default=3, help="--fidelity: keep 1/eta per rung")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     p.add_argument("--workers", type=int, help="local worker processes (default: in-process)")
     p.add_argument("--workers-per-gpu", type=int, help="worker processes per GPU")
@@ -201,11 +207,16 @@ def settings_from(args: argparse.Namespace, device: torch.device) -> dict[str, A
     if args.split == "devol-t10k" and (search["train_size"], search["test_size"]) != (
             DEVOL_T10K["train_size"], DEVOL_T10K["test_size"]):
         raise SystemExit("--split devol-t10k fixes 8,000 training and 2,000 test images")
+    if args.fidelity != "none" and args.api != "search":
+        raise SystemExit("--fidelity needs --api search (compat.DEvol trains every candidate "
+                         "in full, as DEvol did)")
     return {"scale": args.scale, "label": label, "name": name, **search, **space,
             "split": args.split, "api": args.api,
             "batch_size": args.batch_size, "precision": args.precision, "patience": 1,
             "keras_optimizers": args.api == "compat" and not args.torch_optimizers,
-            "seed": args.seed, "run_dir": args.run_dir or str(REPO / "runs" / name)}
+            "seed": args.seed, "run_dir": args.run_dir or str(REPO / "runs" / name),
+            "fidelity": None if args.fidelity == "none" else
+            {"kind": args.fidelity, "min_epochs": args.min_epochs, "eta": args.eta}}
 
 
 def evaluator_for(args: argparse.Namespace, device: torch.device) -> Any:
@@ -247,11 +258,12 @@ def summarise(run_dir: Path, wall: float) -> dict[str, Any]:
     """Counts, the best candidate (by validation accuracy), timings and per-generation bests."""
     result = load_result(run_dir)
     history = sorted(result.history, key=lambda r: r["index"])
-    trained = [r for r in history if not r["cached"] and r["metrics"]["status"] == "ok"]
+    trained = [r for r in history if not r["cached"] and r["metrics"]["status"] == "ok"
+               and r.get("final", True)]
     best, counts = result.best_record, result.counts()
     generations: dict[int, list[float]] = {}
     for r in history:
-        if r["fitness"] is not None:
+        if r["fitness"] is not None and r.get("final", True):
             generations.setdefault(r["generation"], []).append(r["fitness"])
     running, best_so_far = [], float("-inf")
     for g in sorted(generations):
@@ -260,6 +272,8 @@ def summarise(run_dir: Path, wall: float) -> dict[str, Any]:
     train_s = [r["metrics"]["train_seconds"] for r in trained]
     out: dict[str, Any] = {
         "counts": counts, "wall_seconds": round(wall, 1),
+        "epochs_spent": sum(r.get("rung_epochs", r["metrics"]["epochs"]) for r in history
+                            if not r["cached"]),
         "seconds_per_candidate": round(wall / max(1, counts["evaluated"]), 2),
         "seconds_per_trained_candidate": round(wall / max(1, counts["trained"]), 2),
         "train_seconds_per_trained_candidate": {
@@ -324,7 +338,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             search = Search(schema, data, generations=s["generations"],
                             population_size=s["population"], epochs=s["epochs"],
                             seed=s["seed"], run_dir=run_dir, evaluator=evaluator,
-                            train_config=config, verbose=not args.quiet)
+                            train_config=config, verbose=not args.quiet,
+                            fidelity=make_fidelity((s.get("fidelity") or {}).get("kind"),
+                                                   **{k: v for k, v in (s.get("fidelity") or {})
+                                                      .items() if k != "kind"}))
 
         def go() -> None:
             search.run()

@@ -12,14 +12,18 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASHA",
     "GenomeSchema",
     "InvalidGenomeError",
     "Search",
     "SearchResult",
+    "SuccessiveHalving",
     "load_dataset",
 ]
 
 _LOCATIONS = {
+    "ASHA": "pytorch_devol.search",
+    "SuccessiveHalving": "pytorch_devol.search",
     "GenomeSchema": "pytorch_devol.schema",
     "InvalidGenomeError": "pytorch_devol.schema",
     "Search": "pytorch_devol.search",

@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--constraint", action="append", default=[], metavar="EXPR",
                    help="e.g. 'params<=1e6' (repeatable; a candidate breaking it ranks last)")
     s.add_argument("--metric", choices=["accuracy", "loss"], default=None)
+    s.add_argument("--fidelity", choices=["none", "sh", "asha"], default=None,
+                   help="multi-fidelity: train everyone --min-epochs first and continue only "
+                        "the best 1/--eta, rung by rung (sh with the GA, asha with "
+                        "--strategy regularized; default: none)")
+    s.add_argument("--min-epochs", type=int, metavar="N", help="--fidelity: first rung's epochs")
+    s.add_argument("--eta", type=int, metavar="K", help="--fidelity: keep 1/K per rung (3)")
     s.add_argument("--run-dir", metavar="DIR")
     s.add_argument("--resume", metavar="RUN_DIR", help="continue a run with its saved settings")
     s.add_argument("--workers", type=_workers, metavar="N",
@@ -123,6 +129,16 @@ def _evaluator(args: argparse.Namespace) -> Any:
     return make_evaluator(args.workers, args.workers_per_gpu or 1, args.ray)
 
 
+def _fidelity(args: argparse.Namespace) -> Any:
+    from .search.fidelity import make_fidelity
+
+    if args.fidelity in (None, "none"):
+        if args.min_epochs is not None or args.eta is not None:
+            raise UserError("--min-epochs and --eta need --fidelity sh or asha")
+        return None
+    return make_fidelity(args.fidelity, args.min_epochs or 1, args.eta or 3)
+
+
 def _search(args: argparse.Namespace) -> int:
     from .schema import GenomeSchema
     from .search import RunStore, Search
@@ -130,13 +146,16 @@ def _search(args: argparse.Namespace) -> int:
 
     _positive(args, "max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
               "generations", "population", "epochs", "batch_size", "patience",
-              "workers_per_gpu", "limit")
+              "workers_per_gpu", "limit", "min_epochs")
+    if args.eta is not None and args.eta < 2:
+        raise UserError(f"--eta must be >= 2, got {args.eta}")
     evaluator = _evaluator(args)
     if args.resume:
         ignored = [f"--{k.replace('_', '-')}" for k in (
             "max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
             "generations", "population", "epochs", "batch_size", "patience", "seed",
-            "strategy", "metric", "run_dir", "limit", "precision", "objectives")
+            "strategy", "metric", "run_dir", "limit", "precision", "objectives", "fidelity",
+            "min_epochs", "eta")
             if getattr(args, k) is not None]
         if ignored and not args.quiet:
             print(f"note: resuming with the settings saved in {args.resume}; ignoring "
@@ -171,7 +190,8 @@ def _search(args: argparse.Namespace) -> int:
                         seed=args.seed or 0, run_dir=args.run_dir, device=args.device,
                         strategy=args.strategy, metric=args.metric, evaluator=evaluator,
                         train_config=TrainConfig(**train), verbose=not args.quiet,
-                        objectives=args.objectives, constraints=args.constraint or None)
+                        objectives=args.objectives, constraints=args.constraint or None,
+                        fidelity=_fidelity(args))
         RunStore(search.run_dir).check_new()
         if not args.quiet:
             print(f"Searching {schema} on {data.summary()}")
@@ -204,6 +224,7 @@ def _show(args: argparse.Namespace) -> int:
     print(f"  data: {config['data']['summary']}")
     print(f"  search: {s['strategy']}, {s['generations']} generations x {s['population_size']}, "
           f"seed {s['seed']}, metric {s['metric']}; epochs <= {config['train']['epochs']}")
+    _show_rungs(s.get("fidelity"), config["train"]["epochs"], result)
     counts = result.counts()
     print("  candidates: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if result.best_record is None:
@@ -217,17 +238,34 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  {line}")
     top = result.top(args.top)
     print(f"Top {len(top)}:")
-    header = f"{'index':>6} {'gen':>4} {'val_acc':>8} {'val_loss':>8} {'test_acc':>8} " \
-             f"{'params':>9} {'epochs':>6} {'seconds':>8}"
+    header = f"{'index':>6} {'gen':>4} {'rung':>4} {'val_acc':>8} {'val_loss':>8} " \
+             f"{'test_acc':>8} {'params':>9} {'epochs':>6} {'seconds':>8}"
     print(header)
     for r in top:
         m = r["metrics"]
-        print(f"{r['index']:>6} {r['generation']:>4} {_fmt(m.get('val_accuracy')):>8} "
+        print(f"{r['index']:>6} {r['generation']:>4} {r.get('rung', 0):>4} "
+              f"{_fmt(m.get('val_accuracy')):>8} "
               f"{_fmt(m.get('val_loss')):>8} {_fmt(m.get('test_accuracy')):>8} "
               f"{m.get('params', 0):>9} {m.get('epochs', 0):>6} "
               f"{_fmt(m.get('train_seconds'), 1):>8}")
     _show_front(result)
     return 0
+
+
+def _show_rungs(fidelity: dict[str, Any] | None, epochs: int, result: Any) -> None:
+    """How many candidates reached each rung of a multi-fidelity run, and what it cost."""
+    spent = sum(r.get("rung_epochs", 0) for r in result.history if not r["cached"])
+    if not fidelity:
+        print(f"  training: every candidate up to {epochs} epochs; {spent} epochs spent")
+        return
+    from .search.fidelity import rung_budgets
+
+    budgets = rung_budgets(fidelity["min_epochs"], epochs, fidelity["eta"])
+    reached = [len({r["index"] for r in result.history if r.get("rung", 0) == k})
+               for k in range(len(budgets))]
+    print(f"  fidelity: {fidelity['kind']} (eta {fidelity['eta']}); rungs: "
+          + ", ".join(f"{b} epochs: {n} candidates" for b, n in zip(budgets, reached))
+          + f"; {spent} epochs spent")
 
 
 def _show_front(result: Any) -> None:

@@ -64,3 +64,43 @@ def test_gpu_suite_dry_run(tmp_path, mnist_root):
     assert "Ours vs tuned" in md and "candidates/min" in md
     # The dry run writes only where it was told to.
     assert not (tmp_path / "benchmarks").exists()
+
+
+@pytest.mark.slow
+def test_search_efficiency_smoke(tmp_path, fashion_mnist_root):
+    """benchmarks/search_efficiency.py in its smoke mode: every arm this checkout supports at a
+    12-epoch budget on 300 images; the JSON, Markdown and the verdicts are written where told."""
+    pytest.importorskip("optuna", reason="the benchmark's Optuna arm needs optuna")
+    from benchmarks.search_efficiency import fidelity_api
+
+    arms = ["ga", "ga_sh", "optuna"] if fidelity_api() is not None else ["ga", "optuna"]
+    out = tmp_path / "se"
+    env = {**os.environ, "PYTORCH_DEVOL_DATA": str(fashion_mnist_root),
+           "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "search_efficiency.py"), "--seeds", "1",
+         "--limit", "300", "--test", "200", "--epochs", "2", "--eta", "2", "--population", "4",
+         "--budget-epochs", "12", "--arms", ",".join(arms), "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=170)
+    log = proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert proc.returncode == 0, log
+
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert list(saved["runs"]) == arms
+    for arm in arms:
+        (run,) = saved["runs"][arm]
+        spent = sum(e["epochs"] for e in run["events"])
+        assert 12 <= spent <= 12 + 2 and run["stop"] == "budget", (arm, spent, run["stop"])
+        assert any(e["final"] and e["test_accuracy"] is not None for e in run["events"]), arm
+        assert saved["summary"]["arms"][arm]["final_test_accuracy"]["median"] is not None
+    assert saved["summary"]["equal_epochs"][0]["epochs"] >= 12
+    reach = saved["summary"]["arms"]["optuna"]["reach_target"]
+    assert reach["seeds"] == 1 and reach["seeds_reached"] in (0, 1)
+    md = out.with_suffix(".md").read_text()
+    assert "## Targets" in md and "Optuna TPE + Hyperband" in md
+    if "ga_sh" in arms:
+        assert saved["verdicts"]["sh_vs_optuna"]["met"] in (True, False)
+        assert saved["verdicts"]["sh_speedup"]["met"] in (True, False)
+        assert saved["runs"]["ga_sh"][0]["state_bytes"]["peak"] > 0  # paused states were saved
+    # The smoke run writes only where it was told to.
+    assert not (tmp_path / "benchmarks").exists()

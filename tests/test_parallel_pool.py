@@ -286,7 +286,7 @@ def test_worker_results_survive_awkward_errors():
         def evaluate(self, *args, **kwargs):
             raise KeyError("not a candidate's fault")
 
-    result = evaluate_task(Exploding(), None, (0,), 0, None)  # type: ignore[arg-type]
+    result = evaluate_task(Exploding(), None, Task(0, (0,), 0))  # type: ignore[arg-type]
     assert result.failure == "unexpected" and result.reason.startswith("KeyError")
     assert result.origin is not None and "in evaluate" in result.origin
     for error, travels in ((NeedsArgsError("a", "b"), False), (UnpicklableError(), False),
@@ -522,3 +522,23 @@ def test_ray_evaluator_without_ray_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)   # makes `import ray` fail
     with pytest.raises(ImportError, match=r"pip install 'pytorch-devol\[ray\]'"):
         RayEvaluator()
+
+
+def test_successive_halving_through_the_pool_matches_in_process(digits, tmp_path, one_thread):
+    """Promoted candidates continue in whichever worker gets them, from the state saved in
+    the run directory: the same records as in-process."""
+    def run(name, evaluator):
+        return Search(tiny_schema(), digits, generations=2, population_size=6, seed=2,
+                      run_dir=tmp_path / name, evaluator=evaluator, fidelity="sh",
+                      train_config=TrainConfig(precision="fp32", epochs=3, patience=None),
+                      verbose=False).run()
+
+    serial = run("serial", SerialEvaluator())
+    parallel = run("pool", ProcessPoolEvaluator(workers=2, threads_per_worker=1))
+    key = [(r["index"], r["rung"], r["rung_epochs"]) for r in serial.history]
+    assert sorted(key) == sorted((r["index"], r["rung"], r["rung_epochs"])
+                                 for r in parallel.history)
+    assert any(r["rung"] > 0 and r["rung_epochs"] > 0 for r in parallel.history)
+    assert {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in parallel.history} == \
+        {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in serial.history}
+    assert parallel.best_fitness == serial.best_fitness

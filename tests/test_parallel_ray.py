@@ -172,3 +172,22 @@ def test_dead_worker_is_retried_then_recorded_failed(local_ray, digits, kill_dir
         # The restarted actor still serves candidates.
         again.submit(Task(3, SAFE, seed=3))
         assert again.next_result()[1].ok
+
+
+def test_asha_and_successive_halving_on_ray(local_ray, digits, tmp_path, one_thread):
+    config = TrainConfig(precision="fp32", epochs=3, patience=None)
+    serial = Search(tiny_schema(), digits, generations=2, population_size=4, seed=1,
+                    run_dir=tmp_path / "serial", train_config=config, fidelity="sh",
+                    verbose=False).run()
+    on_ray = Search(tiny_schema(), digits, generations=2, population_size=4, seed=1,
+                    run_dir=tmp_path / "ray", train_config=config, fidelity="sh",
+                    evaluator=RayEvaluator(), verbose=False).run()
+    assert {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in on_ray.history} == \
+        {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in serial.history}
+    asha = Search(tiny_schema(), digits, generations=2, population_size=4, seed=1,
+                  run_dir=tmp_path / "asha", train_config=config, fidelity="asha",
+                  strategy="regularized", evaluator=RayEvaluator(), verbose=False).run()
+    promoted = [r for r in asha.history if r["rung"] > 0 and not r["cached"]]
+    assert promoted and all(r["rung_epochs"] == 2 for r in promoted if
+                            r["metrics"]["status"] == "ok")  # 1 -> 3 epochs: continued
+    assert asha.best_record["final"]

@@ -12,7 +12,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
 def test_readme_has_the_examples():
-    assert len(BLOCKS) == 3
+    assert len(BLOCKS) == 4
 
 
 @pytest.mark.slow
@@ -46,3 +46,13 @@ def test_readme_custom_gene_example_runs(capsys):
     residual = namespace["ResidualGene"](active=True, kernel=5, activation="gelu")
     modules, shape = residual.build((4, 6, 6))
     assert shape == (4, 6, 6) and modules[0](torch.rand(1, 4, 6, 6)).shape == (1, 4, 6, 6)
+
+
+@pytest.mark.slow
+def test_readme_fidelity_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "readme_fidelity"}
+    exec(compile(BLOCKS[3], "README.md", "exec"), namespace)
+    rung, spent = map(int, capsys.readouterr().out.split())
+    assert rung == 2 and spent < 2 * 9 * 9 / 2
+    assert namespace["asha"].best_record["final"]

@@ -3,6 +3,7 @@
 from .breaker import SearchAborted
 from .evaluator import Evaluator, Task
 from .factory import make_evaluator
+from .fidelity import ASHA, Fidelity, SuccessiveHalving
 from .loop import candidate_seed
 from .objectives import Constraint, Objective
 from .pool import ProcessPoolEvaluator, WorkerStartupError
@@ -13,9 +14,11 @@ from .serial import SerialEvaluator
 from .store import RunStore
 
 __all__ = [
+    "ASHA",
     "STRATEGIES",
     "Constraint",
     "Evaluator",
+    "Fidelity",
     "Objective",
     "ProcessPoolEvaluator",
     "RayEvaluator",
@@ -24,6 +27,7 @@ __all__ = [
     "SearchAborted",
     "SearchResult",
     "SerialEvaluator",
+    "SuccessiveHalving",
     "Task",
     "WorkerStartupError",
     "candidate_seed",

@@ -14,6 +14,11 @@ and the Pareto front is kept in ``pareto.json`` with every member's weights (``s
 Results are cached by canonical genome, except failures that were the machine's fault
 (``EvalResult.retriable``): a later copy of that genome, or a resume, trains it again, at most
 ``MAX_RETRIES`` more times per genome in one session.
+
+With a fidelity scheduler (``fidelity.py``) a candidate has one record per rung it reaches;
+promoted candidates continue from the training state saved in the run directory when they
+paused (``states/``, by genome key and rung), and only records at the top rung (``final``)
+can be the best. The bookkeeping of rungs is ``rungs.RungBook``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import numpy as np
 
 from ..evolution import BaseStrategy
@@ -32,9 +38,11 @@ from ..schema import devol_columns, to_devol
 from ..training import EvalResult
 from .breaker import CircuitBreaker
 from .evaluator import BetterThan, Evaluator, Task
+from .fidelity import Fidelity
 from .front import ParetoFront, violation_of
 from .objectives import ObjectiveMeter
 from .progress import Reporter
+from .rungs import RungBook
 from .store import RunStore
 
 __all__ = ["MAX_RETRIES", "SearchLoop", "candidate_seed"]
@@ -57,7 +65,8 @@ class SearchLoop:
                  maximize: bool, asynchronous: bool, reporter: Reporter,
                  breaker_window: int | None = None,
                  on_record: Callable[[dict[str, Any]], None] | None = None,
-                 meter: ObjectiveMeter | None = None):
+                 meter: ObjectiveMeter | None = None, fidelity: Fidelity | None = None,
+                 epochs: int = 1):
         self.schema, self.strategy, self.evaluator, self.store = schema, strategy, evaluator, store
         self.generations, self.population_size = generations, population_size
         self.seed, self.metric, self.maximize = seed, metric, maximize
@@ -66,9 +75,11 @@ class SearchLoop:
         self.columns = legacy or list(schema.column_names)
         self._devol_csv = legacy is not None
         self.records: list[dict[str, Any]] = []
-        self.logged: dict[int, dict[str, Any]] = {}   # index -> record
-        self.cache: dict[tuple[int, ...], dict[str, Any]] = {}  # key -> trained record
-        self.training: dict[tuple[int, ...], list[Task]] = {}   # key -> tasks waiting on it
+        self.logged: dict[int, dict[int, dict[str, Any]]] = {}  # index -> rung -> record
+        self.cache: dict[tuple[int, ...], dict[str, Any]] = {}  # key -> highest trained record
+        self.training: dict[tuple[tuple[int, ...], int], list[Task]] = {}  # (key, rung) -> tasks
+        self.prior: dict[int, tuple[int, float]] = {}  # index -> (epochs, seconds) resumed from
+        self.rungs = RungBook(fidelity, epochs, maximize)
         self.ready: deque[dict[str, Any]] = deque()
         self.best: dict[str, Any] | None = None
         self.next_index, self.told, self.generation = 0, 0, 0
@@ -83,17 +94,18 @@ class SearchLoop:
     # -- state --------------------------------------------------------------------------------
     def restore(self) -> None:
         """Load the log and checkpoint of an interrupted run (a no-op for a new one)."""
-        by_index: dict[int, dict[str, Any]] = {}
-        for r in self.store.records():
-            by_index.setdefault(r["index"], r)   # a duplicate index can only be a stale copy
+        by_index: dict[tuple[int, int], dict[str, Any]] = {}
+        for r in self.store.records():  # a duplicate (index, rung) can only be a stale copy
+            by_index.setdefault((r["index"], r.get("rung", 0)), r)
         self.records = list(by_index.values())
         self.store.repair(self.records, self.columns)
         for r in self.records:
-            self.logged[r["index"]] = r
+            self.logged.setdefault(r["index"], {})[r.get("rung", 0)] = r
+            self.rungs.observe(r)
             if not r["cached"]:
                 self.breaker.observe(r["metrics"])
                 if not EvalResult.from_dict(r["metrics"]).retriable:
-                    self.cache.setdefault(tuple(r["key"]), r)
+                    self._cache_put(tuple(r["key"]), r)
                 if self.front is not None and r.get("objectives"):
                     self.front.add(r["index"], self._vector(r), violation_of(r), r)
             self._consider_best(r)
@@ -104,8 +116,11 @@ class SearchLoop:
             self.strategy.load_state_dict(ckpt["strategy"])
             self.next_index, self.told = ckpt["next_index"], ckpt["told"]
             self.generation = ckpt["generation"]
-            self.pending = [Task(t["index"], tuple(t["genome"]), t["seed"], self._keep())
+            self.pending = [self._task(t["index"], t["genome"], t["seed"], t.get("rung", 0))
                             for t in ckpt["pending"]]
+            for t in self.pending:
+                if t.rung > 0:
+                    self.rungs.mark_sent(t.index, t.rung - 1)
             if self._compact_state():  # every genome asked is in the log or in flight
                 asked = [r["genome"] for r in self.records] + [t.genome for t in self.pending]
                 if asked:
@@ -120,8 +135,8 @@ class SearchLoop:
         self.store.save_checkpoint({
             "strategy": state, "next_index": self.next_index,
             "told": self.told, "generation": self.generation,
-            "pending": [{"index": t.index, "genome": list(t.genome), "seed": t.seed}
-                        for t in self.pending]})
+            "pending": [{"index": t.index, "genome": list(t.genome), "seed": t.seed,
+                         "rung": t.rung} for t in self.pending]})
 
     # -- running ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -136,31 +151,43 @@ class SearchLoop:
         genomes = np.asarray(self.strategy.ask(n), dtype=np.int64).reshape(-1, len(self.schema))
         tasks = []
         for g in genomes:
-            key = self.schema.key(g)
-            tasks.append(Task(self.next_index, tuple(int(x) for x in g),
-                              candidate_seed(self.seed, key), self._keep()))
+            tasks.append(self._task(self.next_index, g, candidate_seed(self.seed,
+                                                                       self.schema.key(g))))
             self.next_index += 1
         self.pending.extend(tasks)
         self._checkpoint()
         return tasks
 
+    def _task(self, index: int, genome: Any, seed: int, rung: int = 0) -> Task:
+        return Task(index, tuple(int(x) for x in genome), seed, self._keep(rung),
+                    **self.rungs.task_fields(rung))
+
+    def _promote(self, index: int, rung: int) -> Task:
+        """A task taking candidate ``index`` from ``rung - 1`` on to ``rung`` (checkpointed)."""
+        record = self.rungs.latest[index]
+        task = self._task(index, record["genome"], record["seed"], rung)
+        self.rungs.mark_sent(index, rung - 1)
+        self.pending.append(task)
+        self._checkpoint()
+        return task
+
     def _csv_genome(self, vector: np.ndarray) -> list[int]:
         """The genome as the CSV shows it: DEvol's value encoding for DEvol's space."""
         return to_devol(self.schema, vector) if self._devol_csv else [int(x) for x in vector]
 
-    def _keep(self) -> BetterThan | None:
+    def _keep(self, rung: int = 0) -> BetterThan | None:
         """Only a candidate at least as good as the best so far sends its weights back (every
-        one does in a multi-objective search: any may join the front)."""
+        one does in a multi-objective search: any may join the front; none below the top
+        rung, which cannot be the best)."""
         if self.meter is not None:
             return None
         best = None if self.best is None else self.best["fitness"]
-        return BetterThan(self.metric, self.maximize, best)
+        return BetterThan(self.metric, self.maximize, best, never=rung < self.rungs.top)
 
     def _fitness(self, record: dict[str, Any]) -> float | np.ndarray:
         if self.meter is not None:
             return self._vector(record)
-        value = record["fitness"]
-        return math.nan if value is None else float(value)
+        return self.rungs.told_value(record)
 
     def _vector(self, record: dict[str, Any]) -> np.ndarray:
         values = record.get("objectives") or {}
@@ -179,23 +206,32 @@ class SearchLoop:
 
     def _run_generations(self, budget: int) -> None:
         while self.told < budget:
-            tasks = list(self.pending) or self._ask(budget - self.told)
+            tasks = [t for t in self.pending if t.rung == 0] or self._ask(budget - self.told)
             if not tasks:
                 raise RuntimeError("the generational strategy asked for no genome")
             self.reporter.start_generation(self.generation, len(tasks))
-            for t in tasks:
-                self._dispatch(t)
-            done: dict[int, dict[str, Any]] = {}
-            while len(done) < len(tasks):
-                record = self._next_record()
-                done[record["index"]] = record
-            ordered = [done[t.index] for t in tasks]
+            self._collect(tasks)
+            indices = [t.index for t in tasks]
+            for rung in range(self.rungs.top):  # successive halving, rung by rung
+                self._collect([self._promote(i, rung + 1)
+                               for i in self.rungs.halving(indices, rung)])
+            ordered = [self.rungs.latest[i] for i in indices]
             self._tell(tasks, ordered)
             self.told += len(tasks)
             self.pending = []
             self.generation += 1
             self._checkpoint()
+            for record in ordered:  # no later generation continues these (a copy would
+                self.store.drop_states(tuple(record["key"]))  # retrain to the same result)
             self.reporter.end_generation(self.generation - 1, ordered, self.best)
+
+    def _collect(self, tasks: list[Task]) -> None:
+        """Dispatch ``tasks`` and wait for all of their records."""
+        for t in tasks:
+            self._dispatch(t)
+        waiting = {t.index for t in tasks}
+        while waiting:
+            waiting.discard(self._next_record()["index"])
 
     def _run_async(self, budget: int) -> None:
         in_flight = list(self.pending)
@@ -203,59 +239,92 @@ class SearchLoop:
             self._dispatch(t)
         self.reporter.start_generation(self.told // self.population_size, budget - self.told)
         window: list[dict[str, Any]] = []
-        while self.told < budget:
-            while len(in_flight) < max(1, self.evaluator.capacity) and self.next_index < budget:
-                new = self._ask(1)
+        while True:
+            while len(in_flight) < max(1, self.evaluator.capacity):
+                found = self.rungs.next_promotion()  # ASHA: a promotion before a newcomer
+                if found is not None:
+                    new = [self._promote(found[0], found[1] + 1)]
+                elif self.next_index < budget:
+                    new = self._ask(1)
+                else:
+                    break
                 if not new:
                     break
                 in_flight.extend(new)
                 for t in new:
                     self._dispatch(t)
             if not in_flight:
-                raise RuntimeError("the strategy asked for nothing while results were due")
+                if self.told < budget:
+                    raise RuntimeError("the strategy asked for nothing while results were due")
+                break
             record = self._next_record()
             task = next(t for t in in_flight if t.index == record["index"])
             in_flight.remove(task)
             self.pending = [t for t in self.pending if t.index != task.index]
             self._tell([task], [record])
-            self.told += 1
+            if task.rung == 0:  # the budget counts candidates, not promotions
+                self.told += 1
+                window.append(record)
             self.generation = self.told // self.population_size
             self._checkpoint()
-            window.append(record)
-            if self.told % self.population_size == 0:
+            if task.rung == 0 and self.told % self.population_size == 0:
                 self.reporter.end_generation(self.generation - 1, window, self.best)
                 window = []
+        self.store.drop_states()
 
     # -- dispatch and collection -------------------------------------------------------------
+    def _logged_at(self, index: int, rung: int) -> dict[str, Any] | None:
+        """The record of ``index`` at ``rung``, or at the lowest rung above it (a cached copy
+        that arrived higher), from the log."""
+        done = self.logged.get(index, {})
+        higher = [r for r in done if r >= rung]
+        return done[min(higher)] if higher else None
+
+    def _cache_put(self, key: tuple[int, ...], record: dict[str, Any]) -> None:
+        old = self.cache.get(key)
+        if old is None or old.get("rung", 0) < record.get("rung", 0):
+            self.cache[key] = record
+
     def _dispatch(self, task: Task) -> None:
-        if task.index in self.logged:          # finished before a crash: never retrained
-            self.ready.append(self.logged[task.index])
+        done = self._logged_at(task.index, task.rung)
+        if done is not None:                   # finished before a crash: never retrained
+            self.ready.append(done)
             return
         key = self.schema.key(task.vector)
-        if key in self.cache:
-            self.ready.append(self._log(task, key, self.cache[key], cached=True))
-        elif key in self.training:
-            self.training[key].append(task)
+        cached = self.cache.get(key)
+        if cached is not None and cached.get("rung", 0) >= task.rung:
+            self.ready.append(self._log(task, key, cached, cached=True))
+        elif (key, task.rung) in self.training:
+            self.training[key, task.rung].append(task)
         else:
-            self.training[key] = [task]
-            self.evaluator.submit(task)
+            self.training[key, task.rung] = [task]
+            self._submit(task, key)
+
+    def _submit(self, task: Task, key: tuple[int, ...]) -> None:
+        """Send ``task`` to the evaluator, with the state it paused in one rung below."""
+        state = self.store.load_state(key, task.rung - 1) if task.rung > 0 else None
+        if state is not None:
+            self.prior[task.index] = (state.epoch, state.seconds)
+            task = attrs.evolve(task, resume=state)
+        self.evaluator.submit(task)
 
     def _next_record(self) -> dict[str, Any]:
         if self.ready:
             return self.ready.popleft()
         task, result = self.evaluator.next_result()
         key = self.schema.key(task.vector)
-        waiting = [t for t in self.training.pop(key, [task]) if t.index != task.index]
+        waiting = [t for t in self.training.pop((key, task.rung), [task])
+                   if t.index != task.index]
         leader = self._log(task, key, result, cached=False)
         self.breaker.observe(leader["metrics"], result)
         if result.retriable:  # the machine's fault: not cached, a later copy tries again
             self.retried[key] = self.retried.get(key, 0) + 1
             if self.retried[key] <= MAX_RETRIES:
                 if waiting:
-                    self.training[key] = waiting
-                    self.evaluator.submit(waiting[0])
+                    self.training[key, task.rung] = waiting
+                    self._submit(waiting[0], key)
                 return leader
-        self.cache[key] = leader
+        self._cache_put(key, leader)
         for other in waiting:
             self.ready.append(self._log(other, key, leader, cached=True))
         return leader
@@ -264,26 +333,39 @@ class SearchLoop:
              cached: bool) -> dict[str, Any]:
         if isinstance(result, EvalResult):
             metrics, source, weights = result.to_dict(), task.index, result.state_dict
+            rung = task.rung
+            epochs0, seconds0 = self.prior.pop(task.index, (0, 0.0))
+            spent = (max(0, result.epochs - epochs0),
+                     max(0.0, (result.train_seconds if result.ok else result.total_seconds)
+                         - seconds0))
         else:
             metrics, source, weights = result["metrics"], result["index"], None
+            rung, spent = result.get("rung", 0), (0, 0.0)
         fitness = (EvalResult.from_dict(metrics).fitness(self.metric))
         record = {
             "index": task.index, "generation": self.generation, "genome": list(task.genome),
             "key": list(key), "csv_genome": self._csv_genome(task.vector), "seed": task.seed,
             "cached": cached, "source_index": source,
             "fitness": None if math.isnan(fitness) else fitness, "metrics": metrics,
-            "finished_at": time.time(),
+            "rung": rung, "rung_epochs": spent[0], "rung_seconds": spent[1],
+            "final": rung == self.rungs.top, "finished_at": time.time(),
         }
         joined = self._measure(record, result, task) if self.meter is not None else False
-        if weights is not None and self._better(fitness, task.index):
+        if weights is not None and record["final"] and self._better(fitness, task.index):
             self.store.save_best(weights, self._best_info(record))
         if joined and weights is not None:  # weights first: the log names them
             self.front.save_weights(self.store.path, task.index, weights)
+        state = getattr(result, "train_state", None)
+        if state is not None:  # before the log: a logged pause can always be continued
+            self.store.save_state(key, rung, state)
         self.store.append(record, self.columns)
+        if rung > 0 and not cached:
+            self.store.drop_states(key, below=rung)
         if joined:
             self.front.save(self.store.path)
         self.records.append(record)
-        self.logged[task.index] = record
+        self.logged.setdefault(task.index, {})[rung] = record
+        self.rungs.observe(record)
         self._consider_best(record)
         self.reporter.candidate(record)
         if self.on_record is not None:
@@ -319,7 +401,7 @@ class SearchLoop:
 
     def _consider_best(self, record: dict[str, Any]) -> None:
         if record["fitness"] is not None and not record["cached"] and \
-                self._better(record["fitness"], record["index"]):
+                record.get("final", True) and self._better(record["fitness"], record["index"]):
             self.best = record
 
     def _best_info(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """DEvol's progress figure for a run directory: the best score so far over the candidates, each
-candidate's score, and the spread of scores per generation.
+candidate's score, the spread of scores per generation, and (ours) the best score against the
+training epochs spent, which shows what a search gives at any budget.
 
 matplotlib is an optional extra: it is imported only when a plot is asked for, and drawn with
 the Agg canvas on a private ``Figure`` (never pyplot's global state), so plotting works
@@ -37,9 +38,14 @@ def progress_series(result: SearchResult) -> dict[str, Any]:
 
     ``index``, ``score`` (None when failed), ``running_best`` (None until a candidate
     succeeds), ``cached``, ``failed`` and ``generations``: {generation: [scores of its
-    successful candidates]}.
+    successful candidates]}. With a fidelity scheduler a candidate's score is that of the
+    highest rung it reached, and only candidates trained in full count as the best.
     """
-    records = sorted(result.history, key=lambda r: r["index"])
+    latest: dict[int, dict[str, Any]] = {}
+    for r in result.history:
+        if r["index"] not in latest or latest[r["index"]].get("rung", 0) <= r.get("rung", 0):
+            latest[r["index"]] = r
+    records = sorted(latest.values(), key=lambda r: r["index"])
     best: float | None = None
     series: dict[str, Any] = {"index": [], "score": [], "running_best": [], "cached": [],
                               "failed": [], "generations": {}}
@@ -48,7 +54,8 @@ def progress_series(result: SearchResult) -> dict[str, Any]:
         failed = score is None or (isinstance(score, float) and math.isnan(score))
         if not failed:
             score = float(score)
-            if best is None or (score > best if result.maximize else score < best):
+            if r.get("final", True) and (
+                    best is None or (score > best if result.maximize else score < best)):
                 best = score
         series["index"].append(int(r["index"]))
         series["score"].append(None if failed else score)
@@ -74,7 +81,8 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
     candidates in index order, each candidate as a dot (hollow when its result was reused from
     an identical genome) and failed candidates as red x's along the bottom. Bottom: one box
     per generation of its successful candidates' scores (median line, mean triangle, best
-    star). Raises ValueError for a run with no
+    star). Third: the best fully trained candidate's score against the cumulative training
+    epochs spent (anytime performance). Raises ValueError for a run with no
     evaluated candidate and ImportError (naming the extra) without matplotlib.
     ``gene_modules``: see ``load_result``. A multi-objective run also gets ``pareto.png`` in
     its run directory (``plot_front``).
@@ -87,11 +95,12 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
     s = progress_series(result)
     out_path = Path(out) if out is not None else Path(run_dir) / DEFAULT_PLOT_NAME
 
-    fig = Figure(figsize=(9, 7.5), layout="constrained")
+    fig = Figure(figsize=(9, 11), layout="constrained")
     FigureCanvasAgg(fig)
-    top, bottom = fig.subplots(2, 1)
+    top, middle, bottom = fig.subplots(3, 1)
     _draw_progress(top, s, result)
-    _draw_generations(bottom, s, result)
+    _draw_generations(middle, s, result)
+    _draw_anytime(bottom, result)
     counts = result.counts()
     fig.suptitle(f"{result.run_dir.name}: {counts['evaluated']} candidates evaluated "
                  f"({counts['trained']} trained, {counts['cached']} reused, "
@@ -156,4 +165,17 @@ def _draw_generations(ax: Any, s: dict[str, Any], result: SearchResult) -> None:
     ax.set_xlim(min(gens) - 0.6, max(gens) + 0.6)
     ax.set_xlabel("generation")
     ax.set_ylabel(_label(result))
+    ax.grid(alpha=0.3)
+
+
+def _draw_anytime(ax: Any, result: SearchResult) -> None:
+    points = [(p["epochs"], p["fitness"]) for p in result.anytime()
+              if not math.isnan(p["fitness"])]
+    if points:
+        ax.step(*zip(*points), where="post", color="tab:orange", linewidth=2)
+    else:
+        ax.text(0.5, 0.5, "no candidate trained in full yet", transform=ax.transAxes,
+                ha="center", va="center")
+    ax.set_xlabel("training epochs spent (cumulative, all candidates)")
+    ax.set_ylabel(f"best {result.metric} so far")
     ax.grid(alpha=0.3)

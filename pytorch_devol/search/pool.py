@@ -265,8 +265,7 @@ class ProcessPoolEvaluator:
             if w.ready and w.task is None and w.retiring is None:
                 task = self._queue.popleft()
                 w.task, w.started_task_at = task, time.monotonic()
-                send_quietly(w.conn, pickle.dumps(("task", task.index, task.genome,
-                                                    task.seed, task.keep), PROTOCOL))
+                send_quietly(w.conn, pickle.dumps(("task", task), PROTOCOL))
 
     def _wait_timeout(self) -> float:
         """Until the next start-up or candidate deadline, at most 1 s (Ctrl-C stays prompt,

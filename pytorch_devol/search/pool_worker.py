@@ -23,11 +23,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import attrs
-import numpy as np
 import torch
 
 from ..training import EvalResult, TrainConfig, Trainer
 from ..training.trainer import error_origin
+from .evaluator import Task, train_task
 from .pool_protocol import PROTOCOL, register_missing, unpack
 
 __all__ = ["build_trainer", "evaluate_task", "main", "result_message", "set_threads"]
@@ -89,14 +89,12 @@ def _send(conn: Connection, *message: Any) -> None:
     conn.send_bytes(pickle.dumps(message, protocol=PROTOCOL))
 
 
-def evaluate_task(trainer: Trainer, schema: Any, genome: Any, seed: int,
-                  keep: Any) -> EvalResult:
+def evaluate_task(trainer: Trainer, schema: Any, task: Task) -> EvalResult:
     """Train one candidate. `Trainer.evaluate` turns the candidate's own errors into failed
     results; anything else that escapes it still becomes one ("unexpected", with where it was
     raised), so the worker keeps serving."""
     try:
-        return trainer.evaluate(schema, np.asarray(genome, dtype=np.int64), seed=seed,
-                                keep_weights=keep or True)
+        return train_task(trainer, schema, task)
     except Exception as exc:  # noqa: BLE001 - reported as the candidate's result
         return EvalResult.failed(f"{type(exc).__name__}: {exc}", "unexpected",
                                  origin=error_origin(exc), error=exc, task=trainer.data.task)
@@ -150,14 +148,14 @@ def _serve(conn: Connection, schema: Any, trainer: Trainer) -> None:
             return  # the parent closed the connection or died
         if message[0] != "task":
             return
-        _, index, genome, seed, keep = message
+        task = message[1]
         start = time.perf_counter()
-        result = evaluate_task(trainer, schema, genome, seed, keep)
+        result = evaluate_task(trainer, schema, task)
         served += 1
         info = {"pid": os.getpid(), "device": str(trainer.device), "served": served,
                 "seconds": time.perf_counter() - start, "broken": trainer.broken}
         try:
-            conn.send_bytes(result_message(index, result, info))
+            conn.send_bytes(result_message(task.index, result, info))
         except (EOFError, OSError):
             return
         if trainer.broken:  # a sticky CUDA error: this process's context is unusable
@@ -170,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     Protocol (pickles over the connection): the parent first sends a setup dict (``sys_path``,
     ``device``, ``threads``, ``shared_device``, ``registrations``, ``payload``, ``data_fd``: see
     `pool_protocol`),
-    then ``("task", index, genome, seed, keep)`` or ``("stop",)``; the worker answers
+    then ``("task", Task)`` or ``("stop",)``; the worker answers
     ``("ready", pid, device)`` or ``("error", traceback, phase)`` once, then
     ``("result", index, EvalResult, info)`` per task.
     """

@@ -47,6 +47,8 @@ class Reporter:
 
     def candidate(self, record: dict[str, Any]) -> None:
         if self._bar is not None:
+            if record.get("rung", 0) > 0 and not record["cached"]:  # a promotion, not new
+                return
             fitness = record["fitness"]
             self._bar.set_postfix_str(
                 f"{self.metric} {fitness:.4f}" if fitness is not None else "failed")

@@ -19,11 +19,9 @@ import time
 from collections import deque
 from typing import Any
 
-import numpy as np
-
 from .._checks import check_int
 from ..training import EvalResult, TrainConfig
-from .evaluator import Task
+from .evaluator import Task, train_task
 from .pool_worker import build_trainer, set_threads
 
 __all__ = ["RayEvaluator", "import_ray"]
@@ -64,13 +62,11 @@ class _CandidateActor:
     def ready(self) -> dict[str, Any]:
         return self.info
 
-    def evaluate(self, genome: tuple[int, ...], seed: int,
-                 keep: Any = None) -> tuple[EvalResult, dict[str, Any]]:
+    def evaluate(self, task: Task) -> tuple[EvalResult, dict[str, Any]]:
         if self.trainer.broken:  # an earlier candidate broke this worker's CUDA context:
             os._exit(1)          # die, so Ray restarts the actor and retries this task
         start = time.perf_counter()
-        result = self.trainer.evaluate(self.schema, np.asarray(genome, dtype=np.int64),
-                                       seed=seed, keep_weights=keep or True)
+        result = train_task(self.trainer, self.schema, task)
         self.served += 1
         return result, {**self.info, "served": self.served,
                         "seconds": time.perf_counter() - start}
@@ -228,7 +224,7 @@ class RayEvaluator:
     def _dispatch(self) -> None:
         while self._queue and self._idle:
             task, actor = self._queue.popleft(), self._idle.pop()
-            ref = actor.evaluate.remote(task.genome, task.seed, task.keep)
+            ref = actor.evaluate.remote(task)
             self._running[ref] = (task, actor)
 
     def _failure(self, task: Task, exc: BaseException) -> EvalResult:

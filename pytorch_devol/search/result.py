@@ -22,7 +22,9 @@ class SearchResult:
     """The best genome, its metrics and model, and the history of every candidate.
 
     ``history`` is the list of records of ``results.jsonl`` (one dict per evaluated candidate:
-    index, generation, genome, cached, fitness, metrics, ...).
+    index, generation, genome, cached, fitness, metrics, ...; with a fidelity scheduler, one
+    per candidate per rung reached, with ``rung``, ``rung_epochs`` and ``final``). Only final
+    records (trained at the full budget) rank as the best.
     """
 
     def __init__(self, run_dir: str | Path, schema: GenomeSchema, metric: str, maximize: bool,
@@ -33,7 +35,8 @@ class SearchResult:
         self.history: list[dict[str, Any]] = RunStore(self.run_dir).records()
 
     def _ranked(self) -> list[dict[str, Any]]:
-        trained = [r for r in self.history if r["fitness"] is not None and not r["cached"]]
+        trained = [r for r in self.history if r["fitness"] is not None and not r["cached"]
+                   and r.get("final", True)]
         return sorted(trained, key=lambda r: (-r["fitness"] if self.maximize else r["fitness"],
                                               r["index"]))
 
@@ -111,9 +114,29 @@ class SearchResult:
         genome = self.best_genome
         return [] if genome is None else self.schema.describe(genome)
 
+    def anytime(self) -> list[dict[str, float]]:
+        """After each record, in log order: the cumulative training ``epochs`` and
+        ``seconds`` spent so far and the best final validation ``fitness`` by then, with that
+        candidate's ``test_accuracy`` (NaN before any final record): anytime performance."""
+        out, epochs, seconds, best = [], 0, 0.0, None
+        for r in self.history:
+            if not r["cached"]:
+                m = r["metrics"]
+                epochs += r.get("rung_epochs", m.get("epochs", 0))
+                seconds += r.get("rung_seconds", m.get("train_seconds") or 0.0)
+            if r["fitness"] is not None and not r["cached"] and r.get("final", True) and (
+                    best is None or (r["fitness"] > best["fitness"] if self.maximize
+                                     else r["fitness"] < best["fitness"])):
+                best = r
+            test = None if best is None else best["metrics"].get("test_accuracy")
+            out.append({"epochs": epochs, "seconds": seconds,
+                        "fitness": math.nan if best is None else best["fitness"],
+                        "test_accuracy": math.nan if test is None else test})
+        return out
+
     def counts(self) -> dict[str, int]:
         return {
-            "evaluated": len(self.history),
+            "evaluated": len({r["index"] for r in self.history}),
             "trained": sum(1 for r in self.history if not r["cached"]),
             "cached": sum(1 for r in self.history if r["cached"]),
             "failed": sum(1 for r in self.history if r["metrics"]["status"] != "ok"),

@@ -30,6 +30,7 @@ from ..training import (
     load_dataset,
 )
 from .evaluator import Evaluator
+from .fidelity import ASHA, Fidelity, SuccessiveHalving, make_fidelity
 from .loop import SearchLoop
 from .objectives import (
     Constraint,
@@ -75,6 +76,16 @@ def _checked_data_spec(spec: Any, root: str | os.PathLike[str] | None) -> dict[s
             "root": os.fspath(root) if root is not None else saved_root}
 
 
+def _saved_fidelity(saved: Any) -> Fidelity | None:
+    """The fidelity scheduler a run directory names (plain values only)."""
+    if saved is None:
+        return None
+    if not isinstance(saved, dict) or saved.get("kind") not in ("sh", "asha"):
+        raise ValueError(f"the saved fidelity {saved!r} is not one of 'sh', 'asha' or null")
+    return make_fidelity(saved["kind"], check_int(saved.get("min_epochs"), "saved min_epochs"),
+                         check_int(saved.get("eta"), "saved eta", 2))
+
+
 class Search:
     """A genetic architecture search over ``schema`` on ``data``.
 
@@ -92,6 +103,10 @@ class Search:
     built once (``pytorch_devol.schema.dry_run``), so a bug in a gene is raised here.
     ``on_record``: called with each candidate's record (a dict, as in ``results.jsonl``) right
     after it is logged, cached copies included; an exception in it stops the search.
+    ``fidelity``: None (every candidate trains for ``epochs``, as in DEvol), "sh"
+    (`SuccessiveHalving`, with the GA) or "asha" (`ASHA`, with regularized evolution), or
+    such an object: candidates train ``min_epochs`` first and only the best continue, from
+    where they paused, up to ``epochs`` (see ``pytorch_devol.search.fidelity``).
     """
 
     def __init__(self, schema: GenomeSchema, data: Any, generations: int = 20,
@@ -105,7 +120,7 @@ class Search:
                  on_record: Callable[[dict[str, Any]], None] | None = None,
                  objectives: Sequence[str | Objective] | None = None,
                  constraints: Sequence[str | Constraint] | None = None,
-                 latency_batch: int = 1):
+                 latency_batch: int = 1, fidelity: str | Fidelity | None = None):
         if not isinstance(schema, GenomeSchema):
             raise TypeError(f"schema must be a GenomeSchema, got {type(schema).__name__}")
         self.schema = schema
@@ -137,6 +152,7 @@ class Search:
             objectives, constraints, self.metric, schema.task)
         self.latency_batch = check_int(latency_batch, "latency_batch")
         self.strategy_name, self.strategy = self._make_strategy(strategy)
+        self.fidelity = self._check_fidelity(fidelity)
         self.evaluator = evaluator if evaluator is not None else SerialEvaluator()
         for method in ("open", "submit", "next_result", "close"):
             if not callable(getattr(self.evaluator, method, None)):
@@ -190,6 +206,24 @@ class Search:
             if config.label_smoothing and self.schema.task != "classification":
                 raise ValueError("label smoothing is for classification: drop "
                                  "LabelSmoothingGene from a regression schema")
+
+    def _check_fidelity(self, fidelity: Any) -> Fidelity | None:
+        """The scheduler, checked against the strategy and the epochs before any training."""
+        fidelity = make_fidelity(fidelity)
+        if fidelity is None:
+            return None
+        if self.objectives is not None:
+            raise ValueError("fidelity= works with one metric; a multi-objective search "
+                             "trains every candidate in full (fidelity=None)")
+        steady = bool(self.strategy.steady_state)
+        if isinstance(fidelity, SuccessiveHalving) and steady:
+            raise ValueError(f"successive halving needs a generational strategy (the GA); "
+                             f"with {self.strategy_name!r}, use fidelity='asha'")
+        if isinstance(fidelity, ASHA) and not steady:
+            raise ValueError(f"ASHA needs a steady-state strategy (regularized evolution); "
+                             f"with {self.strategy_name!r}, use fidelity='sh'")
+        fidelity.budgets(self.train_config.epochs)  # min_epochs <= epochs, max_epochs agrees
+        return fidelity
 
     def _make_strategy(self, strategy: Any) -> tuple[str, Any]:
         cards, n, opts = self.schema.cardinalities, self.population_size, self.strategy_options
@@ -251,7 +285,11 @@ class Search:
                        "fitness": getattr(self.fitness, "__qualname__", "custom")
                        if self.fitness else None,
                        **objectives_config(self.objectives, self.constraints,
-                                           self.latency_batch)},
+                                           self.latency_batch),
+                       "fidelity": None if self.fidelity is None else {
+                           "kind": "sh" if isinstance(self.fidelity, SuccessiveHalving)
+                           else "asha", "min_epochs": self.fidelity.min_epochs,
+                           "eta": self.fidelity.eta}},
             "train": attrs.asdict(self.train_config),
         }
 
@@ -304,7 +342,7 @@ class Search:
                      train_config=TrainConfig(**train), strategy_options=s["strategy_options"],
                      verbose=verbose, progress_bar=progress_bar, on_record=on_record,
                      objectives=saved_objectives, constraints=constraints,
-                     latency_batch=latency_batch)
+                     latency_batch=latency_batch, fidelity=_saved_fidelity(s.get("fidelity")))
         if search.data.fingerprint() != saved["fingerprint"]:
             raise ValueError(f"the data differs from the data {run_dir} was searched on "
                              f"(saved: {saved['summary']})")
@@ -325,7 +363,8 @@ class Search:
                           breaker_window=self.circuit_breaker, on_record=self.on_record,
                           meter=None if self.objectives is None else ObjectiveMeter(
                               self.schema, self.objectives, self.constraints,
-                              str(self.train_config.resolve_device()), self.latency_batch))
+                              str(self.train_config.resolve_device()), self.latency_batch),
+                          fidelity=self.fidelity, epochs=self.train_config.epochs)
         loop.restore()
         if self._resuming:
             reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} candidates logged, "

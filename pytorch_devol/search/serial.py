@@ -6,7 +6,7 @@ from collections import deque
 from typing import Any
 
 from ..training import EvalResult, TrainConfig, Trainer
-from .evaluator import Task
+from .evaluator import Task, train_task
 
 __all__ = ["SerialEvaluator"]
 
@@ -42,9 +42,7 @@ class SerialEvaluator:
             raise RuntimeError("the CUDA context of this process is broken by an earlier "
                                "candidate's error; resume the search (nothing is lost): "
                                "Search.resume(run_dir) or pytorch-devol search --resume DIR")
-        result = self._trainer.evaluate(self._schema, task.vector, seed=task.seed,
-                                        keep_weights=task.keep or True)
-        return task, result
+        return task, train_task(self._trainer, self._schema, task)
 
     def close(self) -> None:
         self._queue.clear()

@@ -6,6 +6,8 @@
 - ``checkpoint.json``  strategy state + candidates asked but not yet told (atomic rename)
 - ``best.pt``          the best model's state_dict (``torch.load(weights_only=True)``)
 - ``best_genome.json`` its genome, decoded layers and metrics
+- ``states/``          multi-fidelity only: paused candidates' training states, by genome key
+                       and rung, until the search no longer needs them
 """
 
 from __future__ import annotations
@@ -23,17 +25,20 @@ from typing import Any
 
 import torch
 
+from ..training.state import TrainState
+
 __all__ = ["CSV_METRIC_COLUMNS", "RunStore", "atomic_write", "read_jsonl"]
 
 CONFIG, RECORDS, CSV_FILE, CHECKPOINT = "config.json", "results.jsonl", "results.csv", \
     "checkpoint.json"
 BEST_WEIGHTS, BEST_GENOME = "best.pt", "best_genome.json"
+STATES = "states"
 
 # DEvol's two metric columns (named "Val" by DEvol though it filled them with test results; we
 # fill them with validation results), then ours.
 CSV_METRIC_COLUMNS = ["Val Loss", "Val Accuracy", "test_loss", "test_accuracy", "val_mae",
                       "test_mae", "params", "epochs", "train_seconds", "status", "failure",
-                      "reason", "generation", "index", "cached"]
+                      "reason", "generation", "index", "cached", "rung", "rung_epochs"]
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -164,7 +169,8 @@ class RunStore:
                 num(m.get("test_mae")), m.get("params", 0), m.get("epochs", 0),
                 num(m.get("train_seconds")), m["status"], m.get("failure") or "",
                 m.get("reason") or "",
-                record["generation"], record["index"], int(record["cached"])]
+                record["generation"], record["index"], int(record["cached"]),
+                record.get("rung", 0), record.get("rung_epochs", m.get("epochs", 0))]
 
     # -- checkpoint ---------------------------------------------------------------------------
     def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -200,6 +206,40 @@ class RunStore:
             raise ValueError(f"{path} does not belong to the best logged candidate (the run "
                              "was interrupted while saving it); resume the run to repair it")
         return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+
+    # -- paused training states (multi-fidelity) -----------------------------------------------
+    def _state_path(self, key: tuple[int, ...], rung: int) -> Path:
+        digest = hashlib.sha256(",".join(map(str, key)).encode()).hexdigest()[:24]
+        return self.path / STATES / f"{digest}-r{rung}.pt"
+
+    def save_state(self, key: tuple[int, ...], rung: int, state: TrainState) -> int:
+        """Save the state a candidate with ``key`` paused in at ``rung`` (atomic); its bytes."""
+        buf = io.BytesIO()
+        torch.save(state.to_dict(), buf)
+        (self.path / STATES).mkdir(exist_ok=True)
+        atomic_write(self._state_path(key, rung), buf.getvalue())
+        return buf.tell()
+
+    def load_state(self, key: tuple[int, ...], rung: int) -> TrainState | None:
+        """The saved state of ``key`` at ``rung``; None when there is none (training then
+        starts over, to the same result, at a higher cost)."""
+        path = self._state_path(key, rung)
+        if not path.exists():
+            return None
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        return TrainState.from_dict(data)
+
+    def drop_states(self, key: tuple[int, ...] | None = None, below: int | None = None) -> None:
+        """Delete the saved states of ``key`` at rungs below ``below`` (None: at every rung);
+        with no ``key``, of every genome."""
+        folder = self.path / STATES
+        if not folder.exists():
+            return
+        pattern = "*-r*.pt" if key is None else self._state_path(key, 0).stem[:-1] + "*.pt"
+        for path in folder.glob(pattern):
+            rung = int(path.stem.rsplit("-r", 1)[1])
+            if below is None or rung < below:
+                path.unlink(missing_ok=True)
 
     def files(self) -> Iterable[Path]:
         return sorted(self.path.iterdir())

@@ -24,6 +24,7 @@ METRICS = ("accuracy", "loss", "mae")
 FAILURE_KINDS = ("candidate", "unexpected", "infrastructure", "timeout")
 RETRIED_FAILURES = ("infrastructure", "timeout")
 _NAN = float("nan")
+_IN_MEMORY = ("state_dict", "error", "train_state")  # never serialised with the metrics
 _FLOAT_FIELDS = ("val_loss", "val_accuracy", "val_mae", "test_loss", "test_accuracy", "test_mae",
                  "train_seconds", "total_seconds")
 
@@ -80,6 +81,8 @@ class EvalResult:
     state_dict: dict[str, torch.Tensor] | None = attrs.field(default=None, eq=False, repr=False)
     # The exception itself, in memory only (never logged): the circuit breaker re-raises it.
     error: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+    # A paused candidate's `TrainState` (multi-fidelity), in memory only: the search saves it.
+    train_state: Any = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -111,8 +114,9 @@ class EvalResult:
                       "mae": self.val_mae}[metric])
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict of everything but ``state_dict`` and ``error``; NaN -> None."""
-        out = attrs.asdict(self, filter=lambda a, v: a.name not in ("state_dict", "error"),
+        """JSON-friendly dict of everything but the weights, the error and the training
+        state; NaN -> None."""
+        out = attrs.asdict(self, filter=lambda a, v: a.name not in _IN_MEMORY,
                            recurse=False)
         for key in _FLOAT_FIELDS:
             out[key] = _nan_to_none(out[key])
@@ -123,7 +127,7 @@ class EvalResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalResult:
         """Inverse of ``to_dict`` (unknown keys are ignored, so newer logs still load)."""
-        known = {a.name for a in attrs.fields(cls)} - {"state_dict", "error"}
+        known = {a.name for a in attrs.fields(cls)} - set(_IN_MEMORY)
         kwargs = {k: v for k, v in data.items() if k in known}
         if kwargs.get("status") == "failed" and kwargs.get("failure") is None:
             kwargs["failure"] = "candidate"  # logs written before failure kinds existed

@@ -35,6 +35,7 @@ from pytorch_devol.training.fast_ops import swap_cpu_dropout
 from pytorch_devol.training.result import EvalResult
 from pytorch_devol.training.schedules import make_schedule
 from pytorch_devol.training.splits import DataSplits
+from pytorch_devol.training.state import TrainState, to_cpu
 from pytorch_devol.training.validate import as_splits, check_compatible
 
 __all__ = ["Trainer", "train_and_evaluate", "NonFiniteLossError", "classify_failure",
@@ -144,22 +145,39 @@ class Trainer:
 
     # -- public -------------------------------------------------------------------------------
     def evaluate(self, schema: Any, genome: Any, seed: int | None = None,
-                 keep_weights: bool | Callable[[EvalResult], bool] = False) -> EvalResult:
+                 keep_weights: bool | Callable[[EvalResult], bool] = False, *,
+                 epochs: int | None = None, resume: TrainState | None = None,
+                 keep_state: bool = False) -> EvalResult:
         """Train ``genome`` of ``schema`` and score it on the validation and test parts.
 
         ``seed`` (default ``config.seed``) fixes weight init, dropout and batch order without
         touching the global RNG state. ``keep_weights`` (True, or a predicate on the
         result) returns the kept (best-validation) weights as CPU tensors in
         ``result.state_dict``. Raises ValueError only when the data
-        does not fit the schema at all (input shape, task, outputs), which no genome can fix.
+        does not fit the schema at all (input shape, task, outputs), which no genome can fix,
+        or for a bad ``epochs`` / ``resume``.
+
+        Multi-fidelity: ``epochs`` stops training once the network has that many epochs in
+        all (at most ``config.epochs``, which stays the full budget and sets the schedule's
+        length); with ``keep_state`` a result paused there (``stop_reason == "paused"``)
+        carries ``result.train_state``, and ``resume=`` that state continues it. Paused and
+        continued gives exactly the network, metrics and history of never pausing (same
+        device, same seed). ``epochs``, ``history`` and ``train_seconds`` count every epoch
+        the network has had, before the pause too.
         """
         check_compatible(self.data, schema)  # a few tuple comparisons
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
+                                   or epochs < 1):
+            raise ValueError(f"epochs must be a positive int or None, got {epochs!r}")
+        if resume is not None and not isinstance(resume, TrainState):
+            raise TypeError(f"resume must be a TrainState, got {type(resume).__name__}")
         seed = self.config.seed if seed is None else int(seed)
         progress = _Progress()
         start = time.perf_counter()
         try:
             with self._seeded(seed):
-                return self._train(schema, genome, seed, keep_weights, progress, start)
+                return self._train(schema, genome, seed, keep_weights, progress, start,
+                                   epochs, resume, keep_state)
         except Exception as exc:  # noqa: BLE001 - every candidate failure becomes a result
             reason = f"{type(exc).__name__}: {exc}"
             if len(reason) > _MAX_REASON:
@@ -207,8 +225,10 @@ class Trainer:
         return F.mse_loss(out.float(), y, reduction=reduction)
 
     def _train(self, schema: Any, genome: Any, seed: int, keep_weights: Any,
-               progress: _Progress, start: float) -> EvalResult:
+               progress: _Progress, start: float, epochs: int | None,
+               resume: TrainState | None, keep_state: bool) -> EvalResult:
         config = self.config.with_overrides(dict(schema.training_overrides(genome)))
+        target = config.epochs if epochs is None else min(epochs, config.epochs)
         model = schema.build_model(genome)
         progress.params = sum(p.numel() for p in model.parameters())
         if self.device.type == "cpu":
@@ -227,7 +247,6 @@ class Trainer:
         n_used = n - 1 if n % batch == 1 and n > 1 else n
         generator = torch.Generator(device=self.device)
         generator.manual_seed(seed)
-        deadline = None if config.max_seconds is None else start + config.max_seconds
         scheduler = make_schedule(optimizer, config.schedule,
                                   config.epochs * math.ceil(n_used / batch))
         augment = (config.augment_shift > 0 or config.augment_flip) and x.dim() == 4
@@ -237,13 +256,25 @@ class Trainer:
         metric_name = "val_accuracy" if self.data.task == "classification" else "val_mae"
         for key in ("train_loss", "val_loss", metric_name):
             history[key] = []
-        best_loss, best_metric, best_epoch = math.inf, math.nan, 0
-        last_loss, last_metric = math.nan, math.nan
+        best_loss, best_metric, best_epoch, waited = math.inf, math.nan, 0, 0
         best_state: dict[str, torch.Tensor] | None = None
-        stop_reason, waited = "max_epochs", 0
+        spent = 0.0
+        if resume is not None:
+            self._restore(resume, model, optimizer, scheduler, generator)
+            for key, values in resume.history.items():
+                history[key] = list(values)
+            progress.epochs, spent = resume.epoch, resume.seconds
+            best_loss, best_metric = resume.best_loss, resume.best_metric
+            best_epoch, waited = resume.best_epoch, resume.waited
+            if resume.best_model is not None:
+                best_state = {k: v.to(self.device) for k, v in resume.best_model.items()}
+        last_loss = history["val_loss"][-1] if history["val_loss"] else math.nan
+        last_metric = history[metric_name][-1] if history[metric_name] else math.nan
+        deadline = None if config.max_seconds is None else start + config.max_seconds - spent
+        stop_reason = "max_epochs" if target == config.epochs else "paused"
         out_shape = (self.data.n_outputs,)
         train_start = time.perf_counter()
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(progress.epochs + 1, target + 1):
             model.train()
             perm = torch.randperm(n, generator=generator, device=self.device)
             total = torch.zeros((), device=self.device)
@@ -296,7 +327,20 @@ class Trainer:
             if config.patience is not None and waited >= config.patience:
                 stop_reason = "early_stopping"
                 break
-        train_seconds = time.perf_counter() - train_start
+        train_seconds = spent + time.perf_counter() - train_start
+        state = None
+        if stop_reason == "paused" and keep_state:  # the last epoch's weights, before restoring
+            state = TrainState(
+                epoch=progress.epochs, model=to_cpu(model.state_dict()),
+                optimizer=to_cpu(optimizer.state_dict()),
+                scheduler=None if scheduler is None else to_cpu(scheduler.state_dict()),
+                generator=generator.get_state(), rng=torch.random.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state(self.device)
+                if self.device.type == "cuda" else None,
+                best_model=None if best_state is None else to_cpu(best_state),
+                best_loss=best_loss, best_metric=best_metric, best_epoch=best_epoch,
+                waited=waited, seconds=train_seconds,
+                history={k: list(v) for k, v in history.items()})
 
         if not config.restore_best:  # keep (and report) the last epoch, as DEvol did
             best_loss, best_metric, best_epoch = last_loss, last_metric, progress.epochs
@@ -314,13 +358,28 @@ class Trainer:
             test_mae=math.nan if classification else test_metric,
             epochs=progress.epochs, best_epoch=best_epoch, stop_reason=stop_reason,
             train_seconds=train_seconds, total_seconds=time.perf_counter() - start,
-            params=progress.params, history=history,
+            params=progress.params, history=history, train_state=state,
         )
         if keep_weights is True or (callable(keep_weights) and keep_weights(result)):
-            state = {k: v.detach().to("cpu", copy=True).contiguous()
-                     for k, v in model.state_dict().items()}
-            result = attrs.evolve(result, state_dict=state)
+            weights = {k: v.detach().to("cpu", copy=True).contiguous()
+                       for k, v in model.state_dict().items()}
+            result = attrs.evolve(result, state_dict=weights)
         return result
+
+    def _restore(self, resume: TrainState, model: nn.Module, optimizer: Any, scheduler: Any,
+                 generator: torch.Generator) -> None:
+        """Put a paused candidate's weights, optimizer, schedule and random streams back."""
+        model.load_state_dict(resume.model)
+        optimizer.load_state_dict(resume.optimizer)
+        if (scheduler is None) != (resume.scheduler is None):
+            raise ValueError("the saved training state's schedule does not match this "
+                             "candidate's (a state from another genome or configuration?)")
+        if scheduler is not None:
+            scheduler.load_state_dict(resume.scheduler)
+        generator.set_state(resume.generator)
+        torch.random.set_rng_state(resume.rng)
+        if self.device.type == "cuda" and resume.cuda_rng is not None:
+            torch.cuda.set_rng_state(resume.cuda_rng, self.device)
 
     def _score(self, model: nn.Module, part: str) -> tuple[float, float]:
         """(mean loss, accuracy or MAE) on ``part``, in large batches, one host sync."""

@@ -1,0 +1,82 @@
+"""The search loop's view of multi-fidelity: each candidate's rungs, and who goes up next.
+
+Everything here is rebuilt from the log on resume (a record per candidate per rung reached),
+so it needs no checkpoint of its own. Without a fidelity scheduler there is one rung, the
+full budget, and every record is final.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .fidelity import ASHA, Fidelity, SuccessiveHalving, rung_major
+
+__all__ = ["RungBook"]
+
+
+def _value(record: dict[str, Any]) -> float:
+    return math.nan if record["fitness"] is None else float(record["fitness"])
+
+
+class RungBook:
+    """Rung budgets, every candidate's latest record and each rung's results."""
+
+    def __init__(self, fidelity: Fidelity | None, epochs: int, maximize: bool) -> None:
+        self.fidelity, self.maximize = fidelity, maximize
+        self.budgets = (epochs,) if fidelity is None else fidelity.budgets(epochs)
+        self.top = len(self.budgets) - 1
+        self.latest: dict[int, dict[str, Any]] = {}            # index -> highest-rung record
+        self.results: list[dict[int, float]] = [{} for _ in self.budgets]  # rung -> index: value
+        self.sent: list[set[int]] = [set() for _ in self.budgets]  # rung -> indices sent on
+
+    @property
+    def active(self) -> bool:
+        return self.top > 0
+
+    def task_fields(self, rung: int) -> dict[str, Any]:
+        """What a task at ``rung`` carries: its epochs and whether to keep a paused state."""
+        if not self.active:
+            return {}
+        return {"rung": rung, "epochs": self.budgets[rung], "keep_state": rung < self.top}
+
+    def observe(self, record: dict[str, Any]) -> None:
+        rung, index = record.get("rung", 0), record["index"]
+        self.results[rung][index] = _value(record)
+        if rung > 0:
+            self.sent[rung - 1].add(index)
+        if index not in self.latest or self.latest[index].get("rung", 0) <= rung:
+            self.latest[index] = record
+
+    def mark_sent(self, index: int, rung: int) -> None:
+        """``index`` is on its way from ``rung`` to the next (a promotion task exists)."""
+        self.sent[rung].add(index)
+
+    def told_value(self, record: dict[str, Any]) -> float:
+        """What the strategy is told: the metric, rung-major when there are several rungs."""
+        value = _value(record)
+        if not self.active:
+            return value
+        return rung_major(value, record.get("rung", 0), self.top, self.maximize)
+
+    # -- synchronous successive halving ------------------------------------------------------
+    def halving(self, indices: list[int], rung: int) -> list[int]:
+        """Which of one generation's ``indices`` go from ``rung`` to the next."""
+        assert isinstance(self.fidelity, SuccessiveHalving)
+        at = [self.latest[i] for i in indices]
+        entrants = sum(r.get("rung", 0) >= rung for r in at)
+        already = sum(r.get("rung", 0) > rung for r in at)
+        scores = [(r["index"], _value(r)) for r in at if r.get("rung", 0) == rung]
+        return self.fidelity.promote(entrants, scores, already, self.maximize)
+
+    # -- asynchronous successive halving -----------------------------------------------------
+    def next_promotion(self) -> tuple[int, int] | None:
+        """``(index, rung)`` to send up from ``rung``, or None (ask a new candidate)."""
+        if not isinstance(self.fidelity, ASHA):
+            return None
+        rungs = [list(r.items()) for r in self.results[:-1]]
+        found = self.fidelity.next_promotion(rungs, self.sent[:-1], self.maximize)
+        if found is not None and self.latest[found[0]].get("rung", 0) > found[1]:
+            self.sent[found[1]].add(found[0])  # already higher (a cached copy): skip it
+            return self.next_promotion()
+        return found

@@ -1,0 +1,105 @@
+"""`TrainState`: everything needed to continue a candidate's training exactly where it paused.
+
+Multi-fidelity search trains a candidate for a few epochs, and continues only the promising
+ones. Continuing must give the same network as never having paused, so the state holds more
+than the weights: the optimizer's moments, the learning-rate schedule's position, both random
+streams (batch order and dropout), early stopping's memory and the history so far.
+
+``to_dict`` is plain tensors, numbers, strings and lists, so ``torch.load(weights_only=True)``
+reads a saved state back without unpickling arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import torch
+
+__all__ = ["TrainState"]
+
+STATE_FORMAT = 1
+
+
+def to_cpu(obj: Any) -> Any:
+    """A deep copy of ``obj`` (nested dicts, lists, tuples) with every tensor copied to CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
+@attrs.frozen
+class TrainState:
+    """A candidate's training, paused after ``epoch`` epochs (CPU tensors only).
+
+    ``model`` holds the last epoch's weights (training continues from them); ``best_model``
+    the best-validation epoch's, or None when that is the last epoch. ``seconds`` is the
+    training time spent so far (a ``max_seconds`` cap covers all of it).
+    """
+
+    epoch: int
+    model: dict[str, torch.Tensor] = attrs.field(repr=False)
+    optimizer: dict[str, Any] = attrs.field(repr=False)
+    scheduler: dict[str, Any] | None = attrs.field(repr=False)
+    generator: torch.Tensor = attrs.field(repr=False)
+    rng: torch.Tensor = attrs.field(repr=False)
+    cuda_rng: torch.Tensor | None = attrs.field(repr=False)
+    best_model: dict[str, torch.Tensor] | None = attrs.field(repr=False)
+    best_loss: float
+    best_metric: float
+    best_epoch: int
+    waited: int
+    seconds: float
+    history: dict[str, list[float]] = attrs.field(repr=False)
+
+    def nbytes(self) -> int:
+        """Bytes of tensor data held (what saving or sending the state costs, roughly)."""
+        total = 0
+
+        def walk(obj: Any) -> None:
+            nonlocal total
+            if isinstance(obj, torch.Tensor):
+                total += obj.nbytes
+            elif isinstance(obj, dict):
+                for v in obj.values():
+                    walk(v)
+            elif isinstance(obj, list | tuple):
+                for v in obj:
+                    walk(v)
+
+        walk([self.model, self.optimizer, self.best_model, self.generator, self.rng,
+              self.cuda_rng])
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain containers for ``torch.save``; non-finite floats become None."""
+        out = attrs.asdict(self, recurse=False)
+        for key in ("best_loss", "best_metric"):
+            out[key] = out[key] if math.isfinite(out[key]) else None
+        out["format"] = STATE_FORMAT
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainState:
+        """Inverse of ``to_dict``; ValueError names what is missing or of the wrong kind."""
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            raise ValueError("not a saved training state of this version")
+        names = [a.name for a in attrs.fields(cls)]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise ValueError(f"saved training state lacks {missing}")
+        kwargs = {n: data[n] for n in names}
+        for key in ("best_loss", "best_metric"):
+            kwargs[key] = math.nan if kwargs[key] is None else float(kwargs[key])
+        for key in ("generator", "rng"):
+            if not isinstance(kwargs[key], torch.Tensor):
+                raise ValueError(f"saved training state's {key} is not a tensor")
+        for key in ("model", "optimizer", "history"):
+            if not isinstance(kwargs[key], dict):
+                raise ValueError(f"saved training state's {key} is not a dict")
+        return cls(**kwargs)

@@ -1,0 +1,327 @@
+"""Multi-fidelity search: the schedulers' rules (Hypothesis), training that pauses and continues
+exactly, and searches with successive halving and ASHA, in-process and resumed after a kill."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytorch_devol import ASHA, GenomeSchema, Search, SuccessiveHalving
+from pytorch_devol.evolution import GeneticAlgorithm
+from pytorch_devol.search.fidelity import make_fidelity, rung_budgets, rung_major
+from pytorch_devol.search.store import RunStore
+from pytorch_devol.training import TrainConfig, Trainer
+from pytorch_devol.training.state import TrainState
+from tests.parallel_helpers import tiny_schema
+
+CONFIG = TrainConfig(precision="fp32", epochs=4, patience=None)
+values = st.floats(0, 1, allow_nan=False)
+
+
+# -- the schedulers' rules ------------------------------------------------------------------
+@given(st.integers(1, 20), st.integers(1, 200), st.integers(2, 5))
+def test_rung_budgets_are_bounded_and_grow_by_eta(low, high, eta):
+    if low > high:
+        with pytest.raises(ValueError, match="min_epochs"):
+            rung_budgets(low, high, eta)
+        return
+    budgets = rung_budgets(low, high, eta)
+    assert budgets[0] == low and budgets[-1] == high
+    assert all(a < b for a, b in zip(budgets, budgets[1:]))
+    assert all(b == a * eta for a, b in zip(budgets[:-2], budgets[1:-1]))
+    assert len(budgets) == 1 or budgets[-1] <= budgets[-2] * eta
+
+
+@given(st.lists(st.one_of(values, st.just(math.nan)), min_size=1, max_size=40),
+       st.integers(2, 4), st.integers(0, 3), st.booleans())
+def test_successive_halving_promotes_the_best_fraction_once(scores, eta, already, maximize):
+    sh = SuccessiveHalving(eta=eta)
+    entrants = len(scores) + already
+    chosen = sh.promote(entrants, list(enumerate(scores)), already, maximize)
+    ok = [i for i, v in enumerate(scores) if not math.isnan(v)]
+    assert len(chosen) == len(set(chosen)) == min(len(ok), max(0, max(1, entrants // eta)
+                                                                - already))
+    assert set(chosen) <= set(ok)
+    rest = [scores[i] for i in ok if i not in chosen]
+    for i in chosen:  # nobody left behind is better than anybody promoted
+        assert all((scores[i] >= v) if maximize else (scores[i] <= v) for v in rest)
+
+
+@settings(max_examples=60)
+@given(st.lists(values, min_size=1, max_size=60), st.integers(2, 4), st.integers(2, 4),
+       st.integers(1, 4), st.randoms(use_true_random=False))
+def test_asha_never_blocks_and_promotes_each_candidate_once_per_rung(
+        arrivals, eta, n_rungs, workers, rnd):
+    """Simulated asynchronous workers: a free worker always gets work at once (a promotion or
+    a new candidate), nobody is promoted twice from a rung, and when the search drains, every
+    rung's top 1/eta has gone on."""
+    asha = ASHA(eta=eta)
+    rungs: list[dict[int, float]] = [{} for _ in range(n_rungs)]
+    sent: list[set[int]] = [set() for _ in range(n_rungs)]
+    score = dict(enumerate(arrivals))
+    new = iter(range(len(arrivals)))
+    running: list[tuple[int, int]] = []
+    while True:
+        while len(running) < workers:
+            job = asha.next_promotion([list(r.items()) for r in rungs[:-1]], sent[:-1], True)
+            if job is not None:
+                index, rung = job
+                assert index not in sent[rung] and rung < n_rungs - 1
+                sent[rung].add(index)
+                running.append((index, rung + 1))
+            else:
+                index = next(new, None)
+                if index is None:
+                    break
+                running.append((index, 0))
+        if not running:
+            break
+        index, rung = running.pop(rnd.randrange(len(running)))
+        rungs[rung][index] = score[index] + 0.1 * rung
+    for k in range(n_rungs - 1):
+        best = sorted(rungs[k], key=lambda i: (-rungs[k][i], i))[:len(rungs[k]) // eta]
+        assert set(best) <= sent[k] and len(sent[k]) >= len(rungs[k]) // eta
+
+
+@given(st.integers(0, 5), st.integers(0, 5), st.floats(0, 1e6), st.floats(0, 1e6),
+       st.booleans())
+def test_rung_major_ranks_the_rung_before_the_metric(r1, r2, v1, v2, maximize):
+    top = 5
+    if maximize:
+        v1, v2 = min(v1, 1.0), min(v2, 1.0)
+    a, b = rung_major(v1, r1, top, maximize), rung_major(v2, r2, top, maximize)
+    better = (a > b) if maximize else (a < b)
+    if r1 > r2:
+        assert better
+    elif r1 == r2 and v1 != v2:
+        assert better == ((v1 > v2) if maximize else (v1 < v2))
+    assert math.isnan(rung_major(math.nan, r1, top, maximize))
+
+
+def test_scheduler_arguments_are_checked():
+    with pytest.raises(ValueError, match="eta"):
+        SuccessiveHalving(eta=1)
+    with pytest.raises(ValueError, match="min_epochs"):
+        ASHA(min_epochs=0)
+    with pytest.raises(ValueError, match="fidelity must be one of"):
+        make_fidelity("hyperband")
+    with pytest.raises(TypeError, match="fidelity must be one of"):
+        make_fidelity(3)
+    with pytest.raises(ValueError, match="must equal the search's epochs"):
+        SuccessiveHalving(max_epochs=9).budgets(10)
+    assert make_fidelity("sh", 2, 4) == SuccessiveHalving(min_epochs=2, eta=4)
+    assert make_fidelity("none") is None
+
+
+# -- training that pauses and continues -----------------------------------------------------
+@pytest.mark.parametrize("config", [
+    CONFIG,
+    TrainConfig(precision="fp32", epochs=4, patience=2, schedule="cosine",
+                label_smoothing=0.1),
+])
+def test_paused_and_continued_training_equals_uninterrupted(digits, config, tmp_path,
+                                                            one_thread):
+    trainer, schema = Trainer(digits, config), tiny_schema()
+    rng = np.random.default_rng(1)
+    for genome in schema.random(rng, size=3):
+        full = trainer.evaluate(schema, genome, seed=7, keep_weights=True)
+        first = trainer.evaluate(schema, genome, seed=7, epochs=1, keep_state=True)
+        assert first.stop_reason == "paused" and first.epochs == 1
+        assert first.train_state.epoch == 1 and first.train_state.nbytes() > 0
+        path = tmp_path / "state.pt"  # through the disk, as the search keeps it
+        torch.save(first.train_state.to_dict(), path)
+        state = TrainState.from_dict(torch.load(path, weights_only=True))
+        second = trainer.evaluate(schema, genome, seed=7, epochs=3, resume=state,
+                                  keep_state=True)
+        # The loss where rung 2 starts is where rung 1 ended: the history just goes on.
+        assert second.history["train_loss"][:1] == first.history["train_loss"]
+        last = trainer.evaluate(schema, genome, seed=7, resume=second.train_state,
+                                keep_weights=True)
+        assert last.history == full.history and last.epochs == full.epochs
+        assert last.val_accuracy == full.val_accuracy and last.test_loss == full.test_loss
+        assert last.stop_reason == full.stop_reason and last.train_state is None
+        for name, tensor in full.state_dict.items():
+            assert torch.equal(tensor, last.state_dict[name]), name
+
+
+def test_bad_resume_arguments_raise(digits):
+    trainer, schema = Trainer(digits, CONFIG), tiny_schema()
+    genome = schema.random(0)
+    with pytest.raises(ValueError, match="epochs must be"):
+        trainer.evaluate(schema, genome, epochs=0)
+    with pytest.raises(TypeError, match="TrainState"):
+        trainer.evaluate(schema, genome, resume={"epoch": 1})
+    with pytest.raises(ValueError, match="not a saved training state"):
+        TrainState.from_dict({"epoch": 1})
+
+
+# -- searches ---------------------------------------------------------------------------------
+class SpyGA(GeneticAlgorithm):
+    """The default GA, keeping what it is told."""
+
+    told: list[np.ndarray]
+
+    def tell(self, genomes, fitness):
+        self.told = [*getattr(self, "told", []), np.asarray(fitness, dtype=np.float64)]
+        super().tell(genomes, fitness)
+
+
+def _sh_search(data, run_dir, **kw):
+    return Search(tiny_schema(), data, generations=3, population_size=6, seed=3,
+                  run_dir=run_dir, train_config=CONFIG, verbose=False,
+                  fidelity=SuccessiveHalving(min_epochs=1, eta=2), **kw)
+
+
+def test_successive_halving_search(digits, tmp_path, one_thread):
+    schema = tiny_schema()
+    spy = SpyGA(schema.cardinalities, 6, seed=3, key=schema.key)
+    result = _sh_search(digits, tmp_path / "sh", strategy=spy).run()
+    records = result.history
+    budgets = (1, 2, 4)
+    by_index: dict[int, list[dict]] = {}
+    for r in records:
+        by_index.setdefault(r["index"], []).append(r)
+    assert sorted(by_index) == list(range(18))
+    for rs in by_index.values():
+        rungs = [r["rung"] for r in rs]
+        assert rungs == sorted(set(rungs))  # one record per rung reached, in order
+        for r in rs:
+            assert r["final"] == (r["rung"] == 2)
+            trained = not r["cached"]
+            if trained and r["metrics"]["status"] == "ok":
+                assert r["metrics"]["epochs"] == budgets[r["rung"]]
+                # continued, not restarted: only the new epochs were spent
+                below = budgets[r["rung"] - 1] if r["rung"] else 0
+                assert r["rung_epochs"] == budgets[r["rung"]] - below
+    # Each generation: 6 at rung 0, max(1, 6 // 2) = 3 enter rung 1, 1 the top rung.
+    for g in range(3):
+        gen = {r["index"] for r in records if r["generation"] == g}
+        tops = {r["index"] for r in records if r["index"] in gen and r["rung"] == 2}
+        ones = {r["index"] for r in records if r["index"] in gen and r["rung"] >= 1}
+        assert len(ones) == 3 and len(tops) == 1
+    # The strategy never sees a lower rung ranked above a higher one.
+    for told, g in zip(spy.told, range(3)):
+        latest = {}
+        for r in records:
+            if r["generation"] == g:
+                latest[r["index"]] = r
+        rung_of = sorted(latest.values(), key=lambda r: r["index"])
+        for a, fa in zip(rung_of, told):
+            for b, fb in zip(rung_of, told):
+                if a["rung"] > b["rung"] and not math.isnan(fa) and not math.isnan(fb):
+                    assert fa > fb
+    best = result.best_record
+    assert best["final"] and best["metrics"]["epochs"] == 4
+    assert result.best_model is not None
+    spent = sum(r["rung_epochs"] for r in records)
+    assert spent < 18 * 4 / 2  # far less than training everyone in full
+    assert result.anytime()[-1]["epochs"] == spent
+    assert not list((tmp_path / "sh" / "states").glob("*.pt"))  # cleaned up
+
+
+def test_asha_search_with_regularized_evolution(digits, tmp_path, one_thread):
+    result = Search(tiny_schema(), digits, generations=3, population_size=6, seed=4,
+                    run_dir=tmp_path / "asha", train_config=CONFIG, verbose=False,
+                    strategy="regularized", fidelity="asha").run()
+    records = result.history
+    assert {r["index"] for r in records} == set(range(18))
+    rungs = [sum(r["rung"] == k for r in records) for k in range(2)]
+    assert rungs[0] >= rungs[1] >= 1   # budgets (1, 3, 4) with eta 3
+    assert any(r["rung"] == 2 for r in records) and result.best_record["final"]
+    assert not list((tmp_path / "asha" / "states").glob("*.pt"))
+
+
+def test_fidelity_mistakes_are_caught_before_training(digits, tmp_path):
+    schema = tiny_schema()
+    with pytest.raises(ValueError, match="generational"):
+        Search(schema, digits, strategy="regularized", fidelity="sh", run_dir=tmp_path / "a")
+    with pytest.raises(ValueError, match="steady-state"):
+        Search(schema, digits, fidelity="asha", run_dir=tmp_path / "b")
+    with pytest.raises(ValueError, match="min_epochs"):
+        Search(schema, digits, epochs=2, fidelity=SuccessiveHalving(min_epochs=3),
+               run_dir=tmp_path / "c")
+    with pytest.raises(ValueError, match="one metric"):
+        Search(schema, digits, objectives=["val_accuracy", "params"], fidelity="sh",
+               run_dir=tmp_path / "d")
+    assert not any(tmp_path.iterdir())
+
+
+def test_run_directory_names_its_fidelity_and_states_load_as_data(digits, tmp_path):
+    run = tmp_path / "r"
+    _sh_search(digits, run).run()
+    saved = json.loads((run / "config.json").read_text())["search"]["fidelity"]
+    assert saved == {"kind": "sh", "min_epochs": 1, "eta": 2}
+    resumed = Search.resume(run, verbose=False)
+    assert resumed.fidelity == SuccessiveHalving(min_epochs=1, eta=2)
+    csv_header = (run / "results.csv").read_text().splitlines()[0].split(",")
+    assert csv_header[-2:] == ["rung", "rung_epochs"]
+    store = RunStore(run)
+    assert store.load_state((0, 1), 0) is None  # a missing state: train again, not an error
+
+
+# -- killed and resumed, through the command line --------------------------------------------
+TINY = ["--max-conv-layers", "1", "--max-dense-layers", "2", "--max-filters", "16",
+        "--max-dense-nodes", "32", "--generations", "2", "--population", "6", "--epochs", "4",
+        "--patience", "4", "--seed", "5", "--precision", "fp32", "--fidelity", "sh",
+        "--min-epochs", "1", "--eta", "2"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pytorch_devol.cli", *args],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _records(run) -> list[tuple]:
+    lines = (run / "results.jsonl").read_text().splitlines()
+    recs = [json.loads(line) for line in lines if line.strip()]
+    return sorted((r["index"], r["rung"], r["cached"], r["fitness"], r["rung_epochs"],
+                   r["metrics"]["val_loss"]) for r in recs)
+
+
+@pytest.mark.slow
+def test_killed_successive_halving_search_resumes_to_the_same_result(tmp_path):
+    reference = tmp_path / "ref"
+    _cli("search", *TINY, "--run-dir", str(reference), "--quiet")
+    total = len(_records(reference))
+    shown = _cli("show", str(reference)).stdout
+    assert "fidelity: sh" in shown and "rung" in shown
+    for wait_for in (7, 9):  # just after the first promotions; inside the second rung
+        run = tmp_path / f"killed{wait_for}"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "pytorch_devol.cli", "search", *TINY,
+                                 "--run-dir", str(run), "--quiet"], env=env)
+        deadline = time.time() + 300
+        log = run / "results.jsonl"
+        while time.time() < deadline and proc.poll() is None:
+            if log.exists() and log.read_text().count("\n") >= wait_for:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert len(_records(run)) < total, "the search finished before it could be killed"
+        _cli("search", "--resume", str(run), "--quiet")
+        assert _records(run) == _records(reference)
+        best = json.loads((run / "best_genome.json").read_text())
+        assert best["index"] == json.loads((reference / "best_genome.json").read_text())["index"]
+
+
+def test_devol_space_search_with_fidelity_builds_every_rung(digits, tmp_path):
+    schema = GenomeSchema.devol(max_conv_layers=2, max_dense_layers=2, max_filters=16,
+                                max_dense_nodes=32, input_shape=(1, 8, 8), n_classes=10)
+    result = Search(schema, digits, generations=2, population_size=5, seed=1, epochs=3,
+                    run_dir=tmp_path / "d", verbose=False, fidelity="sh").run()
+    assert result.best_record is not None and result.best_record["metrics"]["epochs"] <= 3
