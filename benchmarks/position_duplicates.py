@@ -6,8 +6,8 @@ layers in slots 0 and 2 rather than 0 and 1). This counts, among the genomes a s
 trained (distinct ``schema.key``), those whose network an earlier training already built: the
 trainings a slot-compacting key would have saved.
 
-* ``--run-dir DIR`` (repeatable): count it in real runs' logs.
-* Without: DEvol's README setting as a simulation (its full space, 6 conv and 4 dense slots,
+* ``--run-dir DIR`` (repeatable): count it in real runs' logs;
+* and always DEvol's README setting as a simulation (its full space, 6 conv and 4 dense slots,
   GA and regularized evolution, 20 x 50, 5 seeds), with a stand-in fitness that depends only
   on the network (no training), so only how the engines breed genomes is measured.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.machine import code_state, now  # noqa: E402
+from benchmarks.machine import code_state, cpu_name, now  # noqa: E402
 from pytorch_devol import GenomeSchema  # noqa: E402
 from pytorch_devol.evolution import GeneticAlgorithm, RegularizedEvolution  # noqa: E402
 from pytorch_devol.search import load_result  # noqa: E402
@@ -99,15 +100,18 @@ def main() -> None:
         result = load_result(run)
         trained = [r["genome"] for r in result.history if not r["cached"]]
         rows.append({"source": f"run {run}", **count(result.schema, trained)})
-    if not args.run_dir:
-        schema = GenomeSchema.devol()
-        for kind in ("ga", "regularized"):
-            for seed in range(args.seeds):
-                rows.append({"source": f"simulated {kind} 20x50, seed {seed}",
-                             **simulate(kind, seed, schema)})
+    schema = GenomeSchema.devol()
+    for kind in ("ga", "regularized"):
+        for seed in range(args.seeds):
+            rows.append({"source": f"simulated {kind} 20x50, seed {seed}",
+                         **simulate(kind, seed, schema)})
     total = sum(r["trainings"] for r in rows)
     dup = sum(r["position_duplicates"] for r in rows)
-    summary = {"date": now(), "code": code_state(), "rows": rows, "trainings": total,
+    summary = {"date": now(), "code": code_state(), "cpu": cpu_name(),
+               "versions": {"python": platform.python_version(), "numpy": np.__version__},
+               "command": "python " + " ".join(["benchmarks/position_duplicates.py",
+                                                *sys.argv[1:]]),
+               "rows": rows, "trainings": total,
                "position_duplicates": dup, "share": dup / total if total else None}
     for r in rows:
         print(f"{r['source']}: {r['position_duplicates']} of {r['trainings']} trainings")

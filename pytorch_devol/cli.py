@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metric", choices=["accuracy", "loss"], default=None)
     s.add_argument("--fidelity", choices=["none", "sh", "asha"], default=None,
                    help="multi-fidelity: train everyone --min-epochs first and continue only "
-                        "the best 1/--eta, rung by rung (sh with the GA, asha with "
-                        "--strategy regularized; default: none)")
+                        "the best 1/--eta, rung by rung (default: sh with the GA, asha with "
+                        "--strategy regularized, none with --objectives; none: every "
+                        "candidate trains in full, as in DEvol)")
     s.add_argument("--min-epochs", type=int, metavar="N", help="--fidelity: first rung's epochs")
     s.add_argument("--eta", type=int, metavar="K", help="--fidelity: keep 1/K per rung (3)")
     s.add_argument("--run-dir", metavar="DIR")
@@ -130,13 +131,20 @@ def _evaluator(args: argparse.Namespace) -> Any:
 
 
 def _fidelity(args: argparse.Namespace) -> Any:
+    """--fidelity, defaulting to successive halving with the GA and ASHA with regularized
+    evolution (search_efficiency.py: better than full training at equal compute), and to
+    none with several objectives."""
     from .search.fidelity import make_fidelity
 
-    if args.fidelity in (None, "none"):
-        if args.min_epochs is not None or args.eta is not None:
+    kind = args.fidelity
+    if kind is None:
+        kind = "none" if args.objectives or args.constraint else \
+            "asha" if args.strategy == "regularized" else "sh"
+    if kind == "none":
+        if args.fidelity == "none" and (args.min_epochs is not None or args.eta is not None):
             raise UserError("--min-epochs and --eta need --fidelity sh or asha")
         return None
-    return make_fidelity(args.fidelity, args.min_epochs or 1, args.eta or 3)
+    return make_fidelity(kind, args.min_epochs or 1, args.eta or 3)
 
 
 def _search(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 TINY = ["--max-conv-layers", "1", "--max-dense-layers", "2", "--max-filters", "16",
         "--max-dense-nodes", "32", "--generations", "3", "--population", "4", "--epochs", "2",
-        "--seed", "5", "--precision", "fp32"]
+        "--seed", "5", "--precision", "fp32", "--fidelity", "none"]
 
 
 def cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -61,6 +61,11 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
     for args, message in [
         (["search", "--dataset", "mnist", "--data-root", str(tmp_path)], "not found"),
         (["search", "--epochs", "0"], "--epochs must be >= 1"),
+        (["search", "--fidelity", "none", "--eta", "2"], "need --fidelity sh or asha"),
+        (["search", "--fidelity", "sh", "--eta", "1"], "--eta must be >= 2"),
+        (["search", "--fidelity", "asha"], "steady-state strategy"),
+        (["search", "--strategy", "regularized", "--fidelity", "sh"], "generational"),
+        (["search", "--fidelity", "sh", "--epochs", "2", "--min-epochs", "3"], "min_epochs"),
         (["show", str(tmp_path / "nope")], "not a pytorch-devol run directory"),
         (["search", "--resume", str(tmp_path / "nope")], "not a pytorch-devol run directory"),
     ]:

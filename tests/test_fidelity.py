@@ -155,6 +155,20 @@ def test_paused_and_continued_training_equals_uninterrupted(digits, config, tmp_
             assert torch.equal(tensor, last.state_dict[name]), name
 
 
+def test_a_state_that_stopped_early_is_scored_not_trained(digits):
+    import attrs
+
+    trainer, schema = Trainer(digits, CONFIG), tiny_schema()
+    genome = schema.random(2)
+    paused = trainer.evaluate(schema, genome, seed=1, epochs=2, keep_state=True)
+    done = attrs.evolve(paused.train_state, stop_reason="early_stopping")
+    again = trainer.evaluate(schema, genome, seed=1, resume=done, keep_state=True)
+    assert again.epochs == 2 and again.stop_reason == "early_stopping"
+    assert again.history == paused.history and again.val_loss == paused.val_loss
+    assert again.test_loss == paused.test_loss
+    assert again.train_state.stop_reason == "early_stopping"  # kept for a later rung too
+
+
 def test_bad_resume_arguments_raise(digits):
     trainer, schema = Trainer(digits, CONFIG), tiny_schema()
     genome = schema.random(0)
@@ -204,12 +218,16 @@ def test_successive_halving_search(digits, tmp_path, one_thread):
                 # continued, not restarted: only the new epochs were spent
                 below = budgets[r["rung"] - 1] if r["rung"] else 0
                 assert r["rung_epochs"] == budgets[r["rung"]] - below
-    # Each generation: 6 at rung 0, max(1, 6 // 2) = 3 enter rung 1, 1 the top rung.
+    # Each generation: the best max(1, n // 2) of the n trained at a rung go on. An elite
+    # carried over arrives at its rung as a cached copy and takes no place.
     for g in range(3):
-        gen = {r["index"] for r in records if r["generation"] == g}
-        tops = {r["index"] for r in records if r["index"] in gen and r["rung"] == 2}
-        ones = {r["index"] for r in records if r["index"] in gen and r["rung"] >= 1}
-        assert len(ones) == 3 and len(tops) == 1
+        gen = [r for r in records if r["generation"] == g]
+        for rung in (0, 1):
+            entrants = {r["index"] for r in gen if r["rung"] == rung}
+            above = [r for r in gen if r["rung"] == rung + 1]
+            assert all(r["cached"] for r in above if r["index"] not in entrants)  # elites
+            assert len({r["index"] for r in above} & entrants) == max(1, len(entrants) // 2)
+        assert sum(r["rung"] == 0 for r in gen) >= 5
     # The strategy never sees a lower rung ranked above a higher one.
     for told, g in zip(spy.told, range(3)):
         latest = {}
@@ -273,8 +291,10 @@ def test_run_directory_names_its_fidelity_and_states_load_as_data(digits, tmp_pa
 # -- killed and resumed, through the command line --------------------------------------------
 TINY = ["--max-conv-layers", "1", "--max-dense-layers", "2", "--max-filters", "16",
         "--max-dense-nodes", "32", "--generations", "2", "--population", "6", "--epochs", "4",
-        "--patience", "4", "--seed", "5", "--precision", "fp32", "--fidelity", "sh",
-        "--min-epochs", "1", "--eta", "2"]
+        "--patience", "4", "--seed", "5", "--precision", "fp32", "--min-epochs", "1",
+        "--eta", "2"]
+FIDELITIES = {"sh": ["--fidelity", "sh"],
+              "asha": ["--fidelity", "asha", "--strategy", "regularized"]}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -293,16 +313,18 @@ def _records(run) -> list[tuple]:
 
 
 @pytest.mark.slow
-def test_killed_successive_halving_search_resumes_to_the_same_result(tmp_path):
+@pytest.mark.parametrize("fidelity", sorted(FIDELITIES))
+def test_killed_multi_fidelity_search_resumes_to_the_same_result(tmp_path, fidelity):
+    args = [*TINY, *FIDELITIES[fidelity]]
     reference = tmp_path / "ref"
-    _cli("search", *TINY, "--run-dir", str(reference), "--quiet")
+    _cli("search", *args, "--run-dir", str(reference), "--quiet")
     total = len(_records(reference))
     shown = _cli("show", str(reference)).stdout
-    assert "fidelity: sh" in shown and "rung" in shown
+    assert f"fidelity: {fidelity}" in shown and "rung" in shown
     for wait_for in (7, 9):  # just after the first promotions; inside the second rung
         run = tmp_path / f"killed{wait_for}"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "pytorch_devol.cli", "search", *TINY,
+        proc = subprocess.Popen([sys.executable, "-m", "pytorch_devol.cli", "search", *args,
                                  "--run-dir", str(run), "--quiet"], env=env)
         deadline = time.time() + 300
         log = run / "results.jsonl"

@@ -8,7 +8,8 @@ trainer knows how it decides.
 
 * `SuccessiveHalving` (Jamieson & Talwalkar 2016), synchronous: each generation of the GA
   trains everyone at rung 0, then the best ``1/eta`` of those who entered a rung go on to the
-  next, until the top rung.
+  next, until the top rung. An elite the GA carries over arrives at its old rung (a cached
+  copy): it enters no lower rung and takes no place there.
 * `ASHA` (Li et al. 2020), asynchronous: whenever a worker is free, it takes the best
   not-yet-promoted candidate of the highest rung whose top ``1/eta`` holds one, else a new
   candidate. No worker ever waits for a rung to fill.
@@ -112,7 +113,7 @@ class SuccessiveHalving(_Rungs):
                 maximize: bool) -> list[int]:
         """Ids to move up from a rung that ``entrants`` candidates reached: the best of
         ``scores`` (id, metric) of those still there, filling ``max(1, entrants // eta)``
-        places of which ``already`` are taken (cached copies that arrived higher)."""
+        places of which ``already`` are taken (entrants that moved up as cached copies)."""
         places = max(1, entrants // self.eta) - already
         ok = [(i, v) for i, v in scores if not math.isnan(v)]
         return _ranked(ok, maximize)[:max(0, places)]

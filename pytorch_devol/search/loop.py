@@ -359,8 +359,8 @@ class SearchLoop:
         if state is not None:  # before the log: a logged pause can always be continued
             self.store.save_state(key, rung, state)
         self.store.append(record, self.columns)
-        if rung > 0 and not cached:
-            self.store.drop_states(key, below=rung)
+        if rung > 0 and not cached and not EvalResult.from_dict(metrics).retriable:
+            self.store.drop_states(key, below=rung)  # a retry would still need it
         if joined:
             self.front.save(self.store.path)
         self.records.append(record)

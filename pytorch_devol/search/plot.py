@@ -176,6 +176,7 @@ def _draw_anytime(ax: Any, result: SearchResult) -> None:
     else:
         ax.text(0.5, 0.5, "no candidate trained in full yet", transform=ax.transAxes,
                 ha="center", va="center")
+    ax.set_xlim(left=0)
     ax.set_xlabel("training epochs spent (cumulative, all candidates)")
     ax.set_ylabel(f"best {result.metric} so far")
     ax.grid(alpha=0.3)

@@ -61,13 +61,15 @@ class RungBook:
 
     # -- synchronous successive halving ------------------------------------------------------
     def halving(self, indices: list[int], rung: int) -> list[int]:
-        """Which of one generation's ``indices`` go from ``rung`` to the next."""
+        """Which of one generation's ``indices`` go from ``rung`` to the next. Entrants are
+        those with a result at ``rung``; a cached copy that arrived above it (an elite kept
+        from the last generation) is not one, and takes no place."""
         assert isinstance(self.fidelity, SuccessiveHalving)
-        at = [self.latest[i] for i in indices]
-        entrants = sum(r.get("rung", 0) >= rung for r in at)
-        already = sum(r.get("rung", 0) > rung for r in at)
-        scores = [(r["index"], _value(r)) for r in at if r.get("rung", 0) == rung]
-        return self.fidelity.promote(entrants, scores, already, self.maximize)
+        entrants = [i for i in indices if i in self.results[rung]]
+        already = sum(self.latest[i].get("rung", 0) > rung for i in entrants)
+        scores = [(i, self.results[rung][i]) for i in entrants
+                  if self.latest[i].get("rung", 0) == rung]
+        return self.fidelity.promote(len(entrants), scores, already, self.maximize)
 
     # -- asynchronous successive halving -----------------------------------------------------
     def next_promotion(self) -> tuple[int, int] | None:

@@ -37,12 +37,15 @@ def to_cpu(obj: Any) -> Any:
 class TrainState:
     """A candidate's training, paused after ``epoch`` epochs (CPU tensors only).
 
+    ``stop_reason`` is "paused" (continuing trains more epochs), or "early_stopping" /
+    "max_seconds" (it had finished: continuing only scores it again).
     ``model`` holds the last epoch's weights (training continues from them); ``best_model``
     the best-validation epoch's, or None when that is the last epoch. ``seconds`` is the
     training time spent so far (a ``max_seconds`` cap covers all of it).
     """
 
     epoch: int
+    stop_reason: str
     model: dict[str, torch.Tensor] = attrs.field(repr=False)
     optimizer: dict[str, Any] = attrs.field(repr=False)
     scheduler: dict[str, Any] | None = attrs.field(repr=False)
@@ -56,6 +59,36 @@ class TrainState:
     waited: int
     seconds: float
     history: dict[str, list[float]] = attrs.field(repr=False)
+
+    @classmethod
+    def capture(cls, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                scheduler: Any, generator: torch.Generator, device: torch.device,
+                history: dict[str, list[float]], *,
+                best_model: dict[str, torch.Tensor] | None, **fields: Any) -> TrainState:
+        """The state of a training paused now (copied to CPU; ``fields``: the counters)."""
+        return cls(model=to_cpu(model.state_dict()), optimizer=to_cpu(optimizer.state_dict()),
+                   scheduler=None if scheduler is None else to_cpu(scheduler.state_dict()),
+                   generator=generator.get_state(), rng=torch.random.get_rng_state(),
+                   cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda"
+                   else None,
+                   best_model=None if best_model is None else to_cpu(best_model),
+                   history={k: list(v) for k, v in history.items()}, **fields)
+
+    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                scheduler: Any, generator: torch.Generator, device: torch.device) -> None:
+        """Put the weights, optimizer, schedule and random streams back (the counters and
+        history are the caller's to read)."""
+        model.load_state_dict(self.model)
+        optimizer.load_state_dict(self.optimizer)
+        if (scheduler is None) != (self.scheduler is None):
+            raise ValueError("the saved training state's schedule does not match this "
+                             "candidate's (a state from another genome or configuration?)")
+        if scheduler is not None:
+            scheduler.load_state_dict(self.scheduler)
+        generator.set_state(self.generator)
+        torch.random.set_rng_state(self.rng)
+        if device.type == "cuda" and self.cuda_rng is not None:
+            torch.cuda.set_rng_state(self.cuda_rng, device)
 
     def nbytes(self) -> int:
         """Bytes of tensor data held (what saving or sending the state costs, roughly)."""

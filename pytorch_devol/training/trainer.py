@@ -35,7 +35,7 @@ from pytorch_devol.training.fast_ops import swap_cpu_dropout
 from pytorch_devol.training.result import EvalResult
 from pytorch_devol.training.schedules import make_schedule
 from pytorch_devol.training.splits import DataSplits
-from pytorch_devol.training.state import TrainState, to_cpu
+from pytorch_devol.training.state import TrainState
 from pytorch_devol.training.validate import as_splits, check_compatible
 
 __all__ = ["Trainer", "train_and_evaluate", "NonFiniteLossError", "classify_failure",
@@ -159,8 +159,9 @@ class Trainer:
 
         Multi-fidelity: ``epochs`` stops training once the network has that many epochs in
         all (at most ``config.epochs``, which stays the full budget and sets the schedule's
-        length); with ``keep_state`` a result paused there (``stop_reason == "paused"``)
-        carries ``result.train_state``, and ``resume=`` that state continues it. Paused and
+        length); with ``keep_state`` a result paused there (``stop_reason == "paused"``), or
+        stopped early, carries ``result.train_state``, and ``resume=`` that state continues it
+        (a state that had stopped early trains no more: it is only scored again). Paused and
         continued gives exactly the network, metrics and history of never pausing (same
         device, same seed). ``epochs``, ``history`` and ``train_seconds`` count every epoch
         the network has had, before the pause too.
@@ -260,7 +261,7 @@ class Trainer:
         best_state: dict[str, torch.Tensor] | None = None
         spent = 0.0
         if resume is not None:
-            self._restore(resume, model, optimizer, scheduler, generator)
+            resume.restore(model, optimizer, scheduler, generator, self.device)
             for key, values in resume.history.items():
                 history[key] = list(values)
             progress.epochs, spent = resume.epoch, resume.seconds
@@ -272,6 +273,8 @@ class Trainer:
         last_metric = history[metric_name][-1] if history[metric_name] else math.nan
         deadline = None if config.max_seconds is None else start + config.max_seconds - spent
         stop_reason = "max_epochs" if target == config.epochs else "paused"
+        if resume is not None and resume.stop_reason != "paused":  # it had finished already
+            stop_reason, target = resume.stop_reason, progress.epochs
         out_shape = (self.data.n_outputs,)
         train_start = time.perf_counter()
         for epoch in range(progress.epochs + 1, target + 1):
@@ -329,18 +332,12 @@ class Trainer:
                 break
         train_seconds = spent + time.perf_counter() - train_start
         state = None
-        if stop_reason == "paused" and keep_state:  # the last epoch's weights, before restoring
-            state = TrainState(
-                epoch=progress.epochs, model=to_cpu(model.state_dict()),
-                optimizer=to_cpu(optimizer.state_dict()),
-                scheduler=None if scheduler is None else to_cpu(scheduler.state_dict()),
-                generator=generator.get_state(), rng=torch.random.get_rng_state(),
-                cuda_rng=torch.cuda.get_rng_state(self.device)
-                if self.device.type == "cuda" else None,
-                best_model=None if best_state is None else to_cpu(best_state),
+        if keep_state and stop_reason != "max_epochs":  # the last epoch's weights, before
+            state = TrainState.capture(                # the best are restored below
+                model, optimizer, scheduler, generator, self.device, history,
+                stop_reason=stop_reason, epoch=progress.epochs, best_model=best_state,
                 best_loss=best_loss, best_metric=best_metric, best_epoch=best_epoch,
-                waited=waited, seconds=train_seconds,
-                history={k: list(v) for k, v in history.items()})
+                waited=waited, seconds=train_seconds)
 
         if not config.restore_best:  # keep (and report) the last epoch, as DEvol did
             best_loss, best_metric, best_epoch = last_loss, last_metric, progress.epochs
@@ -365,21 +362,6 @@ class Trainer:
                        for k, v in model.state_dict().items()}
             result = attrs.evolve(result, state_dict=weights)
         return result
-
-    def _restore(self, resume: TrainState, model: nn.Module, optimizer: Any, scheduler: Any,
-                 generator: torch.Generator) -> None:
-        """Put a paused candidate's weights, optimizer, schedule and random streams back."""
-        model.load_state_dict(resume.model)
-        optimizer.load_state_dict(resume.optimizer)
-        if (scheduler is None) != (resume.scheduler is None):
-            raise ValueError("the saved training state's schedule does not match this "
-                             "candidate's (a state from another genome or configuration?)")
-        if scheduler is not None:
-            scheduler.load_state_dict(resume.scheduler)
-        generator.set_state(resume.generator)
-        torch.random.set_rng_state(resume.rng)
-        if self.device.type == "cuda" and resume.cuda_rng is not None:
-            torch.cuda.set_rng_state(resume.cuda_rng, self.device)
 
     def _score(self, model: nn.Module, part: str) -> tuple[float, float]:
         """(mean loss, accuracy or MAE) on ``part``, in large batches, one host sync."""
