@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main"]
 # 20 generations x 50 and 10 epochs: see benchmarks/devol_mnist.py).
 QUICK = {
     "digits": dict(max_conv_layers=3, max_dense_layers=3, max_filters=64, max_dense_nodes=256,
-                   generations=10, population=16, epochs=12),
+                   generations=10, population=16, epochs=9),
     "mnist": dict(max_conv_layers=3, max_dense_layers=2, max_filters=64, max_dense_nodes=256,
                   generations=5, population=10, epochs=3),
 }
