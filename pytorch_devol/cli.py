@@ -141,8 +141,9 @@ def _fidelity(args: argparse.Namespace) -> Any:
         kind = "none" if args.objectives or args.constraint else \
             "asha" if args.strategy == "regularized" else "sh"
     if kind == "none":
-        if args.fidelity == "none" and (args.min_epochs is not None or args.eta is not None):
-            raise UserError("--min-epochs and --eta need --fidelity sh or asha")
+        if args.min_epochs is not None or args.eta is not None:
+            raise UserError("--min-epochs and --eta need --fidelity sh or asha (one metric, "
+                            "no --objectives)")
         return None
     return make_fidelity(kind, args.min_epochs or 1, args.eta or 3)
 

@@ -159,3 +159,23 @@ def test_selection_and_crossover_operators():
     # sample_size builds the paper's tournament; a selection given takes its place
     assert RegularizedEvolution(cards, 6, 3).selection == Tournament(k=3)
     assert RegularizedEvolution(cards, 6, 3, selection=Truncation()).selection == Truncation()
+
+
+def test_update_replaces_fitness_without_aging():
+    """A promoted candidate's better-informed score (multi-fidelity) replaces its old one: no
+    new member, no aging, nothing counted as told without being asked."""
+    from pytorch_devol.evolution import RegularizedEvolution
+
+    re = RegularizedEvolution([7] * 5, population_size=4, sample_size=2, seed=0)
+    genomes = re.ask(4)
+    assert len({g.tobytes() for g in genomes}) == 4
+    re.tell(genomes, [0.1, 0.2, 0.3, 0.4])
+    before = re.state_dict()
+    re.update(genomes[1:2], [0.9])
+    after = re.state_dict()
+    assert re.fitness.tolist() == [0.1, 0.9, 0.3, 0.4]
+    assert after["inserted"] == before["inserted"] and \
+        after["unasked_told"] == before["unasked_told"] == 0
+    assert re.best_fitness == 0.9
+    re.update([[6] * 5] if not (genomes == 6).all(axis=1).any() else [[0] * 5], [1.0])
+    assert re.size == 4 and sorted(re.fitness.tolist()) == [0.1, 0.3, 0.4, 0.9]

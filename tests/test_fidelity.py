@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from pytorch_devol import ASHA, GenomeSchema, Search, SuccessiveHalving
 from pytorch_devol.evolution import GeneticAlgorithm
+from pytorch_devol.schema import DenseGene, allele, gene
 from pytorch_devol.search.fidelity import make_fidelity, rung_budgets, rung_major
 from pytorch_devol.search.store import RunStore
 from pytorch_devol.training import TrainConfig, Trainer
@@ -26,6 +27,16 @@ from pytorch_devol.training.state import TrainState
 from tests.parallel_helpers import tiny_schema
 
 CONFIG = TrainConfig(precision="fp32", epochs=4, patience=None)
+
+
+@gene
+class EpochsGene:
+    """A training gene that sets the epochs (which a fidelity scheduler must own)."""
+
+    epochs: int = allele([2, 4])
+
+    def overrides(self) -> dict[str, int]:
+        return {"epochs": self.epochs}
 values = st.floats(0, 1, allow_nan=False)
 
 
@@ -169,6 +180,32 @@ def test_a_state_that_stopped_early_is_scored_not_trained(digits):
     assert again.train_state.stop_reason == "early_stopping"  # kept for a later rung too
 
 
+def test_resuming_never_changes_the_state_and_drops_a_duplicate_best_copy(digits):
+    trainer, schema = Trainer(digits, CONFIG), tiny_schema()
+    genome = schema.random(5)
+    paused = trainer.evaluate(schema, genome, seed=3, epochs=1, keep_state=True)
+    state = paused.train_state
+    assert state.best_epoch == state.epoch == 1 and state.best_model is None  # no 2nd copy
+    once = trainer.evaluate(schema, genome, seed=3, resume=state, keep_weights=True)
+    twice = trainer.evaluate(schema, genome, seed=3, resume=state, keep_weights=True)
+    assert once.history == twice.history and once.val_loss == twice.val_loss
+    for name, tensor in once.state_dict.items():
+        assert torch.equal(tensor, twice.state_dict[name]), name
+
+
+def test_an_unreadable_state_is_a_warning_and_a_retrain(tmp_path, digits):
+    store = RunStore(tmp_path)
+    trainer, schema = Trainer(digits, CONFIG), tiny_schema()
+    paused = trainer.evaluate(schema, schema.random(1), seed=3, epochs=1, keep_state=True)
+    store.save_state((1, 2), 0, paused.train_state)
+    assert store.load_state((1, 2), 0).epoch == 1
+    path = next((tmp_path / "states").glob("*.pt"))
+    path.write_bytes(b"not a torch file")
+    with pytest.warns(RuntimeWarning, match="unreadable training state"):
+        assert store.load_state((1, 2), 0) is None
+    assert not path.exists()
+
+
 def test_bad_resume_arguments_raise(digits):
     trainer, schema = Trainer(digits, CONFIG), tiny_schema()
     genome = schema.random(0)
@@ -260,6 +297,16 @@ def test_asha_search_with_regularized_evolution(digits, tmp_path, one_thread):
     assert not list((tmp_path / "asha" / "states").glob("*.pt"))
 
 
+def test_asha_too_small_for_its_rule_still_trains_one_network_in_full(digits, tmp_path):
+    """4 candidates, eta 3, rungs 1, 3, 9: the 1/eta rule alone would never reach 9 epochs."""
+    result = Search(tiny_schema(), digits, generations=1, population_size=4, seed=0,
+                    run_dir=tmp_path / "small", epochs=9, strategy="regularized",
+                    train_config=CONFIG, fidelity="asha", verbose=False).run()
+    assert result.best_record is not None and result.best_record["final"]
+    assert result.best_record["metrics"]["epochs"] == 9
+    assert (tmp_path / "small" / "best.pt").exists()
+
+
 def test_fidelity_mistakes_are_caught_before_training(digits, tmp_path):
     schema = tiny_schema()
     with pytest.raises(ValueError, match="generational"):
@@ -272,6 +319,9 @@ def test_fidelity_mistakes_are_caught_before_training(digits, tmp_path):
     with pytest.raises(ValueError, match="one metric"):
         Search(schema, digits, objectives=["val_accuracy", "params"], fidelity="sh",
                run_dir=tmp_path / "d")
+    with pytest.raises(ValueError, match="sets epochs"):
+        Search(GenomeSchema([(DenseGene, 1)], training=EpochsGene, input_shape=(1, 8, 8)),
+               digits, fidelity="sh", run_dir=tmp_path / "e")
     assert not any(tmp_path.iterdir())
 
 

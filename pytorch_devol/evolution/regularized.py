@@ -181,6 +181,17 @@ class RegularizedEvolution(BaseStrategy):
         self._update_best(g, f)
         self.n_told += k
 
+    def update(self, genomes: npt.ArrayLike, fitness: npt.ArrayLike) -> None:
+        """Replace the fitness of members already told (a better-informed score, e.g. after
+        more training epochs): no aging, no new member; genomes no longer in the population
+        are ignored."""
+        g, f = self._check_tell(genomes, fitness)
+        size = self.size
+        for row, value in zip(g, f):
+            hits = np.flatnonzero((self._ring[:size] == row).all(axis=1))
+            self._ring_fitness[hits] = value
+        self._update_best(g, f)
+
     def state_dict(self, include_seen: bool = True) -> dict[str, Any]:
         """Everything needed to continue exactly: JSON types only, NaN fitness as None
         (``include_seen=False``: see ``BaseStrategy.remember``)."""

@@ -54,6 +54,10 @@ class Strategy(Protocol):
       (:class:`~pytorch_devol.evolution.NSGA2`) has one bool per objective (a tuple) and its
       ``tell`` takes an ``(n, k)`` fitness array.
 
+    Optional: ``update(genomes, fitness)`` replaces the fitness of genomes told before (a
+    multi-fidelity search calls it when a promoted candidate has trained longer; strategies
+    without it are told each candidate once); ``RegularizedEvolution`` has it.
+
     :class:`BaseStrategy` adds ``state_dict(include_seen=False)`` (leave out the keys of every
     genome ever asked) and ``remember(genomes)`` (mark them asked again after loading), which
     the search loop uses to keep checkpoints small.

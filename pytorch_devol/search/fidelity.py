@@ -12,11 +12,16 @@ trainer knows how it decides.
   copy): it enters no lower rung and takes no place there.
 * `ASHA` (Li et al. 2020), asynchronous: whenever a worker is free, it takes the best
   not-yet-promoted candidate of the highest rung whose top ``1/eta`` holds one, else a new
-  candidate. No worker ever waits for a rung to fill.
+  candidate. No worker ever waits for a rung to fill. When the candidates run out with no
+  result at the top rung (a search too small for the rule), the best of the highest rung goes
+  on anyway, rung by rung, so the search still ends with a fully trained network.
 
 What the strategy is told (`rung_major`): a candidate's latest result, ranked rung first, then
-metric, so a score after few epochs never outranks one after more. With accuracy the value is
-``rung + accuracy``; with a loss (lower is better) ``(top - rung) + loss / (1 + loss)``.
+metric, so a score after few epochs never outranks one after more. The GA is told each
+generation once, after its last rung; an asynchronous strategy is told each candidate when its
+first rung ends, and a promoted candidate's later result through its optional ``update``.
+With accuracy the value is ``rung + accuracy`` (squeezed below 1); with a loss (lower is better)
+``(top - rung) + loss / (1 + loss)``.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ __all__ = ["ASHA", "FIDELITIES", "Fidelity", "SuccessiveHalving", "make_fidelity
            "rung_budgets", "rung_major"]
 
 FIDELITIES = ("none", "sh", "asha")
+_BELOW_ONE = 1.0 - 1e-9  # keeps rung + accuracy below rung + 1
 
 
 def rung_budgets(min_epochs: int, max_epochs: int, eta: int) -> tuple[int, ...]:
@@ -58,8 +64,8 @@ def rung_major(value: float, rung: int, top: int, maximize: bool) -> float:
     """
     if math.isnan(value):
         return value
-    if maximize:
-        return rung + min(max(value, 0.0), 1.0)
+    if maximize:  # rung k spans [k, k + 1): a perfect score never ties the next rung
+        return rung + min(max(value, 0.0), 1.0) * _BELOW_ONE
     return (top - rung) + value / (1.0 + value)
 
 
@@ -138,6 +144,13 @@ class ASHA(_Rungs):
                 if ident not in promoted[k]:
                     return ident, k
         return None
+
+    @staticmethod
+    def promote_any(scores: Sequence[tuple[int, float]], maximize: bool) -> int | None:
+        """The best of ``scores`` (id, metric), whatever its rank: how a search too small for
+        the ``1/eta`` rule still fills the top rung once. None if every one failed."""
+        ranked = _ranked([(i, v) for i, v in scores if not math.isnan(v)], maximize)
+        return ranked[0] if ranked else None
 
 
 def make_fidelity(fidelity: str | Fidelity | None, min_epochs: int = 1,

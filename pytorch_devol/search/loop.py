@@ -145,6 +145,7 @@ class SearchLoop:
             self._run_async(budget)
         else:
             self._run_generations(budget)
+        self.store.drop_states()  # the search is over: no promotion can use them
         self.reporter.close()
 
     def _ask(self, n: int | None) -> list[Task]:
@@ -167,8 +168,9 @@ class SearchLoop:
         record = self.rungs.latest[index]
         task = self._task(index, record["genome"], record["seed"], rung)
         self.rungs.mark_sent(index, rung - 1)
-        self.pending.append(task)
-        self._checkpoint()
+        if not any(t.index == index and t.rung == rung for t in self.pending):  # resumed
+            self.pending.append(task)
+            self._checkpoint()
         return task
 
     def _csv_genome(self, vector: np.ndarray) -> list[int]:
@@ -197,6 +199,11 @@ class SearchLoop:
     def _tell(self, tasks: list[Task], records: list[dict[str, Any]]) -> None:
         genomes = np.array([t.genome for t in tasks], dtype=np.int64)
         fitness = np.array([self._fitness(r) for r in records])
+        if tasks[0].rung > 0:  # an asynchronous promotion: a better score for a told genome
+            update = getattr(self.strategy, "update", None)
+            if callable(update):
+                update(genomes, fitness)
+            return
         if self.meter is not None and self.meter.constraints:
             violation = [math.nan if r.get("violation") is None else r["violation"]
                          for r in records]  # NaN: failed (dominated by every candidate)
@@ -241,7 +248,8 @@ class SearchLoop:
         window: list[dict[str, Any]] = []
         while True:
             while len(in_flight) < max(1, self.evaluator.capacity):
-                found = self.rungs.next_promotion()  # ASHA: a promotion before a newcomer
+                found = self.rungs.next_promotion(  # ASHA: a promotion before a newcomer
+                    drain=not in_flight and self.next_index >= budget)
                 if found is not None:
                     new = [self._promote(found[0], found[1] + 1)]
                 elif self.next_index < budget:
@@ -270,7 +278,6 @@ class SearchLoop:
             if task.rung == 0 and self.told % self.population_size == 0:
                 self.reporter.end_generation(self.generation - 1, window, self.best)
                 window = []
-        self.store.drop_states()
 
     # -- dispatch and collection -------------------------------------------------------------
     def _logged_at(self, index: int, rung: int) -> dict[str, Any] | None:
@@ -335,9 +342,8 @@ class SearchLoop:
             metrics, source, weights = result.to_dict(), task.index, result.state_dict
             rung = task.rung
             epochs0, seconds0 = self.prior.pop(task.index, (0, 0.0))
-            spent = (max(0, result.epochs - epochs0),
-                     max(0.0, (result.train_seconds if result.ok else result.total_seconds)
-                         - seconds0))
+            spent = (max(0, result.epochs - epochs0),  # a failure's total is this call's
+                     result.train_seconds - seconds0 if result.ok else result.total_seconds)
         else:
             metrics, source, weights = result["metrics"], result["index"], None
             rung, spent = result.get("rung", 0), (0, 0.0)

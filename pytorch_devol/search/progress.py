@@ -24,6 +24,7 @@ class Reporter:
         self.stream = stream if stream is not None else sys.stdout
         self.progress_bar = progress_bar
         self._bar: Any = None
+        self._counted: set[int] = set()  # candidates the bar has counted
 
     def _print(self, text: str) -> None:
         if self.verbose:
@@ -47,8 +48,9 @@ class Reporter:
 
     def candidate(self, record: dict[str, Any]) -> None:
         if self._bar is not None:
-            if record.get("rung", 0) > 0 and not record["cached"]:  # a promotion, not new
+            if record["index"] in self._counted:  # a promotion of a candidate counted already
                 return
+            self._counted.add(record["index"])
             fitness = record["fitness"]
             self._bar.set_postfix_str(
                 f"{self.metric} {fitness:.4f}" if fitness is not None else "failed")

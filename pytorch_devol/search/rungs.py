@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..training import RETRIED_FAILURES
 from .fidelity import ASHA, Fidelity, SuccessiveHalving, rung_major
 
 __all__ = ["RungBook"]
@@ -45,6 +46,8 @@ class RungBook:
         self.results[rung][index] = _value(record)
         if rung > 0:
             self.sent[rung - 1].add(index)
+        if rung > 0 and record["metrics"].get("failure") in RETRIED_FAILURES:
+            return  # the machine's fault costs the promotion, not the result below it
         if index not in self.latest or self.latest[index].get("rung", 0) <= rung:
             self.latest[index] = record
 
@@ -72,13 +75,24 @@ class RungBook:
         return self.fidelity.promote(len(entrants), scores, already, self.maximize)
 
     # -- asynchronous successive halving -----------------------------------------------------
-    def next_promotion(self) -> tuple[int, int] | None:
-        """``(index, rung)`` to send up from ``rung``, or None (ask a new candidate)."""
+    def next_promotion(self, drain: bool = False) -> tuple[int, int] | None:
+        """``(index, rung)`` to send up from ``rung``, or None (ask a new candidate). With
+        ``drain`` (no new candidate will come and nothing is in flight) and no result at the
+        top rung yet, the best unpromoted candidate of the highest rung below goes on anyway,
+        so a small search still ends with a fully trained network."""
         if not isinstance(self.fidelity, ASHA):
             return None
         rungs = [list(r.items()) for r in self.results[:-1]]
         found = self.fidelity.next_promotion(rungs, self.sent[:-1], self.maximize)
+        if found is None and drain and not any(
+                not math.isnan(v) for v in self.results[-1].values()):
+            for k in range(self.top - 1, -1, -1):
+                left = [(i, v) for i, v in rungs[k] if i not in self.sent[k]]
+                best = self.fidelity.promote_any(left, self.maximize)
+                if best is not None:
+                    found = (best, k)
+                    break
         if found is not None and self.latest[found[0]].get("rung", 0) > found[1]:
             self.sent[found[1]].add(found[0])  # already higher (a cached copy): skip it
-            return self.next_promotion()
+            return self.next_promotion(drain)
         return found

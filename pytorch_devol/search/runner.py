@@ -223,6 +223,10 @@ class Search:
             raise ValueError(f"ASHA needs a steady-state strategy (regularized evolution); "
                              f"with {self.strategy_name!r}, use fidelity='sh'")
         fidelity.budgets(self.train_config.epochs)  # min_epochs <= epochs, max_epochs agrees
+        if "epochs" in dict(self.schema.training_overrides(np.zeros(len(self.schema),
+                                                                      np.int64))):
+            raise ValueError("a training gene of this schema sets epochs, which the fidelity "
+                             "scheduler decides: use fidelity=None with it")
         return fidelity
 
     def _make_strategy(self, strategy: Any) -> tuple[str, Any]:

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -221,13 +222,21 @@ class RunStore:
         return buf.tell()
 
     def load_state(self, key: tuple[int, ...], rung: int) -> TrainState | None:
-        """The saved state of ``key`` at ``rung``; None when there is none (training then
-        starts over, to the same result, at a higher cost)."""
+        """The saved state of ``key`` at ``rung``; None when there is none or it cannot be
+        read (a warning says so): training then starts over, to the same result, at a
+        higher cost."""
         path = self._state_path(key, rung)
         if not path.exists():
             return None
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        return TrainState.from_dict(data)
+        try:
+            return TrainState.from_dict(torch.load(path, map_location="cpu",
+                                                   weights_only=True))
+        except Exception as err:  # noqa: BLE001 - damaged or unreadable: train again instead
+            warnings.warn(f"ignoring the unreadable training state {path} ({err}); the "
+                          "candidate trains again from the start, to the same result",
+                          RuntimeWarning, stacklevel=2)
+            path.unlink(missing_ok=True)
+            return None
 
     def drop_states(self, key: tuple[int, ...] | None = None, below: int | None = None) -> None:
         """Delete the saved states of ``key`` at rungs below ``below`` (None: at every rung);

@@ -40,8 +40,8 @@ class TrainState:
     ``stop_reason`` is "paused" (continuing trains more epochs), or "early_stopping" /
     "max_seconds" (it had finished: continuing only scores it again).
     ``model`` holds the last epoch's weights (training continues from them); ``best_model``
-    the best-validation epoch's, or None when that is the last epoch. ``seconds`` is the
-    training time spent so far (a ``max_seconds`` cap covers all of it).
+    the best-validation epoch's, or None when that is the last epoch (or none is kept).
+    ``seconds`` is the training time spent so far (a ``max_seconds`` cap covers all of it).
     """
 
     epoch: int
@@ -71,7 +71,8 @@ class TrainState:
                    generator=generator.get_state(), rng=torch.random.get_rng_state(),
                    cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda"
                    else None,
-                   best_model=None if best_model is None else to_cpu(best_model),
+                   best_model=None if best_model is None or
+                   fields["best_epoch"] == fields["epoch"] else to_cpu(best_model),
                    history={k: list(v) for k, v in history.items()}, **fields)
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -79,7 +80,8 @@ class TrainState:
         """Put the weights, optimizer, schedule and random streams back (the counters and
         history are the caller's to read)."""
         model.load_state_dict(self.model)
-        optimizer.load_state_dict(self.optimizer)
+        optimizer.load_state_dict(to_cpu(self.optimizer))  # a copy: training must not change
+        # the saved state (load_state_dict keeps CPU tensors as they are)
         if (scheduler is None) != (self.scheduler is None):
             raise ValueError("the saved training state's schedule does not match this "
                              "candidate's (a state from another genome or configuration?)")

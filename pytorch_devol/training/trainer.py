@@ -269,6 +269,8 @@ class Trainer:
             best_epoch, waited = resume.best_epoch, resume.waited
             if resume.best_model is not None:
                 best_state = {k: v.to(self.device) for k, v in resume.best_model.items()}
+            elif config.restore_best and best_epoch == resume.epoch:  # the last was the best
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         last_loss = history["val_loss"][-1] if history["val_loss"] else math.nan
         last_metric = history[metric_name][-1] if history[metric_name] else math.nan
         deadline = None if config.max_seconds is None else start + config.max_seconds - spent
