@@ -342,8 +342,9 @@ class SearchLoop:
             metrics, source, weights = result.to_dict(), task.index, result.state_dict
             rung = task.rung
             epochs0, seconds0 = self.prior.pop(task.index, (0, 0.0))
+            seconds = result.train_seconds - seconds0 if result.ok else result.total_seconds
             spent = (max(0, result.epochs - epochs0),  # a failure's total is this call's
-                     result.train_seconds - seconds0 if result.ok else result.total_seconds)
+                     seconds if math.isfinite(seconds) else 0.0)
         else:
             metrics, source, weights = result["metrics"], result["index"], None
             rung, spent = result.get("rung", 0), (0, 0.0)
