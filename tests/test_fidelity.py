@@ -105,12 +105,13 @@ def test_asha_never_blocks_and_promotes_each_candidate_once_per_rung(
         assert set(best) <= sent[k] and len(sent[k]) >= len(rungs[k]) // eta
 
 
-@given(st.integers(0, 5), st.integers(0, 5), st.floats(0, 1e6), st.floats(0, 1e6),
+@given(st.integers(0, 5), st.integers(0, 5), st.integers(0, 10**6), st.integers(0, 10**6),
        st.booleans())
-def test_rung_major_ranks_the_rung_before_the_metric(r1, r2, v1, v2, maximize):
+def test_rung_major_ranks_the_rung_before_the_metric(r1, r2, i1, i2, maximize):
+    """Metrics at a resolution of 1e-6 (accuracy is a multiple of 1/n for n examples)."""
     top = 5
-    if maximize:
-        v1, v2 = min(v1, 1.0), min(v2, 1.0)
+    scale = 1e-6 if maximize else 1e-3  # accuracy in [0, 1]; a loss in [0, 1000]
+    v1, v2 = i1 * scale, i2 * scale
     a, b = rung_major(v1, r1, top, maximize), rung_major(v2, r2, top, maximize)
     better = (a > b) if maximize else (a < b)
     if r1 > r2:
