@@ -49,6 +49,7 @@ from benchmarks.machine import (  # noqa: E402
     loadavg,
     now,
 )
+from benchmarks.random_search import RandomStrategy  # noqa: E402
 from pytorch_devol import GenomeSchema, Search, load_dataset  # noqa: E402
 from pytorch_devol.evolution.pareto import hypervolume  # noqa: E402
 from pytorch_devol.search.loop import candidate_seed  # noqa: E402
@@ -62,41 +63,6 @@ ARMS = ("ours", "random", "optuna")
 ARM_LABELS = {"ours": "ours (NSGA-II)", "random": "random search",
               "optuna": "Optuna NSGAIISampler"}
 REFERENCE_FACTOR = 1.1
-
-
-class RandomStrategy:
-    """Random search as an ask/tell strategy: every genome uniformly random, index by index.
-
-    Generational (asks a whole population, ignores what it is told), no duplicate avoidance
-    (a repeated network is a cached copy in the search: no training, but it uses a candidate
-    slot, as it would for a user)."""
-
-    steady_state = False
-
-    def __init__(self, cardinalities: Any, population_size: int, seed: int) -> None:
-        self.cardinalities = np.asarray(cardinalities, dtype=np.int64)
-        self.population_size = population_size
-        self.maximize = (True, False)  # (val_accuracy, params); unused by random search
-        self.rng = np.random.default_rng(seed)
-        self.n_told = 0
-
-    def ask(self, n: int | None = None) -> np.ndarray:
-        n = self.population_size if n is None else min(n, self.population_size)
-        return self.rng.integers(0, self.cardinalities, size=(n, self.cardinalities.size),
-                                 dtype=np.int64)
-
-    def tell(self, genomes: Any, fitness: Any, violation: Any = None) -> None:
-        self.n_told += len(np.asarray(genomes))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"kind": "RandomStrategy", "rng": self.rng.bit_generator.state,
-                "n_told": self.n_told}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("kind") != "RandomStrategy":
-            raise ValueError(f"state is for {state.get('kind')!r}, not 'RandomStrategy'")
-        self.rng.bit_generator.state = state["rng"]
-        self.n_told = int(state["n_told"])
 
 
 def _candidate(index: int, genome: Any, cached: bool, metrics: dict[str, Any],
@@ -147,8 +113,8 @@ def _search(schema: GenomeSchema, data, seed: int, args: argparse.Namespace, str
 
 def run_search(arm: str, schema: GenomeSchema, data, seed: int,
                args: argparse.Namespace) -> list[dict[str, Any]]:
-    strategy = None if arm == "ours" else RandomStrategy(schema.cardinalities,
-                                                         args.population, seed)
+    strategy = None if arm == "ours" else RandomStrategy(
+        schema.cardinalities, args.population, seed, maximize=(True, False))
     with tempfile.TemporaryDirectory() as tmp:
         search = _search(schema, data, seed, args, strategy, Path(tmp) / "run")
         if arm == "ours" and search.strategy_name != "nsga2":

@@ -79,6 +79,7 @@ from benchmarks.machine import (  # noqa: E402
     loadavg,
     now,
 )
+from benchmarks.random_search import RandomStrategy  # noqa: E402
 from pytorch_devol import ASHA, GenomeSchema, Search, SuccessiveHalving, load_dataset  # noqa: E402
 from pytorch_devol.search.loop import candidate_seed  # noqa: E402
 from pytorch_devol.training import TrainConfig, Trainer  # noqa: E402
@@ -92,41 +93,6 @@ CANDIDATE_CAP = 3  # at most CANDIDATE_CAP x B candidates per arm (cached copies
 
 class BudgetSpent(Exception):
     """Raised from a record callback once an arm has spent its epoch budget: stops the arm."""
-
-
-class RandomStrategy:
-    """Random search as an ask/tell strategy: every genome uniformly random, index by index.
-
-    Generational (asks a whole population, ignores what it is told), no duplicate avoidance
-    (a repeated network is a cached copy in the search: no training, but it uses a candidate
-    slot, as it would for a user)."""
-
-    steady_state = False
-    maximize = True  # validation accuracy; unused by random search
-
-    def __init__(self, cardinalities: Any, population_size: int, seed: int) -> None:
-        self.cardinalities = np.asarray(cardinalities, dtype=np.int64)
-        self.population_size = population_size
-        self.rng = np.random.default_rng(seed)
-        self.n_told = 0
-
-    def ask(self, n: int | None = None) -> np.ndarray:
-        n = self.population_size if n is None else min(n, self.population_size)
-        return self.rng.integers(0, self.cardinalities, size=(n, self.cardinalities.size),
-                                 dtype=np.int64)
-
-    def tell(self, genomes: Any, fitness: Any, violation: Any = None) -> None:
-        self.n_told += len(np.asarray(genomes))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"kind": "RandomStrategy", "rng": self.rng.bit_generator.state,
-                "n_told": self.n_told}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("kind") != "RandomStrategy":
-            raise ValueError(f"state is for {state.get('kind')!r}, not 'RandomStrategy'")
-        self.rng.bit_generator.state = state["rng"]
-        self.n_told = int(state["n_told"])
 
 
 # -- the arms ------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from .breaker import CircuitBreaker
 from .evaluator import BetterThan, Evaluator, Task
 from .fidelity import Fidelity
 from .front import ParetoFront, violation_of
+from .incumbent import Incumbent
 from .objectives import ObjectiveMeter
 from .progress import Reporter
 from .rungs import RungBook
@@ -81,7 +82,7 @@ class SearchLoop:
         self.prior: dict[int, tuple[int, float]] = {}  # index -> (epochs, seconds) resumed from
         self.rungs = RungBook(fidelity, epochs, maximize)
         self.ready: deque[dict[str, Any]] = deque()
-        self.best: dict[str, Any] | None = None
+        self.incumbent = Incumbent(maximize)
         self.next_index, self.told, self.generation = 0, 0, 0
         self.pending: list[Task] = []
         self.retried: dict[tuple[int, ...], int] = {}  # key -> retriable failures this session
@@ -108,7 +109,7 @@ class SearchLoop:
                     self._cache_put(tuple(r["key"]), r)
                 if self.front is not None and r.get("objectives"):
                     self.front.add(r["index"], self._vector(r), violation_of(r), r)
-            self._consider_best(r)
+            self.incumbent.consider(r)
         if self.front is not None and self.records:
             self.front.save(self.store.path)  # repairs a crash between weights and log
         ckpt = self.store.checkpoint()
@@ -358,7 +359,8 @@ class SearchLoop:
             "final": rung == self.rungs.top, "finished_at": time.time(),
         }
         joined = self._measure(record, result, task) if self.meter is not None else False
-        if weights is not None and record["final"] and self._better(fitness, task.index):
+        if weights is not None and record["final"] and \
+                self.incumbent.beaten_by(fitness, task.index):
             self.store.save_best(weights, self._best_info(record))
         if joined and weights is not None:  # weights first: the log names them
             self.front.save_weights(self.store.path, task.index, weights)
@@ -373,7 +375,7 @@ class SearchLoop:
         self.records.append(record)
         self.logged.setdefault(task.index, {})[rung] = record
         self.rungs.observe(record)
-        self._consider_best(record)
+        self.incumbent.consider(record)
         self.reporter.candidate(record)
         if self.on_record is not None:
             self.on_record(record)
@@ -382,34 +384,14 @@ class SearchLoop:
     def _measure(self, record: dict[str, Any], result: EvalResult | dict[str, Any],
                  task: Task) -> bool:
         """Objective values and violation into ``record``; True if it joins the front."""
-        if isinstance(result, EvalResult):
-            values = self.meter.measure(task.genome, result)
-            record["objectives"] = {k: None if math.isnan(v) else v for k, v in values.items()}
-            violation = self.meter.violation(values)
-            record["violation"] = violation if math.isfinite(violation) else None
-        else:  # a cached copy: the same network, the same values
-            record["objectives"], record["violation"] = result.get("objectives"), \
-                result.get("violation")
+        self.meter.annotate(record, task.genome, result)
         return not record["cached"] and record["metrics"]["status"] == "ok" and \
             self.front.add(task.index, self._vector(record), violation_of(record), record)
 
-    # -- best ---------------------------------------------------------------------------------
-    def _better(self, fitness: float, index: int) -> bool:
-        """Strictly better than the best so far; ties go to the earlier candidate, so the best
-        does not depend on the order in which parallel results arrive."""
-        if math.isnan(fitness):
-            return False
-        if self.best is None:
-            return True
-        best = self.best["fitness"]
-        if fitness == best:
-            return index < self.best["index"]
-        return fitness > best if self.maximize else fitness < best
-
-    def _consider_best(self, record: dict[str, Any]) -> None:
-        if record["fitness"] is not None and not record["cached"] and \
-                record.get("final", True) and self._better(record["fitness"], record["index"]):
-            self.best = record
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The best fully trained record so far."""
+        return self.incumbent.record
 
     def _best_info(self, record: dict[str, Any]) -> dict[str, Any]:
         return {"index": record["index"], "genome": record["genome"],

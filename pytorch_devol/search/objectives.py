@@ -229,6 +229,19 @@ class ObjectiveMeter:
         return float(sum(c.violation(values.get(c.quantity, math.nan))
                          for c in self.constraints))
 
+    def annotate(self, record: dict[str, Any], genome: Sequence[int],
+                 result: EvalResult | dict[str, Any]) -> None:
+        """Put the objective values and violation (None for NaN) into a log record; a cached
+        copy (``result`` a record) takes its source's: the same network, the same values."""
+        if not isinstance(result, EvalResult):
+            record["objectives"], record["violation"] = result.get("objectives"), \
+                result.get("violation")
+            return
+        values = self.measure(genome, result)
+        record["objectives"] = {k: None if math.isnan(v) else v for k, v in values.items()}
+        violation = self.violation(values)
+        record["violation"] = violation if math.isfinite(violation) else None
+
     def _structure(self, genome: Sequence[int]) -> dict[str, float]:
         key = self.schema.key(genome)
         if key not in self._structural:

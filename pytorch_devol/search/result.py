@@ -13,6 +13,7 @@ from torch import nn
 
 from ..schema import GenomeSchema
 from .front import FRONT_DIR, ParetoFront, violation_of
+from .incumbent import Incumbent
 from .store import RunStore
 
 __all__ = ["SearchResult", "load_result"]
@@ -118,16 +119,14 @@ class SearchResult:
         """After each record, in log order: the cumulative training ``epochs`` and
         ``seconds`` spent so far and the best final validation ``fitness`` by then, with that
         candidate's ``test_accuracy`` (NaN before any final record): anytime performance."""
-        out, epochs, seconds, best = [], 0, 0.0, None
+        out, epochs, seconds, incumbent = [], 0, 0.0, Incumbent(self.maximize)
         for r in self.history:
             if not r["cached"]:
                 m = r["metrics"]
                 epochs += r.get("rung_epochs", m.get("epochs", 0))
                 seconds += r.get("rung_seconds", m.get("train_seconds") or 0.0)
-            if r["fitness"] is not None and not r["cached"] and r.get("final", True) and (
-                    best is None or (r["fitness"] > best["fitness"] if self.maximize
-                                     else r["fitness"] < best["fitness"])):
-                best = r
+            incumbent.consider(r)
+            best = incumbent.record
             test = None if best is None else best["metrics"].get("test_accuracy")
             out.append({"epochs": epochs, "seconds": seconds,
                         "fitness": math.nan if best is None else best["fitness"],
