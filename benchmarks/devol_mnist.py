@@ -30,7 +30,9 @@ stratified) and the last 2,000 as the test set; the search sizes then come from 
         --max-dense-nodes 256 --device cpu --tag devol-t10k-search
 
 With ``--max-minutes`` the record gives candidates per minute and the linear projection of the
-time all ``generations x population`` candidates would take.
+time all ``generations x population`` candidates would take. A budget that runs out before any
+candidate finishes is a result too: the record says "0 candidates evaluated in N s" (no rate
+per candidate, no projection, no plot) and the script exits 0.
 
 Writes ``benchmarks/results/devol_mnist_<device>_<scale>.json`` and ``.png`` (the running best
 validation accuracy; skipped, and said so, without matplotlib); the run itself goes to
@@ -274,8 +276,10 @@ def summarise(run_dir: Path, wall: float) -> dict[str, Any]:
         "counts": counts, "wall_seconds": round(wall, 1),
         "epochs_spent": sum(r.get("rung_epochs", r["metrics"]["epochs"]) for r in history
                             if not r["cached"]),
-        "seconds_per_candidate": round(wall / max(1, counts["evaluated"]), 2),
-        "seconds_per_trained_candidate": round(wall / max(1, counts["trained"]), 2),
+        "seconds_per_candidate": (round(wall / counts["evaluated"], 2)
+                                  if counts["evaluated"] else None),
+        "seconds_per_trained_candidate": (round(wall / counts["trained"], 2)
+                                          if counts["trained"] else None),
         "train_seconds_per_trained_candidate": {
             "mean": round(statistics.fmean(train_s), 2) if train_s else None,
             "median": round(statistics.median(train_s), 2) if train_s else None},
@@ -345,11 +349,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         def go() -> None:
             search.run()
-    complete = True
+    complete, failure = True, None
     try:
         go()
     except OutOfTime:
         complete = False
+    except RuntimeError as exc:  # compat.DEvol.run: every candidate failed; still a result
+        if not str(exc).startswith("no candidate trained successfully"):
+            raise
+        failure = str(exc)
     wall = time.monotonic() - start
     segments.append({"started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                      "wall_seconds": round(wall, 1), "complete": complete,
@@ -374,6 +382,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "per candidate")
     if not complete:
         notes.append("stopped by --max-minutes before the end: resume with --resume")
+    if failure:
+        notes.append(f"the search ended without a successful candidate: {failure}")
     record = {
         "benchmark": "devol_mnist", "date": _dt.datetime.now(_dt.timezone.utc).isoformat(
             timespec="seconds"),
@@ -396,19 +406,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         round(total * record["evaluations_planned"] / evaluated, 1) if evaluated else None)
     record["projection"] = ("linear in the candidates evaluated so far (later generations may "
                             "train longer or shorter, and repeats of a genome are not trained)")
+    record["outcome"] = (f"{evaluated} of {record['evaluations_planned']} candidates evaluated "
+                         f"in {total:.0f} s" + ("" if complete else " (stopped by --max-minutes)"))
+    record["plot"] = None
+    if not evaluated:
+        record["notes"].append(f"0 candidates evaluated in {total:.0f} s: no rate per candidate, "
+                               "no projection and no plot")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"{s['name']}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    try:
-        from pytorch_devol.search.plot import plot_run
+    out.write_text(json.dumps(record, indent=2) + "\n")  # before plotting: a plot cannot lose it
+    png = "no plot (no candidate was evaluated)"
+    if evaluated:
+        try:
+            from pytorch_devol.search.plot import plot_run
 
-        png: Any = plot_run(run_dir, out=args.out_dir / f"{s['name']}.png")
-    except ImportError as exc:  # matplotlib is optional (e.g. on the GPU machine)
-        png = f"no plot ({exc})"
+            png = record["plot"] = str(plot_run(run_dir, out=args.out_dir / f"{s['name']}.png"))
+        except ImportError as exc:  # matplotlib is optional (e.g. on the GPU machine)
+            png = f"no plot ({exc})"
+            record["notes"].append(png)
+        out.write_text(json.dumps(record, indent=2) + "\n")
     best = record.get("best", {})
-    print(f"{record['counts']} in {total:.0f} s ({record['seconds_per_candidate']} s per "
-          f"candidate); best val accuracy {best.get('val_accuracy')}, its test accuracy "
-          f"{best.get('test_accuracy')} (DEvol: {DEVOL_TEST_ACCURACY}); wrote {out} and {png}")
+    per = record["seconds_per_candidate"]
+    print(f"{record['outcome']}: {record['counts']}"
+          + (f" ({per} s per candidate)" if per is not None else "")
+          + f"; best val accuracy {best.get('val_accuracy')}, its test accuracy "
+          f"{best.get('test_accuracy')} (DEvol: {DEVOL_TEST_ACCURACY}); wrote {out}; {png}")
     return record
 
 

@@ -15,9 +15,17 @@
 #                           -> devol_mnist_<gpu>_gpu-suite-slice.{json,png}, run dir in
 #                              results/runs/ (its best.pt is git-ignored)
 #   4. gpu_suite_summary.py -> gpu_suite_<tag>.{json,md}: each step's wall time and exit code,
-#                              and the headline figures. Logs: results/gpu_suite_logs/.
-# Every step has a soft time budget (the script stops starting new work) inside a hard one
-# (`timeout`); a step that fails or runs out of time is recorded and the suite goes on.
+#                              the steps that got no time or finished nothing, and the headline
+#                              figures. Logs: results/gpu_suite_logs/.
+# The budget is shared out up front: each step's hard limit (`timeout`) is a fixed share of the
+# total (at the default 9 minutes: environment 60 s, step 1 160 s, step 2 170 s, summary 20 s,
+# step 3 the remaining 125 s plus whatever the steps before it left unused), so a step that
+# overruns is stopped within its own share and cannot eat a later step's. Inside its share each
+# step of the real suite has a soft budget (--max-minutes: it stops starting new work and
+# writes what it has). A step that fails or runs out of time is recorded and the suite goes
+# on; a step that finished nothing still writes its result, saying so. The dry run sizes its
+# steps by count (one genome, one round, two candidates) and gives them no soft budget: the
+# work, not the machine's speed, ends each step.
 #
 # It assumes only the repository's working tree. The GPU machine sees nothing beside it, so copy
 # MNIST into the git-ignored folder datasets/ of the checkout first (.gitignore has /datasets/)
@@ -29,10 +37,10 @@
 # <repo>/../shared/datasets. Python: $PYTHON, else python3 (the GPU machine's CUDA torch).
 #
 #   bash benchmarks/gpu_suite.sh                  # the real suite (needs CUDA)
-#   bash benchmarks/gpu_suite.sh --dry-run        # CPU, tiny sizes, ~1 minute: what CI runs
+#   bash benchmarks/gpu_suite.sh --dry-run        # CPU, tiny sizes, ~40 s: what CI runs
 #   options: --out-dir DIR (default benchmarks/results; the dry run's default is a temporary
 #            folder, never benchmarks/results), --minutes M (total wall budget: default 9,
-#            in the dry run 3)
+#            in the dry run 3; the shares scale with it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,7 +52,7 @@ while (($#)); do
         --dry-run) DRY=1 ;;
         --out-dir) OUT_DIR="$2"; shift ;;
         --minutes) MINUTES="$2"; shift ;;
-        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
         *) echo "gpu_suite.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -69,35 +77,49 @@ TOTAL=$(awk -v m="$MINUTES" 'BEGIN { printf "%d", m * 60 }')
 DEADLINE=$((SECONDS + TOTAL - 5))
 echo "gpu_suite: tag $TAG, $TOTAL s budget, results in $OUT_DIR, python $PYTHON"
 
-# step_cap WANTED RESERVE -> seconds this step may take: WANTED, or less so that RESERVE
-# seconds stay for the steps after it.
-step_cap() {
-    local left=$((DEADLINE - SECONDS - $2))
-    ((left < $1)) && echo "$left" || echo "$1"
+# share BASE -> a step's fixed share of the budget: BASE seconds of the default budget
+# (DEFAULT_TOTAL), scaled to the budget of --minutes; never under 10 s (what a step needs to start).
+share() {
+    awk -v b="$1" -v t="$TOTAL" -v d="$DEFAULT_TOTAL" \
+        'BEGIN { s = int(b * (t - 5) / (d - 5)); print (s < 10 ? 10 : s) }'
 }
 minutes() { awk -v s="$1" 'BEGIN { m = s / 60; if (m < 0.05) m = 0.05; printf "%.2f", m }'; }
 
-# run_step NAME CAP_S COMMAND...: run under a hard timeout, log it, record rc and wall time.
+# run_step NAME CAP_S COMMAND...: run it so that it ends within CAP_S seconds (TERM after
+# CAP_S - 5, KILL 5 s later), log it, record its exit code and wall time.
 run_step() {
     local name=$1 cap=$2
     shift 2
     if ((cap < 10)); then
-        echo "gpu_suite: skip $name (no time left)"
+        echo "gpu_suite: skip $name (its share, $cap s, is too small to start it)"
         printf '%s\tskipped\t0\t%s\n' "$name" "$cap" >> "$STEPS"
         return 0
     fi
     echo "gpu_suite: $name (hard limit $cap s): $*"
     local t0=$SECONDS rc
     set +e
-    timeout --kill-after=10 "$cap" "$@" 2>&1 | tee "$OUT_DIR/gpu_suite_logs/${name}_$TAG.log"
+    timeout --kill-after=5 "$((cap - 5))" "$@" 2>&1 | tee "$OUT_DIR/gpu_suite_logs/${name}_$TAG.log"
     rc=${PIPESTATUS[0]}
     set -e
     printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - t0))" "$cap" >> "$STEPS"
     echo "gpu_suite: $name finished, exit $rc, $((SECONDS - t0)) s"
 }
 
+# The shares, fixed before anything runs (seconds at the default budget, scaled).
+if ((DRY)); then
+    DEFAULT_TOTAL=180
+    ENV_S=$(share 20) TT_S=$(share 35) PAR_S=$(share 55) SUMMARY_S=$(share 20)
+else
+    DEFAULT_TOTAL=540
+    ENV_S=$(share 60) TT_S=$(share 160) PAR_S=$(share 170) SUMMARY_S=$(share 20)
+fi
+DEVOL_S=$((TOTAL - 5 - ENV_S - TT_S - PAR_S - SUMMARY_S))  # its floor: it also gets what is left
+echo "gpu_suite: shares: environment $ENV_S s, train_throughput $TT_S s, parallel_scaling" \
+     "$PAR_S s, devol_slice at least $DEVOL_S s, summary $SUMMARY_S s"
+
 # 0. The environment: CUDA (or the dry run's CPU), the package importable, a GPU description.
-run_step environment 60 "$PYTHON" - "$DRY" "$OUT_DIR/gpu_suite_logs/environment_$TAG.json" <<'EOF'
+ENV_JSON="$OUT_DIR/gpu_suite_logs/environment_$TAG.json"   # the suite's first output
+run_step environment "$ENV_S" "$PYTHON" - "$DRY" "$ENV_JSON" <<'EOF'
 import json, platform, subprocess, sys
 import torch
 sys.path.insert(0, ".")
@@ -123,17 +145,19 @@ if [[ "$(tail -n1 "$STEPS" | cut -f2)" != "0" ]]; then
 fi
 
 if ((DRY)); then
+    # Sized by count, as small as still runs every code path. No --max-minutes anywhere: the
+    # work, not the machine's speed, ends each step (the shares above are only hard limits).
     DEVICE=cpu
-    TT_SIZE=(--dataset digits --n-genomes 2 --epochs 1 --repeats 2 --threads 1
-             --max-conv-layers 2 --max-dense-layers 2 --max-filters 16 --max-dense-nodes 32
-             --matmul-seconds 0.1)
-    PAR_SIZE=(--dataset digits --n-genomes 3 --epochs 1 --rounds 1 --min-seconds 0
-              --workers 1 --max-conv-layers 2 --max-dense-layers 2 --max-filters 16
-              --max-dense-nodes 32)
-    DEVOL_SIZE=(--generations 2 --population 2 --epochs 1 --train-size 1000 --test-size 1000
-                --max-conv-layers 2 --max-dense-layers 2 --max-filters 16 --max-dense-nodes 32)
-    TT_CAP=45 PAR_CAP=45 TT_MARGIN=30 PAR_MARGIN=30 DEVOL_MARGIN=40
-    TT_RESERVE=50 PAR_RESERVE=35    # seconds kept for the steps after it
+    SPACE=(--max-conv-layers 2 --max-dense-layers 2 --max-filters 16 --max-dense-nodes 32)
+    TT_SIZE=(--dataset mnist --train-size 500 --test-size 200 --n-genomes 1 --epochs 1
+             --repeats 1 --threads 1 "${SPACE[@]}"
+             --matmul-size 128 --matmul-repeats 1 --matmul-seconds 0.05)
+    PAR_SIZE=(--dataset mnist --train-size 500 --test-size 200 --n-genomes 1 --epochs 1
+              --rounds 1 --min-seconds 0 --workers 1 "${SPACE[@]}")
+    DEVOL_SIZE=(--generations 1 --population 2 --epochs 1 --train-size 500 --test-size 200
+                "${SPACE[@]}")
+    TT_BUDGET=() PAR_BUDGET=()
+    K_DEFAULT=1
 else
     DEVICE=cuda
     TT_SIZE=(--dataset mnist --train-size 60000 --test-size 10000 --epochs 1 --n-genomes 4
@@ -142,40 +166,49 @@ else
     PAR_SIZE=(--dataset mnist --train-size 12000 --test-size 2000 --epochs 1 --n-genomes 12
               --workers-per-gpu 1,2,4,8 --rounds 2 --min-seconds 12)
     DEVOL_SIZE=()   # the full experiment's settings, stopped by --max-minutes
-    TT_CAP=160 PAR_CAP=170 TT_MARGIN=35 PAR_MARGIN=35 DEVOL_MARGIN=75
-    TT_RESERVE=235 PAR_RESERVE=150  # seconds kept for the steps after it
+    # Soft budgets inside the shares; the margins cover what follows them (the last candidate
+    # or measurement, the matmul rate, writing the results, stopping the workers).
+    TT_BUDGET=(--max-minutes "$(minutes $((TT_S - 35)))")
+    PAR_BUDGET=(--max-minutes "$(minutes $((PAR_S - 35)))")
+    DEVOL_MARGIN=75
+    K_DEFAULT=4
 fi
 
 # 1. Training throughput: ours vs tuned vs tutorial.
-cap=$(step_cap "$TT_CAP" "$TT_RESERVE")
-run_step train_throughput "$cap" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" \
-    "${TT_SIZE[@]}" --max-minutes "$(minutes $((cap - TT_MARGIN)))" --tag "$TAG" \
+run_step train_throughput "$TT_S" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" \
+    "${TT_SIZE[@]}" ${TT_BUDGET[@]+"${TT_BUDGET[@]}"} --tag "$TAG" \
     --out-dir "$OUT_DIR" --note "run by benchmarks/gpu_suite.sh"
 
 # 2. Workers per GPU (CPU dry run: in-process vs one worker).
-cap=$(step_cap "$PAR_CAP" "$PAR_RESERVE")
-run_step parallel_scaling "$cap" "$PYTHON" benchmarks/parallel_scaling.py --device "$DEVICE" \
-    "${PAR_SIZE[@]}" --max-minutes "$(minutes $((cap - PAR_MARGIN)))" --tag "$TAG" \
+run_step parallel_scaling "$PAR_S" "$PYTHON" benchmarks/parallel_scaling.py --device "$DEVICE" \
+    "${PAR_SIZE[@]}" ${PAR_BUDGET[@]+"${PAR_BUDGET[@]}"} --tag "$TAG" \
     --out-dir "$OUT_DIR" --note "run by benchmarks/gpu_suite.sh"
 
-# 3. A time-boxed slice of DEvol's whole experiment with the best K of step 2 (default 4).
-K=$("$PYTHON" - "$OUT_DIR/parallel_$TAG.json" <<'EOF' || echo 4
+# 3. A time-boxed slice of DEvol's whole experiment with the best K of step 2 (K_DEFAULT when
+#    step 2 measured no pool).
+K=$("$PYTHON" - "$OUT_DIR/parallel_$TAG.json" "$K_DEFAULT" <<'EOF' || echo "$K_DEFAULT"
 import json, sys
 best = json.load(open(sys.argv[1]))["best_pool"]
-print((best["workers_per_gpu"] or best["workers"]) if best else 4)
+print((best["workers_per_gpu"] or best["workers"]) if best else sys.argv[2])
 EOF
 )
 if ((DRY)); then K_ARGS=(--workers "$K"); else K_ARGS=(--workers-per-gpu "$K"); fi
 RUN_DIR="$OUT_DIR/runs/devol_mnist_${TAG}_gpu-suite-slice"
 rm -rf "$RUN_DIR" "$RUN_DIR.csv"     # this suite's own previous slice
-cap=$(step_cap 600 15)
+cap=$((DEADLINE - SECONDS - SUMMARY_S))   # what is left, the summary's share kept ...
+((cap > DEVOL_S)) || cap=$DEVOL_S         # ... and never less than its own share
+if ((DRY)); then
+    DEVOL_BUDGET=()
+else
+    DEVOL_BUDGET=(--max-minutes "$(minutes $((cap - DEVOL_MARGIN)))")
+fi
 run_step devol_slice "$cap" "$PYTHON" benchmarks/devol_mnist.py --device "$DEVICE" \
-    "${DEVOL_SIZE[@]}" "${K_ARGS[@]}" --max-minutes "$(minutes $((cap - DEVOL_MARGIN)))" \
+    ${DEVOL_SIZE[@]+"${DEVOL_SIZE[@]}"} "${K_ARGS[@]}" ${DEVOL_BUDGET[@]+"${DEVOL_BUDGET[@]}"} \
     --tag gpu-suite-slice --run-dir "$RUN_DIR" --out-dir "$OUT_DIR" --quiet \
     --note "run by benchmarks/gpu_suite.sh with K=$K from parallel_$TAG.json"
 
 # 4. Summary.
-run_step summary "$(step_cap 30 0)" "$PYTHON" benchmarks/gpu_suite_summary.py \
+run_step summary "$SUMMARY_S" "$PYTHON" benchmarks/gpu_suite_summary.py \
     --out-dir "$OUT_DIR" --tag "$TAG" --total-seconds "$TOTAL"
 echo "gpu_suite: done in $SECONDS s; results in $OUT_DIR (summary gpu_suite_$TAG.md)"
 awk -F'\t' '$2 != "0" { bad = 1 } END { exit bad }' "$STEPS"

@@ -1,5 +1,6 @@
-"""The last step of benchmarks/gpu_suite.sh: one page with each step's exit code and wall time
-and the headline figures of the results the suite wrote.
+"""The last step of benchmarks/gpu_suite.sh: one page with each step's exit code and wall time,
+the steps that got no time or finished nothing, and the headline figures of the results the
+suite wrote.
 
     python benchmarks/gpu_suite_summary.py --out-dir benchmarks/results --tag cuda
 
@@ -34,6 +35,43 @@ def load(path: Path) -> dict[str, Any] | None:
         return None
 
 
+RESULT_OF = {"train_throughput": "train_throughput", "parallel_scaling": "parallel",
+             "devol_slice": "devol_slice"}
+
+
+def shortfalls(steps: list[dict[str, Any]], tt: dict[str, Any] | None,
+               par: dict[str, Any] | None, devol: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The steps that got no time, were stopped, failed, or ran but measured nothing."""
+    out: list[dict[str, str]] = []
+    ran = {s["step"]: s for s in steps}
+    for s in steps:
+        if s["exit"] == "skipped":
+            out.append({"step": s["step"], "problem": f"got no time: skipped, its share "
+                        f"({s['hard_limit_s']} s) too small to start it"})
+        elif s["exit"] in ("124", "137"):
+            out.append({"step": s["step"], "problem": f"stopped by its hard limit "
+                        f"({s['hard_limit_s']} s) after {s['wall_s']} s"})
+        elif s["exit"] != "0":
+            out.append({"step": s["step"], "problem": f"failed (exit {s['exit']}) after "
+                        f"{s['wall_s']} s"})
+    results = {"train_throughput": tt, "parallel_scaling": par, "devol_slice": devol}
+    for name, result in results.items():
+        if name not in ran or ran[name]["exit"] == "skipped":
+            continue
+        if result is None:
+            out.append({"step": name, "problem": "wrote no result"})
+        elif name == "train_throughput" and not result["summary"]["genomes_counted"]:
+            out.append({"step": name, "problem": "measured nothing: " + result["summary"].get(
+                "outcome", "0 genomes measured in every way")})
+        elif name == "parallel_scaling" and not any(r["rounds"] for r in result["rows"]):
+            out.append({"step": name, "problem": "measured nothing: " + result.get(
+                "outcome", f"all {len(result['skipped'])} measurements skipped")})
+        elif name == "devol_slice" and not result["counts"]["evaluated"]:
+            out.append({"step": name, "problem": "evaluated nothing: " + result.get(
+                "outcome", f"0 candidates evaluated in {result['wall_seconds']} s")})
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     out, tag = args.out_dir, args.tag
@@ -43,16 +81,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for line in steps_file.read_text().splitlines():
             name, rc, wall, cap = line.split("\t")
             steps.append({"step": name, "exit": rc, "wall_s": int(wall), "hard_limit_s": cap})
-    env = load(out / "gpu_suite_logs" / f"environment_{tag}.json") or {}
-    tt = load(out / f"train_throughput_{tag}.json")
-    par = load(out / f"parallel_{tag}.json")
-    devol_files = sorted(out.glob("devol_mnist_*_gpu-suite-slice.json"))
+    env_file = out / "gpu_suite_logs" / f"environment_{tag}.json"
+    env = load(env_file) or {}
+    # The environment file is the suite's first output: a result older than it is a previous
+    # run's (benchmarks/results keeps them), not this run's, and is left out (and listed).
+    since = env_file.stat().st_mtime if env_file.exists() else None
+    stale: list[str] = []
+
+    def fresh(path: Path) -> bool:
+        if since is not None and path.exists() and path.stat().st_mtime < since:
+            stale.append(path.name)
+            return False
+        return True
+
+    tt_file, par_file = out / f"train_throughput_{tag}.json", out / f"parallel_{tag}.json"
+    tt = load(tt_file) if fresh(tt_file) else None
+    par = load(par_file) if fresh(par_file) else None
+    devol_files = sorted((f for f in out.glob("devol_mnist_*_gpu-suite-slice.json") if fresh(f)),
+                         key=lambda f: f.stat().st_mtime)
     devol = load(devol_files[-1]) if devol_files else None
 
     summary: dict[str, Any] = {"benchmark": "gpu_suite", "date": now(), "tag": tag,
                                "environment": {k: v for k, v in env.items()
                                                if k != "nvidia_smi"},
                                "steps": steps, "budget_seconds": args.total_seconds,
+                               "stale_results_ignored": stale,
                                "steps_wall_seconds": sum(s["wall_s"] for s in steps)}
     lines = [f"# GPU suite ({tag})", "",
              f"{summary['date']}; {', '.join(env.get('gpus', [])) or 'no GPU (dry run)'}; "
@@ -63,6 +116,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               for s in steps]
     lines += ["", f"Steps took {summary['steps_wall_seconds']} s of the "
               f"{args.total_seconds:g} s budget." if args.total_seconds else "", ""]
+    summary["shortfalls"] = shortfalls(steps, tt, par, devol)
+    summary["steps_that_finished_nothing"] = sorted({f["step"] for f in summary["shortfalls"]})
+    if summary["shortfalls"]:
+        lines += ["**Steps that got no time, were stopped, failed or finished nothing:**", ""]
+        lines += [f"- {f['step']}: {f['problem']}" for f in summary["shortfalls"]] + [""]
+    else:
+        lines += ["Every step ran to its end and measured something.", ""]
+    if stale:
+        lines += [f"Older results left out (not written by this run): {', '.join(stale)}.", ""]
 
     if tt:
         s = tt["summary"]
@@ -79,7 +141,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lines += ["## Training throughput", "",
                   f"`train_throughput_{tag}.md`: {t['genomes']} genomes, {t['rounds']} round(s)"
                   + (" (partial)" if t["partial_round"] else "") + f". Ours vs tuned: "
-                  f"{t['ours_vs_tuned']}. Ours vs tutorial: {t['ours_vs_tutorial']}."]
+                  f"{t['ours_vs_tuned']}. Ours vs tutorial: {t['ours_vs_tutorial']}."
+                  if t["genomes"] else
+                  f"`train_throughput_{tag}.md`: NOTHING MEASURED ("
+                  + s.get("outcome", "0 genomes measured in every way") + ")."]
         if t["ours_tflops_per_s"]:
             lines.append(f"Ours: {fmt_spread(t['ours_tflops_per_s'], 2)} TFLOP/s, "
                          f"{100 * t['ours_fraction_of_bf16_matmul']:.1f}% of the measured bf16 "
@@ -99,10 +164,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lines += ["## Workers per GPU", "", f"`parallel_{tag}.md`:", ""]
         lines += [f"- {r['mode']} x{r['workers']}"
                   + (f" ({r['workers_per_gpu']} per GPU)" if r["workers_per_gpu"] else "")
-                  + f": {r['candidates_per_min']} candidates/min (median of {r['rounds']})"
+                  + (f": {r['candidates_per_min']} candidates/min (median of {r['rounds']})"
+                     if r["rounds"] else ": not measured")
                   + (f"; {r['speedup']}" if r["speedup"] and r["mode"] == "pool" else "")
                   for r in rows]
-        lines += ["", f"Highest median pool rate: {par['best_pool']}"
+        lines += ["", (f"Highest median pool rate: {par['best_pool']}" if par["best_pool"]
+                       else "No pool configuration measured")
                   + (f"; skipped: {len(par['skipped'])} measurement(s)" if par["skipped"]
                      else "") + ".", ""]
     else:
@@ -118,13 +185,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
              "best_test_accuracy": devol.get("best", {}).get("test_accuracy")}
         summary["devol_slice"] = d
         proj = d["projected_seconds_for_all_planned"]
-        lines += ["## DEvol's whole experiment, time-boxed", "",
-                  f"`{d['file']}`: {d['evaluated']} of {d['planned']} candidates evaluated "
-                  f"({d['trained']} trained) in {d['wall_seconds']} s: "
-                  f"{d['candidates_per_minute']} candidates/min; projected time for all "
-                  f"{d['planned']}: " + (f"{proj:.0f} s ({proj / 60:.1f} min)" if proj else "-")
-                  + f" ({devol.get('projection', '')}). Best so far: validation "
-                  f"{d['best_val_accuracy']}, its test accuracy {d['best_test_accuracy']}.", ""]
+        lines += ["## DEvol's whole experiment, time-boxed", ""]
+        if not d["evaluated"]:
+            lines += [f"`{d['file']}`: NOTHING EVALUATED: 0 of {d['planned']} candidates in "
+                      f"{d['wall_seconds']} s (no rate, no projection, no plot).", ""]
+        else:
+            lines += [f"`{d['file']}`: {d['evaluated']} of {d['planned']} candidates evaluated "
+                      f"({d['trained']} trained) in {d['wall_seconds']} s: "
+                      f"{d['candidates_per_minute']} candidates/min; projected time for all "
+                      f"{d['planned']}: "
+                      + (f"{proj:.0f} s ({proj / 60:.1f} min)" if proj else "-")
+                      + f" ({devol.get('projection', '')}). Best so far: validation "
+                      f"{d['best_val_accuracy']}, its test accuracy "
+                      f"{d['best_test_accuracy']}.", ""]
     else:
         lines += ["## DEvol's whole experiment, time-boxed", "",
                   "No result (see the step's log).", ""]

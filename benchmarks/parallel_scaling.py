@@ -96,8 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-seconds", type=float, default=30.0,
                    help="each measurement runs whole passes until at least this long")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="start no new measurement after this long (later ones are skipped "
-                        "and listed as such)")
+                   help="start no new measurement after this long, counted from the start "
+                        "(later ones are skipped and listed as such; a budget spent before the "
+                        "first is recorded as 0 measurements)")
     p.add_argument("--seed", type=int, default=0, help="seed of the genome draw and training")
     p.add_argument("--max-conv-layers", type=int, default=6)
     p.add_argument("--max-dense-layers", type=int, default=4)
@@ -286,6 +287,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     measured = [r for r in rows if r["mode"] == "pool" and r["rounds"]]
     best = max(measured, key=lambda r: r["candidates_per_min"]["median"]) if measured else None
     info.update(loadavg_at_end=loadavg(), wall_seconds=round(budget.elapsed(), 1))
+    n_runs = sum(len(done) for done in runs)
+    outcome = (f"{n_runs} of {len(plans) * args.rounds} measurements made "
+               f"({sum(r['candidates'] for done in runs for r in done)} candidates evaluated) "
+               f"in {info['wall_seconds']:.0f} s"
+               + (f", {len(skipped)} skipped by --max-minutes" if skipped else ""))
     result = {
         "benchmark": "parallel_scaling", "machine": info,
         "command": shlex.join(["python", "benchmarks/parallel_scaling.py", *argv]),
@@ -293,12 +299,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "data_root": str(root), "data": data.summary(),
                      "genomes": [list(g) for g in genomes],
                      "train_flops_per_image": [costs[g] for g in genomes]},
-        "rows": rows, "runs": runs, "skipped": skipped,
+        "outcome": outcome, "rows": rows, "runs": runs, "skipped": skipped,
         "best_pool": None if best is None else {
             "workers": best["workers"], "workers_per_gpu": best["workers_per_gpu"],
             "threads_per_worker": best["threads_per_worker"],
             "candidates_per_min_median": best["candidates_per_min"]["median"]},
     }
+    print(outcome, flush=True)
     if not args.no_write:
         write(result, args.out_dir, args.tag or device.type)
     return result
@@ -357,6 +364,10 @@ def write(result: dict[str, Any], out_dir: Path, tag: str) -> None:
                   "comparable with a run without failures."]
     if result["best_pool"]:
         lines += ["", f"Highest median pool rate: {result['best_pool']}."]
+    else:
+        lines += ["", "No pool configuration was measured: no best worker count."]
+    if not any(r["rounds"] for r in result["rows"]):
+        lines += ["", f"**Nothing measured: {result['outcome']}.**"]
     if result["skipped"]:
         lines += ["", f"Skipped by --max-minutes {s['max_minutes']}: "
                   + ", ".join(f"round {k['round']} {k['mode']} x{k['workers']}"

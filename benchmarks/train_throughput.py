@@ -109,8 +109,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3,
                    help="interleaved rounds (each a different training seed)")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="start no new (genome, round) after this long; only complete rounds "
-                        "enter the medians (a partial first round is used, and labelled)")
+                   help="start no new (genome, round) after this long (counted from the start, "
+                        "warm-up included); only complete rounds enter the medians (a partial "
+                        "first round is used, and labelled; a budget spent before the first "
+                        "genome is recorded as 0 genomes measured)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch.set_num_threads for all ways (default: torch's choice)")
     p.add_argument("--ways", default=",".join(WAYS),
@@ -120,8 +122,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "the rounds (auto: on CUDA, where cuDNN autotunes per shape)")
     p.add_argument("--no-flops", action="store_true", help="skip FLOP counting / matmul rate")
     p.add_argument("--matmul-seconds", type=float, default=None,
-                   help="length of each of the 3 x 2 matmul-rate measurements (default 1 s on "
-                        "CUDA, 0.7 s on CPU)")
+                   help="length of each of the --matmul-repeats x 2 matmul-rate measurements "
+                        "(default 1 s on CUDA, 0.7 s on CPU)")
+    p.add_argument("--matmul-size", type=int, default=None,
+                   help="N of the N x N matmuls (default 8192 on CUDA, 1024 on CPU; each "
+                        "measurement runs at least 4 of them, and bf16 without native kernels "
+                        "is slow: ~3 s per 1024 matmul on one thread of a CPU without them)")
+    p.add_argument("--matmul-repeats", type=int, default=3,
+                   help="matmul-rate measurements per dtype (the median is reported)")
     p.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
     p.add_argument("--tag", default=None, help="file name suffix (default: the device type)")
     p.add_argument("--note", action="append", default=[], help="a note for the .md")
@@ -130,8 +138,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.ways = [w.strip() for w in args.ways.split(",") if w.strip()]
     if not args.ways or any(w not in WAYS for w in args.ways):
         p.error(f"--ways must name some of {WAYS}")
-    if args.repeats < 1 or args.n_genomes < 1:
-        p.error("--repeats and --n-genomes must be >= 1")
+    if args.repeats < 1 or args.n_genomes < 1 or args.matmul_repeats < 1:
+        p.error("--repeats, --n-genomes and --matmul-repeats must be >= 1")
     return args
 
 
@@ -264,9 +272,10 @@ def count_flops(schema: Any, genome: np.ndarray, shape: tuple[int, ...], device:
     return train, counter.get_total_flops() / batch
 
 
-def matmul_rate(device: torch.device, dtype: torch.dtype, seconds: float) -> float:
+def matmul_rate(device: torch.device, dtype: torch.dtype, seconds: float,
+                n: int | None = None) -> float:
     """Measured dense matmul FLOP/s on ``device`` in ``dtype`` (the practical peak)."""
-    n = 8192 if device.type == "cuda" else 1024
+    n = n or (8192 if device.type == "cuda" else 1024)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
@@ -282,15 +291,16 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, seconds: float) -> flo
 
 
 def matmul_rates(device: torch.device, seconds: float | None = None,
-                 repeats: int = 3) -> dict[str, Any]:
+                 repeats: int = 3, n: int | None = None) -> dict[str, Any]:
     """bf16 and fp32 rates, interleaved, median and range over ``repeats`` measurements."""
     if seconds is None:
         seconds = 1.0 if device.type == "cuda" else 0.7
+    n = n or (8192 if device.type == "cuda" else 1024)
     rates: dict[str, list[float]] = {"bf16": [], "fp32": []}
     for _ in range(repeats):
-        rates["bf16"].append(matmul_rate(device, torch.bfloat16, seconds) / 1e12)
-        rates["fp32"].append(matmul_rate(device, torch.float32, seconds) / 1e12)
-    return {k: spread(v) for k, v in rates.items()}
+        rates["bf16"].append(matmul_rate(device, torch.bfloat16, seconds, n) / 1e12)
+        rates["fp32"].append(matmul_rate(device, torch.float32, seconds, n) / 1e12)
+    return {**{k: spread(v) for k, v in rates.items()}, "size": n}
 
 
 # -- machine description ---------------------------------------------------------------------
@@ -411,7 +421,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rounds_done, stopped = 0, False
     for r in range(args.repeats):
         for gi, (genome, rec) in enumerate(zip(genomes, records, strict=True)):
-            if budget.spent() and not (r == 0 and gi == 0):
+            if budget.spent():
                 stopped = True
                 break
             k = (gi + r) % len(args.ways)  # rotate who goes first
@@ -428,8 +438,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rounds_done += 1
 
     summary = summarise(records, args.ways, n_images, rounds_done, not args.no_flops)
-    if not args.no_flops:
-        summary["matmul_tflops"] = matmul_rates(device, args.matmul_seconds)
+    if summary["genomes_counted"] == 0:  # a result, not a crash: say so, measure nothing more
+        summary["matmul_tflops_skipped"] = "no genome was measured: no rate to compare with"
+    elif not args.no_flops:
+        summary["matmul_tflops"] = matmul_rates(device, args.matmul_seconds,
+                                                args.matmul_repeats, args.matmul_size)
         for way in args.ways:
             tf = summary["ways"][way].get("tflops_per_s")
             if tf is not None:
@@ -441,6 +454,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     info = machine(device)
     info.update(started=started, loadavg_at_start=load_start, loadavg_at_end=loadavg(),
                 wall_seconds=round(budget.elapsed(), 1), code=code_state())
+    counted = summary["genomes_counted"]
+    summary["outcome"] = (f"{counted} of {summary['genomes_drawn']} genomes measured in every "
+                          f"way, {summary['rounds_counted'] if counted else 0} round(s), in "
+                          f"{info['wall_seconds']:.0f} s"
+                          + (" (stopped by --max-minutes)" if stopped else ""))
     result = {
         "benchmark": "train_throughput", "machine": info,
         "command": shlex.join(["python", "benchmarks/train_throughput.py", *argv]),
@@ -475,7 +493,7 @@ def summarise(records: list[dict[str, Any]], ways: list[str], n_images: int, rou
         "images_per_genome": n_images, "ways": {}, "ratios": {},
     }
     per_round = {w: [sum(run_of(rec, w, r)["seconds"] for rec in usable) for r in rounds]
-                 for w in ways}
+                 if usable else [] for w in ways}  # no genome: no timing (not 0 s)
     total_flops = sum(rec.get("flops", 0.0) for rec in usable)
     for w in ways:
         secs = per_round[w]
@@ -531,6 +549,8 @@ def write(result: dict[str, Any], out_dir: Path, tag: str) -> None:
     flops = "matmul_tflops" in s
     rounds = (f"{s['rounds_counted']} interleaved round(s)" if not s["partial_round"] else
               "a PARTIAL first round (the time budget ran out)")
+    if not s["genomes_counted"]:
+        rounds = "NOTHING MEASURED: no genome trained in every way within the time budget"
     lines = [
         f"# Training throughput ({tag})", "",
         f"{m['date']} - {m.get('gpu', m['cpu'])} ({m['cpu_count']} CPUs, {m['torch_threads']} "
@@ -567,12 +587,14 @@ def write(result: dict[str, Any], out_dir: Path, tag: str) -> None:
         lines.append(f"- **{b} vs {a}**: {r['verdict']}"
                      + (f"; per genome median {pg[0]:.2f}x (min {pg[1]:.2f}, max {pg[2]:.2f})"
                         if pg else "")
-                     + f". Test accuracy, {acc['what']} ({acc['pairs']} pairs): mean "
-                     f"{acc['mean']:+.4f} (sd {acc['sd']:.4f}, standard error "
-                     f"{acc['stderr']:.4f}, range {acc['min']:+.3f} to {acc['max']:+.3f}).")
+                     + (f". Test accuracy, {acc['what']} ({acc['pairs']} pairs): mean "
+                        f"{acc['mean']:+.4f} (sd {acc['sd']:.4f}, standard error "
+                        f"{acc['stderr']:.4f}, range {acc['min']:+.3f} to {acc['max']:+.3f})."
+                        if acc["pairs"] else ": no pairs."))
     if flops:
         pk = s["matmul_tflops"]
-        lines += ["", f"Measured dense matmul rate (same device and threads, median of "
+        lines += ["", f"Measured dense matmul rate ({pk.get('size', '?')} x "
+                  f"{pk.get('size', '?')}, same device and threads, median of "
                   f"{pk['bf16']['n']}): bf16 {fmt_spread(pk['bf16'], 3)} TFLOP/s, fp32 "
                   f"{fmt_spread(pk['fp32'], 3)} TFLOP/s."]
     lines += ["", f"Ours and tuned: bf16 autocast={st['bf16']}, channels_last="
@@ -585,6 +607,9 @@ def write(result: dict[str, Any], out_dir: Path, tag: str) -> None:
     if s["stopped_by_time_budget"]:
         lines += [f"Stopped by --max-minutes {st['max_minutes']}: rounds not completed are "
                   "left out.", ""]
+    if not s["genomes_counted"]:
+        lines += [f"**{s['outcome']}**: no timing, ratio or matmul rate to report "
+                  f"({s.get('matmul_tflops_skipped', 'see the JSON')}).", ""]
     if st.get("note"):
         lines += ["## Notes", ""] + [f"- {n}" for n in st["note"]] + [""]
     (out_dir / f"train_throughput_{tag}.md").write_text("\n".join(lines))

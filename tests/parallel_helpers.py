@@ -1,7 +1,9 @@
 """Shared pieces of the parallel-evaluator tests: tiny schemas, a gene that kills its worker
 process on demand (across pool workers and Ray: it reads an environment variable and token
-files), a gene whose candidates hang or raise awkward errors, and a check that a process is
-really gone."""
+files), a gene whose candidates hang or raise awkward errors, a check that a process is really
+gone, an already-open evaluator lent to several searches (`Lent`), a strategy that asks given
+genomes (`Scripted`), and a switch that makes workers import ``torch._dynamo`` while they start.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +11,23 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from pytorch_devol.schema import DenseGene, GenomeSchema, OptimizerGene, allele, gene
 
 KILL_DIR_ENV = "PYTORCH_DEVOL_TEST_KILL_DIR"
+WARM_ENV = "PYTORCH_DEVOL_TEST_WARM_WORKERS"
+
+if os.environ.get(WARM_ENV) == "1":
+    # torch imports torch._dynamo on the first optimizer a process builds (Optimizer.__init__
+    # is wrapped by torch._disable_dynamo): about 4 s on a slow 2-core machine, inside the
+    # first candidate of every fresh worker. A worker imports this module while it starts (to
+    # unpickle a schema with the genes below), so with this variable set it pays that import
+    # during start-up, and a candidate_timeout then measures only the candidate.
+    import torch._dynamo  # noqa: F401
 
 
 def tiny_schema() -> GenomeSchema:
@@ -133,3 +146,58 @@ def process_gone(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+class Lent:
+    """An evaluator that is already open, lent to `Search` runs: their ``open`` and ``close``
+    leave it open, so several searches share its started (and warmed-up) workers. ``open``
+    checks that the search trains what the workers were set up with; ``assignments`` holds
+    where each candidate of the latest search ran (the evaluator's own dict mixes searches)."""
+
+    def __init__(self, evaluator: Any, schema: Any, data: Any, config: Any) -> None:
+        self.evaluator, self.schema, self.data, self.config = evaluator, schema, data, config
+        self.capacity = evaluator.capacity
+        self.assignments: dict[int, dict[str, Any]] = {}
+        self.opened = 0
+
+    def open(self, schema: Any, data: Any, config: Any) -> None:
+        assert schema == self.schema, "the lent workers were set up with another schema"
+        assert config == self.config, "the lent workers were set up with another config"
+        assert data.fingerprint() == self.data.fingerprint(), "... with other data"
+        self.assignments, self.opened = {}, self.opened + 1
+
+    def submit(self, task: Any) -> None:
+        self.evaluator.submit(task)
+
+    def next_result(self) -> Any:
+        task, result = self.evaluator.next_result()
+        self.assignments[task.index] = dict(self.evaluator.assignments[task.index])
+        return task, result
+
+    def close(self) -> None:
+        pass
+
+
+class Scripted:
+    """A generational strategy that asks the genomes it is given, generation by generation."""
+
+    steady_state = False
+    maximize = True
+
+    def __init__(self, cardinalities, generations):
+        self.cardinalities = np.asarray(cardinalities)
+        self.generations, self.at = [np.asarray(g, dtype=np.int64) for g in generations], 0
+
+    def ask(self, n=None):
+        rows = self.generations[self.at % len(self.generations)]
+        self.at += 1
+        return rows if n is None else rows[:n]
+
+    def tell(self, genomes, fitness):
+        pass
+
+    def state_dict(self):
+        return {"at": self.at}
+
+    def load_state_dict(self, state):
+        self.at = state["at"]

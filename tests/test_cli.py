@@ -1,32 +1,25 @@
-"""The ``pytorch-devol`` command, run as a user would: in a subprocess."""
+"""The ``pytorch-devol`` command, run as a user would.
+
+The search itself, the kill and the resumes run in subprocesses (a real command, a real kill);
+checks that only read a run or reject arguments call ``cli.main`` in this process, which runs
+the same code without paying a Python start-up (seconds) per check. One mistake also goes
+through a subprocess, so the real entry point's one-line errors stay covered.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from .cli_helpers import cli, kill_when_logged, main
 
 pytestmark = pytest.mark.slow
 
 TINY = ["--max-conv-layers", "1", "--max-dense-layers", "2", "--max-filters", "16",
         "--max-dense-nodes", "32", "--generations", "3", "--population", "4", "--epochs", "2",
         "--seed", "5", "--precision", "fp32", "--fidelity", "none"]
-
-
-def cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, "-m", "pytorch_devol.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=600, **kw)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
 
 
 def records(run: Path) -> list[dict]:
@@ -49,12 +42,12 @@ def finished_run(tmp_path_factory) -> Path:
 
 def test_search_show_and_existing_dir(finished_run):
     assert len(records(finished_run)) == 12
-    shown = cli("show", str(finished_run)).stdout
-    assert "Best (candidate" in shown and "head: Linear" in shown
+    code, shown, _ = main("show", str(finished_run))
+    assert code == 0 and "Best (candidate" in shown and "head: Linear" in shown
     assert "Top" in shown
-    again = cli("search", *TINY, "--run-dir", str(finished_run), check=False)
-    assert again.returncode == 2
-    assert again.stderr.count("\n") == 1 and "already exists" in again.stderr
+    code, _, err = main("search", *TINY, "--run-dir", str(finished_run))
+    assert code == 2
+    assert err.count("\n") == 1 and "already exists" in err
 
 
 def test_user_mistakes_are_one_line_errors(tmp_path):
@@ -67,39 +60,38 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
         (["search", "--strategy", "regularized", "--fidelity", "sh"], "generational"),
         (["search", "--fidelity", "sh", "--epochs", "2", "--min-epochs", "3"], "min_epochs"),
         (["show", str(tmp_path / "nope")], "not a pytorch-devol run directory"),
-        (["search", "--resume", str(tmp_path / "nope")], "not a pytorch-devol run directory"),
+        (["search", "--workers", "two"], "integer >= 0 or 'auto'"),
     ]:
-        proc = cli(*args, check=False)
-        assert proc.returncode == 2, args
-        assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        code, _, err = main(*args)
+        assert code == 2, args
+        assert message in err and "Traceback" not in err, err
+    # The same through the installed entry point, in its own process.
+    proc = cli("search", "--resume", str(tmp_path / "nope"), check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "not a pytorch-devol run directory" in proc.stderr
 
 
 def test_plot_and_export(finished_run, tmp_path):
     png = tmp_path / "p.png"
-    cli("plot", str(finished_run), "--out", str(png))
+    assert main("plot", str(finished_run), "--out", str(png))[0] == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    out = cli("export", str(finished_run), "--format", "torchscript", "--out",
-              str(tmp_path / "m.pt")).stdout
+    code, out, err = main("export", str(finished_run), "--format", "torchscript", "--out",
+                          str(tmp_path / "m.pt"))
+    assert code == 0, err
     assert "m.pt" in out and (tmp_path / "m.pt").stat().st_size > 0
 
 
-@pytest.mark.parametrize("trial", [0, 1])
-def test_kill_9_then_resume_loses_and_duplicates_nothing(finished_run, tmp_path, trial):
+def test_kill_9_twice_then_resume_loses_and_duplicates_nothing(finished_run, tmp_path):
+    """Killed after 3 candidates, resumed and killed again 4 candidates later (a kill during
+    a resumed run), then resumed to the end: the same 12 records and best as the run that
+    was never interrupted."""
     run = tmp_path / "run"
-    wait_for = random.Random(trial).randint(1, 9)   # candidates logged before the kill
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "pytorch_devol.cli", "search", *TINY,
-                             "--run-dir", str(run), "--quiet"], env=env)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if (run / "results.jsonl").exists() and \
-                (run / "results.jsonl").read_text().count("\n") >= wait_for:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    before = records(run)
-    assert len(before) < 12, "the search finished before it could be killed"
+    log = run / "results.jsonl"
+    kill_when_logged(["search", *TINY, "--run-dir", str(run), "--quiet"], log, 3)
+    first = len(records(run))
+    assert first < 12, "the search finished before it could be killed"
+    kill_when_logged(["search", "--resume", str(run), "--quiet"], log, 4)
+    assert first <= len(records(run)) < 12, "the resumed search finished before the kill"
     cli("search", "--resume", str(run), "--quiet")
     after = records(run)
     indices = [r["index"] for r in after]
@@ -117,13 +109,10 @@ def test_search_with_a_worker_pool(tmp_path):
     recs = records(run)
     assert sorted(r["index"] for r in recs) == list(range(12))
     assert (run / "best.pt").exists()
-    bad = cli("search", "--workers", "two", check=False)
-    assert bad.returncode == 2 and "integer >= 0 or 'auto'" in bad.stderr
 
 
 def test_file_system_mistakes_are_one_line_errors(finished_run, tmp_path):
     (tmp_path / "afile").write_text("not a folder")
-    proc = cli("export", str(finished_run), "--out", str(tmp_path / "afile" / "m.pt"),
-               check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "afile" in proc.stderr and proc.stderr.count("\n") == 1
+    code, _, err = main("export", str(finished_run), "--out", str(tmp_path / "afile" / "m.pt"))
+    assert code == 2 and "Traceback" not in err
+    assert "afile" in err and err.count("\n") == 1

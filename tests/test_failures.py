@@ -3,7 +3,9 @@
 - a bug in one allele value of a gene is refused before anything trains (the dry run);
 - a gene that fails only while training trips the circuit breaker with the original error;
 - a failure that was the machine's (a lost worker) is not cached: a later copy of the genome,
-  or a resume, trains it again, a bounded number of times per session;
+  or a resume, trains it again, a bounded number of times per session (here with an evaluator
+  that reports lost workers; with real worker processes that die, in
+  test_parallel_pool.py::test_killed_workers_are_replaced_retried_then_failed_and_a_later_copy_retrains);
 - a strategy object runs the kind of search it declares, for the whole budget.
 """
 
@@ -24,6 +26,7 @@ from pytorch_devol.training import EvalResult, TrainConfig
 from pytorch_devol.training.trainer import classify_failure
 
 from .genes_for_tests import BuggyGene, ExplodingGene, TrainTimeBugGene
+from .parallel_helpers import Scripted
 
 FP32 = TrainConfig(precision="fp32", batch_size=64)
 SMALL_DENSE = DenseGene.with_choices(units=[16, 32], dropout=[0.0])
@@ -71,31 +74,6 @@ def test_a_bug_that_shows_only_in_training_trips_the_circuit_breaker(tmp_path, d
 
 
 # -- the machine's fault ----------------------------------------------------------------------
-class Scripted:
-    """A generational strategy that asks the genomes it is given, generation by generation."""
-
-    steady_state = False
-    maximize = True
-
-    def __init__(self, cardinalities, generations):
-        self.cardinalities = np.asarray(cardinalities)
-        self.generations, self.at = [np.asarray(g, dtype=np.int64) for g in generations], 0
-
-    def ask(self, n=None):
-        rows = self.generations[self.at % len(self.generations)]
-        self.at += 1
-        return rows if n is None else rows[:n]
-
-    def tell(self, genomes, fitness):
-        pass
-
-    def state_dict(self):
-        return {"at": self.at}
-
-    def load_state_dict(self, state):
-        self.at = state["at"]
-
-
 class LosesWorker(SerialEvaluator):
     """Reports the machine's failure (as a lost worker would) for the first ``times`` attempts
     at ``genome``; optionally 'dies' (KeyboardInterrupt) after ``stop_after`` results."""
@@ -218,32 +196,3 @@ def test_the_checkpoint_leaves_out_the_memory_of_asked_genomes_and_restores_it()
     assert np.array_equal(restored.ask(), original.ask())
     restored_all, original_all = restored.ask(), original.ask()
     assert np.array_equal(restored_all, original_all)
-
-
-@pytest.mark.slow
-def test_a_genome_whose_worker_dies_is_retrained_by_a_later_copy_in_the_pool(
-        tmp_path, digits, monkeypatch):
-    from pytorch_devol.search import ProcessPoolEvaluator
-
-    from .parallel_helpers import KILL_DIR_ENV, kill_schema
-
-    tokens = tmp_path / "tokens"
-    tokens.mkdir()
-    (tokens / "once").write_text("")  # one kill: the first build of an armed genome dies
-    monkeypatch.setenv(KILL_DIR_ENV, str(tokens))
-    schema = kill_schema()  # genome = [armed, dense active, units, ..., optimizer]
-    base = np.zeros(len(schema), dtype=np.int64)
-    base[schema.column_names.index("dense0.active")] = 1
-    armed, other, third = base.copy(), base.copy(), base.copy()
-    armed[0] = 1
-    other[schema.column_names.index("dense0.units")] = 1
-    third[-1] = 1
-    pool = ProcessPoolEvaluator(workers=1, max_retries=0, threads_per_worker=1)
-    result = Search(schema, digits, generations=2, population_size=2, epochs=1,
-                    run_dir=tmp_path / "run", evaluator=pool, train_config=FP32,
-                    strategy=Scripted(schema.cardinalities, [[armed, other], [armed, third]]),
-                    verbose=False).run()
-    copies = [r for r in result.history if r["genome"] == armed.tolist()]
-    assert [r["metrics"]["status"] for r in copies] == ["failed", "ok"]
-    assert copies[0]["metrics"]["failure"] == "infrastructure" and not copies[1]["cached"]
-    assert pool.deaths == 1

@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -25,6 +20,8 @@ from pytorch_devol.search.store import RunStore
 from pytorch_devol.training import TrainConfig, Trainer
 from pytorch_devol.training.state import TrainState
 from tests.parallel_helpers import tiny_schema
+
+from .cli_helpers import cli, kill_when_logged, main
 
 CONFIG = TrainConfig(precision="fp32", epochs=4, patience=None)
 
@@ -348,14 +345,6 @@ FIDELITIES = {"sh": ["--fidelity", "sh"],
               "asha": ["--fidelity", "asha", "--strategy", "regularized"]}
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "pytorch_devol.cli", *args],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
 def _records(run) -> list[tuple]:
     lines = (run / "results.jsonl").read_text().splitlines()
     recs = [json.loads(line) for line in lines if line.strip()]
@@ -366,30 +355,25 @@ def _records(run) -> list[tuple]:
 @pytest.mark.slow
 @pytest.mark.parametrize("fidelity", sorted(FIDELITIES))
 def test_killed_multi_fidelity_search_resumes_to_the_same_result(tmp_path, fidelity):
+    """Killed just after the first promotions, resumed and killed again inside a later rung,
+    then resumed to the end: the same records and best as the run never interrupted."""
     args = [*TINY, *FIDELITIES[fidelity]]
     reference = tmp_path / "ref"
-    _cli("search", *args, "--run-dir", str(reference), "--quiet")
+    cli("search", *args, "--run-dir", str(reference), "--quiet")
     total = len(_records(reference))
-    shown = _cli("show", str(reference)).stdout
-    assert f"fidelity: {fidelity}" in shown and "rung" in shown
-    for wait_for in (7, 9):  # just after the first promotions; inside the second rung
-        run = tmp_path / f"killed{wait_for}"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "pytorch_devol.cli", "search", *args,
-                                 "--run-dir", str(run), "--quiet"], env=env)
-        deadline = time.time() + 300
-        log = run / "results.jsonl"
-        while time.time() < deadline and proc.poll() is None:
-            if log.exists() and log.read_text().count("\n") >= wait_for:
-                break
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert len(_records(run)) < total, "the search finished before it could be killed"
-        _cli("search", "--resume", str(run), "--quiet")
-        assert _records(run) == _records(reference)
-        best = json.loads((run / "best_genome.json").read_text())
-        assert best["index"] == json.loads((reference / "best_genome.json").read_text())["index"]
+    code, shown, _ = main("show", str(reference))
+    assert code == 0 and f"fidelity: {fidelity}" in shown and "rung" in shown
+    run = tmp_path / "killed"
+    log = run / "results.jsonl"
+    kill_when_logged(["search", *args, "--run-dir", str(run), "--quiet"], log, 7)
+    first = len(_records(run))
+    assert first < total, "the search finished before it could be killed"
+    kill_when_logged(["search", "--resume", str(run), "--quiet"], log, 3)
+    assert first <= len(_records(run)) < total, "the resumed search finished before the kill"
+    cli("search", "--resume", str(run), "--quiet")
+    assert _records(run) == _records(reference)
+    best = json.loads((run / "best_genome.json").read_text())
+    assert best["index"] == json.loads((reference / "best_genome.json").read_text())["index"]
 
 
 def test_devol_space_search_with_fidelity_builds_every_rung(digits, tmp_path):

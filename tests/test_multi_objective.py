@@ -4,11 +4,6 @@ search loop, the Pareto front in pareto.json / SearchResult / show / plot / expo
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -26,7 +21,7 @@ from pytorch_devol.search.objectives import (
 )
 from pytorch_devol.training import EvalResult, TrainConfig
 
-from .conftest import REPO
+from .cli_helpers import cli, kill_when_logged, main
 
 FP32 = TrainConfig(precision="fp32")
 
@@ -98,14 +93,6 @@ MO_CLI = ["--objectives", "accuracy,params", "--max-conv-layers", "1", "--max-de
           "--precision", "fp32"]
 
 
-def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "pytorch_devol.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert not check or proc.returncode == 0, proc.stderr
-    return proc
-
-
 @pytest.fixture(scope="module")
 def mo_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("mo") / "run"
@@ -142,15 +129,15 @@ def test_the_front_is_non_dominated_logged_and_kept(mo_run):
 def test_show_plot_and_export_a_front_member(mo_run, tmp_path):
     from pytorch_devol.search import load_result
 
-    shown = cli("show", str(mo_run)).stdout
-    assert "Pareto front" in shown and "--candidate" in shown
+    code, shown, _ = main("show", str(mo_run))
+    assert code == 0 and "Pareto front" in shown and "--candidate" in shown
     png = tmp_path / "front.png"
-    cli("plot", str(mo_run), "--out", str(tmp_path / "progress.png"))
+    assert main("plot", str(mo_run), "--out", str(tmp_path / "progress.png"))[0] == 0
     assert (tmp_path / "progress.png").exists() and (mo_run / "pareto.png").exists()
     member = load_result(mo_run).pareto_front[-1]["index"]
-    out = cli("export", str(mo_run), "--candidate", str(member), "--format", "torchscript",
-              "--out", str(png.with_suffix(".pt"))).stdout
-    assert "outputs checked" in out
+    code, out, err = main("export", str(mo_run), "--candidate", str(member), "--format",
+                          "torchscript", "--out", str(png.with_suffix(".pt")))
+    assert code == 0 and "outputs checked" in out, err
     exported = torch.jit.load(str(png.with_suffix(".pt")))
     model = load_result(mo_run).model(member)
     x = torch.rand(3, 1, 8, 8)
@@ -160,16 +147,8 @@ def test_show_plot_and_export_a_front_member(mo_run, tmp_path):
 @pytest.mark.slow
 def test_resume_after_kill_9_gives_the_same_front(mo_run, tmp_path):
     run = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "pytorch_devol.cli", "search", *MO_CLI,
-                             "--run-dir", str(run), "--quiet"], env=env)
-    log, deadline = run / "results.jsonl", time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if log.exists() and log.read_text().count("\n") >= 8:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    log = run / "results.jsonl"
+    kill_when_logged(["search", *MO_CLI, "--run-dir", str(run), "--quiet"], log, 8)
     assert log.read_text().count("\n") < 18, "finished before the kill"
     cli("search", "--resume", str(run), "--quiet")
     got = json.loads((run / "pareto.json").read_text())

@@ -1,11 +1,20 @@
-"""ProcessPoolEvaluator: real searches on digits through 2 CPU worker processes.
+"""ProcessPoolEvaluator: real searches on digits through CPU worker processes.
 
-Same GA result as in-process (also from a script without the ``__main__`` guard and from a
-stdin script), a killed worker replaced and its candidate retried (then failed as
-"infrastructure"), a hung candidate failed as "timeout", a broken CUDA context replaced quietly,
-errors that do not pickle, the asynchronous strategy through the pool, real start-up errors,
-gene types from ``__main__`` refused, and no process left behind after close(), Ctrl-C,
-SIGTERM or SIGKILL of the parent.
+Same GA, successive-halving and regularized-evolution results as in-process (two workers,
+started once for the module and lent to each search), also from a script without the
+``__main__`` guard and from a stdin script; killed workers replaced and their candidates
+retried, then failed as "infrastructure" and trained again by a later copy; a hung candidate
+failed as "timeout", a broken CUDA context replaced quietly, errors that do not pickle; the
+data copied to workers when no temporary file can be written; real start-up errors, gene types
+from ``__main__`` refused, and no process left behind after close(), Ctrl-C, SIGTERM or
+SIGKILL of the parent.
+
+Each fresh worker costs seconds on a slow machine (importing torch, and torch._dynamo on its
+first optimizer), so the tests start only the workers that what they prove needs, and start
+the subprocess-driven cases all at once. No outcome depends on the machine's speed: the one
+short limit (the hang's ``candidate_timeout``) is many times what the other candidates of that
+pool take, since its workers do that import while they start; every other limit only bounds a
+hang, far above what it waits for.
 """
 
 from __future__ import annotations
@@ -41,7 +50,10 @@ from pytorch_devol.search.pool_worker import evaluate_task, result_message
 from pytorch_devol.training import EvalResult, TrainConfig
 from tests.parallel_helpers import (
     KILL_DIR_ENV,
+    WARM_ENV,
+    Lent,
     NeedsArgsError,
+    Scripted,
     UnpicklableError,
     arm,
     kill_schema,
@@ -53,16 +65,22 @@ from tests.parallel_helpers import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = TrainConfig(precision="fp32", epochs=2)
+# Every search and pool of this module trains with it (patience=None: successive halving takes
+# promoted candidates on to the full 3 epochs).
+CONFIG = TrainConfig(precision="fp32", epochs=3, patience=None)
 TIMINGS = {"train_seconds", "total_seconds"}
+ARMED = (1, 1, 0, 0, 0, 0, 0)   # kill_schema genomes: [armed, dense..., optimizer]
+SAFE = (0, 1, 1, 0, 0, 0, 0)
+SAFE2 = (0, 1, 0, 0, 0, 0, 1)
 
 pytestmark = pytest.mark.slow
 
 
-def _search(data, run_dir, evaluator, schema=None, strategy=None, seed=0):
-    return Search(schema or tiny_schema(), data, generations=2, population_size=4, seed=seed,
-                  run_dir=run_dir, evaluator=evaluator, strategy=strategy,
-                  train_config=CONFIG, verbose=False).run()
+def _search(data, run_dir, evaluator, schema=None, strategy=None, seed=0, population_size=4,
+            **options):
+    return Search(schema or tiny_schema(), data, generations=2, population_size=population_size,
+                  seed=seed, run_dir=run_dir, evaluator=evaluator, strategy=strategy,
+                  train_config=CONFIG, verbose=False, **options).run()
 
 
 def _metrics(result):
@@ -122,84 +140,133 @@ def test_make_evaluator_maps_cli_flags():
         make_evaluator(workers=-1)
 
 
-# -- real searches --------------------------------------------------------------------------
-def test_ga_search_matches_in_process(digits, tmp_path, one_thread):
-    serial = _search(digits, tmp_path / "serial", SerialEvaluator())
-    pool = ProcessPoolEvaluator(workers=2, threads_per_worker=1)
-    parallel = _search(digits, tmp_path / "pool", pool)
+# -- real searches, on two workers started once ---------------------------------------------
+@pytest.fixture(scope="module")
+def pool(digits):
+    """Two CPU workers (one torch thread each, as `one_thread` gives the in-process runs) set
+    up once with tiny_schema, digits and CONFIG, and lent to each search below (`Lent`: the
+    searches' open and close leave them running; each search is checked to train what the
+    workers were set up with, so all use seed 0, which a search writes into its config)."""
+    with ProcessPoolEvaluator(workers=2, threads_per_worker=1) as shared:
+        shared.open(tiny_schema(), digits, CONFIG)
+        yield shared
 
+
+def _lent(pool, digits):
+    return Lent(pool, tiny_schema(), digits, CONFIG)
+
+
+def test_ga_search_matches_in_process(pool, digits, tmp_path, one_thread):
+    serial = _search(digits, tmp_path / "serial", SerialEvaluator())
+    lent = _lent(pool, digits)
+    parallel = _search(digits, tmp_path / "pool", lent)
+
+    assert lent.opened == 1
     assert np.array_equal(parallel.best_genome, serial.best_genome)
     assert _metrics(parallel) == _metrics(serial)
     assert parallel.best_fitness == serial.best_fitness
     assert pool.data_transfer == "mmap-file"
-    # Both workers trained candidates; each kept its one Trainer (data loaded once) for all.
+    # Both workers trained candidates; each kept its one process (and Trainer: data loaded
+    # once) for all of them: its count of candidates served runs on without a gap.
     served = {}
-    for info in pool.assignments.values():
+    for info in lent.assignments.values():
         served.setdefault(info["pid"], []).append(info["served"])
-    assert len(served) == 2
+    assert len(served) == 2 and set(served) == set(pool.worker_pids)
     for counts in served.values():
-        assert sorted(counts) == list(range(1, len(counts) + 1))
-    assert pool.worker_pids == []  # closed by the search
-    assert all(process_gone(pid) for pid in served)
+        assert sorted(counts) == list(range(min(counts), min(counts) + len(counts)))
+    with pytest.raises(RuntimeError, match="no task"):
+        pool.next_result()   # open, with nothing in flight
 
 
-def test_killed_worker_is_replaced_and_candidate_retried(digits, tmp_path, monkeypatch):
-    tokens = arm(tmp_path / "kill", 1)
-    monkeypatch.setenv(KILL_DIR_ENV, str(tokens))   # inherited by the spawned workers
-    pool = ProcessPoolEvaluator(workers=2, threads_per_worker=1)
-    result = _search(digits, tmp_path / "run", pool, schema=kill_schema(), seed=0)
+def test_successive_halving_through_the_pool_matches_in_process(pool, digits, tmp_path,
+                                                                 one_thread):
+    """Promoted candidates continue in whichever worker gets them, from the state saved in
+    the run directory: the same records as in-process."""
+    def run(name, evaluator):
+        return _search(digits, tmp_path / name, evaluator, population_size=6, fidelity="sh")
 
-    assert tokens_left(tokens) == 0 and pool.deaths == 1    # one worker died mid-candidate
-    assert len(result.history) == 8
-    assert all(r["metrics"]["status"] == "ok" for r in result.history)  # retried, not lost
-    retried = [i for i, a in pool.assignments.items() if a["attempt"] == 2]
-    by_index = {r["index"]: r for r in result.history}
-    assert len(retried) == 1 and by_index[retried[0]]["genome"][0] == 1  # the armed one
-    assert [r["index"] for r in sorted(result.history, key=lambda r: r["index"])] == \
-        list(range(8))
-
-
-def test_candidate_failed_after_its_retries(digits, tmp_path, monkeypatch):
-    tokens = arm(tmp_path / "kill", 2)                # kills the first try and the retry
-    monkeypatch.setenv(KILL_DIR_ENV, str(tokens))
-    schema = kill_schema()
-    armed, safe = (1, 1, 0, 0, 0, 0, 0), (0, 1, 1, 0, 0, 0, 0)
-    with ProcessPoolEvaluator(workers=2, threads_per_worker=1, max_retries=1) as pool:
-        pool.open(schema, digits, CONFIG)
-        first_pids = set(pool.worker_pids)
-        for i, genome in enumerate([armed, safe, safe]):
-            pool.submit(Task(i, genome, seed=i))
-        results = dict((task.index, r) for task, r in (pool.next_result() for _ in range(3)))
-        assert pool.deaths == 2 and tokens_left(tokens) == 0
-        assert results[0].status == "failed"
-        assert "WorkerDied" in results[0].reason and "SIG" not in results[0].reason
-        assert "exited with code 17" in results[0].reason and "2 attempts" in results[0].reason
-        assert results[0].failure == "infrastructure" and results[0].retriable
-        assert results[1].ok and results[2].ok and results[1].failure is None
-        assert len(pool.worker_pids) == 2 and not first_pids <= set(pool.worker_pids)
-        # The pool still works after the deaths.
-        pool.submit(Task(3, safe, seed=3))
-        task, result = pool.next_result()
-        assert task.index == 3 and result.ok
-        with pytest.raises(RuntimeError, match="no task"):
-            pool.next_result()
-    assert all(process_gone(pid) for pid in first_pids)
+    serial = run("serial", SerialEvaluator())
+    parallel = run("pool", _lent(pool, digits))
+    key = [(r["index"], r["rung"], r["rung_epochs"]) for r in serial.history]
+    assert sorted(key) == sorted((r["index"], r["rung"], r["rung_epochs"])
+                                 for r in parallel.history)
+    assert any(r["rung"] > 0 and r["rung_epochs"] > 0 for r in parallel.history)
+    assert {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in parallel.history} == \
+        {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in serial.history}
+    assert parallel.best_fitness == serial.best_fitness
 
 
-def test_regularized_evolution_runs_asynchronously_through_the_pool(digits, tmp_path,
-                                                                   monkeypatch):
-    # Also the path where the data file cannot be written: the data is copied to each worker.
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
-    pool = ProcessPoolEvaluator(workers=2, threads_per_worker=1)
-    result = _search(digits, tmp_path / "run", pool, strategy="regularized")
-    assert pool.data_transfer == "copy"
+def test_regularized_evolution_runs_asynchronously_through_the_pool(pool, digits, tmp_path):
+    lent = _lent(pool, digits)
+    result = _search(digits, tmp_path / "run", lent, strategy="regularized")
     assert sorted(r["index"] for r in result.history) == list(range(8))
     assert result.best_genome is not None
     trained = [r for r in result.history if not r["cached"]]
-    assert {pool.assignments[r["index"]]["worker"] for r in trained} == {0, 1}
+    assert {lent.assignments[r["index"]]["worker"] for r in trained} == {0, 1}
 
 
+# -- workers that die -----------------------------------------------------------------------
+class _Watched(ProcessPoolEvaluator):
+    """Remembers every worker pid it had at open and after each result."""
+
+    def open(self, *args):
+        self.seen = set()
+        super().open(*args)
+        self.seen.update(self.worker_pids)
+
+    def next_result(self):
+        found = super().next_result()
+        self.seen.update(self.worker_pids)
+        return found
+
+
+def test_killed_workers_are_replaced_retried_then_failed_and_a_later_copy_retrains(
+        digits, tmp_path, monkeypatch):
+    """One search of two generations, [ARMED, SAFE] then [ARMED, SAFE2], with three kill
+    tokens (each kills the next worker that builds ARMED) and ``max_retries=1``:
+
+    - generation 1: ARMED's worker dies, a fresh worker replaces it and the candidate is
+      retried; the retry's worker dies too, so ARMED is recorded as failed, "infrastructure",
+      with the exit code and both attempts, and is not cached;
+    - generation 2: so the later copy of ARMED trains again; its worker dies, and the retry on
+      a fresh worker succeeds (attempt 2): the search loses no candidate;
+    - the SAFE candidates train at their first attempt; three deaths in all; the search
+      closes the pool, and no worker process it had is left;
+    - no temporary file can be written here, so the data is copied to every worker, the
+      replacements included.
+    """
+    tokens = arm(tmp_path / "kill", 3)
+    monkeypatch.setenv(KILL_DIR_ENV, str(tokens))   # inherited by the workers
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    schema = kill_schema()
+    pool = _Watched(workers=2, threads_per_worker=1, max_retries=1)
+    result = _search(digits, tmp_path / "run", pool, schema=schema, population_size=2,
+                     strategy=Scripted(schema.cardinalities, [[ARMED, SAFE], [ARMED, SAFE2]]))
+
+    assert pool.data_transfer == "copy"
+    assert tokens_left(tokens) == 0 and pool.deaths == 3
+    records = sorted(result.history, key=lambda r: r["index"])
+    assert [(r["index"], tuple(r["genome"])) for r in records] == \
+        [(0, ARMED), (1, SAFE), (2, ARMED), (3, SAFE2)]
+    failed, again = records[0], records[2]
+    reason = failed["metrics"]["reason"]
+    assert failed["metrics"]["status"] == "failed" and not failed["cached"]
+    assert failed["metrics"]["failure"] == "infrastructure"
+    assert reason.startswith("WorkerDied:") and "SIG" not in reason
+    assert "exited with code 17" in reason and "2 attempts" in reason
+    assert pool.assignments[0]["attempt"] == 2
+    assert again["metrics"]["status"] == "ok" and not again["cached"]
+    assert pool.assignments[2]["attempt"] == 2            # retried on a fresh worker
+    for safe in (records[1], records[3]):
+        assert safe["metrics"]["status"] == "ok"
+        assert pool.assignments[safe["index"]]["attempt"] == 1
+    assert pool.worker_pids == []  # closed by the search
+    assert len(pool.seen) >= 3 and all(process_gone(pid) for pid in pool.seen)
+
+
+# -- start-up errors ------------------------------------------------------------------------
 def test_worker_that_cannot_start_stops_the_search(digits):
+    # startup_timeout only bounds a hang here: the worker fails in seconds.
     pool = ProcessPoolEvaluator(devices=["cuda:7"] if not torch.cuda.is_available()
                                 else ["cuda:999"], startup_timeout=120)
     with pytest.raises(WorkerStartupError, match="failed to start") as failure:
@@ -208,7 +275,8 @@ def test_worker_that_cannot_start_stops_the_search(digits):
     assert "Traceback (most recent call last)" in str(failure.value)
     assert "in build_trainer" in str(failure.value)
     assert pool.worker_pids == []
-    # A worker that never gets ready is restarted, then the pool gives up (no hang).
+    # A worker that never gets ready is restarted, then the pool gives up (no hang). No
+    # machine starts a Python process that imports torch in 0.05 s.
     slow = ProcessPoolEvaluator(workers=1, startup_timeout=0.05)
     with pytest.raises(WorkerStartupError, match="did not start within 0.05s during start-up 3"):
         slow.open(tiny_schema(), digits, CONFIG)
@@ -253,27 +321,52 @@ def test_worker_that_dies_at_start_shows_its_stderr(digits, monkeypatch):
     assert pool.worker_pids == [] and pool.deaths == 3
 
 
+# -- candidates that hang or fail awkwardly -------------------------------------------------
+TIMEOUT = 3  # s; every other candidate of this pool takes about 0.1 s on a slow 2-core machine
+
+
 def test_hang_timeout_broken_context_unpicklable_errors_and_registrations(digits, monkeypatch):
+    """Five candidates on two workers: a hang is killed after ``candidate_timeout`` (failed as
+    "timeout", not retried: one death); a (simulated) sticky CUDA error comes back as a result,
+    then its worker exits and is replaced quietly (no death); errors that do not survive
+    pickling still come back as results; a healthy candidate trains with an activation
+    registered at run time in this process only.
+
+    The workers import torch._dynamo while they start (`WARM_ENV`), not in their first
+    candidate, so every candidate but the hang ends in about 0.1 s here, far inside TIMEOUT.
+    """
+    monkeypatch.setenv(WARM_ENV, "1")
     # An activation registered at run time, here only (as a script would): workers get it too.
     monkeypatch.setitem(ACTIVATIONS._entries, "pool_test_mish", torch.nn.Mish)
-    with ProcessPoolEvaluator(workers=2, threads_per_worker=1, candidate_timeout=4) as pool:
+    modes = ["cuda-error", "needs-args", "unpicklable", "none", "hang"]  # the hang last
+    with ProcessPoolEvaluator(workers=2, threads_per_worker=1,
+                              candidate_timeout=TIMEOUT) as pool:
         pool.open(trouble_schema(("relu", "pool_test_mish")), digits, CONFIG)
-        modes = ["hang", "cuda-error", "needs-args", "unpicklable", "none"]
         for i, mode in enumerate(modes):
             pool.submit(Task(i, trouble_genome(mode, activation=1), seed=i))
-        results = {task.index: r for task, r in (pool.next_result() for _ in modes)}
-        hang, cuda, needs_args, unpicklable, ok = (results[i] for i in range(len(modes)))
+        results = {modes[task.index]: r for task, r in (pool.next_result() for _ in modes)}
+        hang, cuda, ok = results["hang"], results["cuda-error"], results["none"]
 
         assert hang.failure == "timeout" and hang.reason.startswith("CandidateTimeout:")
-        assert "candidate_timeout=4s" in hang.reason and pool.assignments[0]["attempt"] == 1
+        assert f"candidate_timeout={TIMEOUT}s" in hang.reason
+        assert pool.assignments[modes.index("hang")]["attempt"] == 1
         # A broken CUDA context: the result comes back, then the worker is replaced quietly.
         assert cuda.failure == "infrastructure" and "CUDA error" in cuda.reason
         assert isinstance(cuda.error, RuntimeError)
-        assert pool.assignments[1]["broken"] and pool.assignments[1]["pid"] not in \
-            pool.worker_pids
+        broken = pool.assignments[modes.index("cuda-error")]
+        assert broken["broken"]
+        # Its exit is seen while the pool waits for results: keep it busy until then
+        # (normally already done during the hang).
+        extra, deadline = len(modes), time.monotonic() + 300
+        while broken["pid"] in pool.worker_pids and time.monotonic() < deadline:
+            pool.submit(Task(extra, trouble_genome("none", activation=1), seed=extra))
+            assert pool.next_result()[1].ok
+            extra += 1
+        assert broken["pid"] not in pool.worker_pids and len(pool.worker_pids) == 2
         assert pool.deaths == 1  # the timed-out worker only
         # Errors that do not survive pickling: the result still arrives, without them.
-        for result, name in ((needs_args, "NeedsArgsError"), (unpicklable, "UnpicklableError")):
+        for mode, name in (("needs-args", "NeedsArgsError"), ("unpicklable", "UnpicklableError")):
+            result = results[mode]
             assert result.failure == "unexpected" and result.reason.startswith(name)
             assert result.error is None and result.origin is not None
         assert ok.ok and ok.failure is None  # trained with the registered activation
@@ -336,7 +429,10 @@ def test_what_scripts_define_is_refused_before_any_worker_starts(digits, monkeyp
 # -- any script: no __main__ guard, stdin --------------------------------------------------
 _SIDECAR = textwrap.dedent("""
     \"\"\"A user's gene module next to their script (importable by the pool's workers).\"\"\"
-    from pytorch_devol import GenomeSchema, Search, load_dataset
+    import pickle
+    from pathlib import Path
+
+    from pytorch_devol import GenomeSchema, Search
     from pytorch_devol.schema import allele, gene
     from pytorch_devol.training import TrainConfig
 
@@ -356,8 +452,10 @@ _SIDECAR = textwrap.dedent("""
                                    max_dense_nodes=32, input_shape=(1, 8, 8), n_classes=10)
         schema = GenomeSchema(layers=[*devol.layer_groups, NoteGene], training=devol.training,
                               input_shape=(1, 8, 8), n_outputs=10)
-        result = Search(schema, load_dataset("digits", limit=(300, 100)), generations=2,
-                        population_size=4, seed=0, run_dir=run_dir, evaluator=evaluator,
+        # digits (300 training examples), pickled next to this module by the test
+        data = pickle.loads(Path(__file__).with_name("digits.pkl").read_bytes())
+        result = Search(schema, data, generations=2, population_size=4, seed=0,
+                        run_dir=run_dir, evaluator=evaluator,
                         train_config=TrainConfig(precision="fp32", epochs=1),
                         verbose=False).run()
         return {"best_fitness": result.best_fitness,
@@ -373,19 +471,24 @@ _SCRIPT = textwrap.dedent("""
     from pool_sidecar_genes import run_search
 
     print("SEARCH-STARTED", flush=True)
-    summary = run_search(ProcessPoolEvaluator(workers=2, threads_per_worker=1), sys.argv[1])
+    summary = run_search(ProcessPoolEvaluator(workers=1, threads_per_worker=1), sys.argv[1])
     print("RESULT " + json.dumps(summary), flush=True)
+    print("RAY-IMPORTED", "ray" in sys.modules, flush=True)
 """)
 
 
 @pytest.fixture(scope="module")
 def script_dir(tmp_path_factory):
-    """A folder holding a guard-less script and its gene module, plus the in-process result
-    of the same search (one thread, as in the workers)."""
+    """A folder holding a guard-less script, its gene module and its data, plus the
+    in-process result of the same search (one thread, as in the worker)."""
     pytest.importorskip("sklearn", reason="the digits dataset needs scikit-learn")
+    from pytorch_devol.training import load_dataset
+
     folder = tmp_path_factory.mktemp("user")
     (folder / "pool_sidecar_genes.py").write_text(_SIDECAR)
     (folder / "search.py").write_text(_SCRIPT)
+    # The script reads pickled data, so that it does not import scikit-learn (seconds).
+    (folder / "digits.pkl").write_bytes(pickle.dumps(load_dataset("digits", limit=(300, 100))))
     sys.path.insert(0, str(folder))
     threads = torch.get_num_threads()
     try:
@@ -400,51 +503,87 @@ def script_dir(tmp_path_factory):
     return folder, json.loads(json.dumps(serial))
 
 
-@pytest.mark.parametrize("how", ["file", "stdin"])
-def test_script_without_main_guard_searches_once_like_in_process(script_dir, tmp_path, how):
-    folder, serial = script_dir
-    run_dir = str(tmp_path / "run")
+def _wait_all(processes, timeout):
+    """Wait for every process (the limit only bounds a hang); kill those still running."""
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def script_runs(script_dir, tmp_path_factory):
+    """The script run both ways at once (each run is a parent and its worker importing torch,
+    seconds each): how -> (exit code, stdout, stderr). From a file, from elsewhere: the
+    script's folder is on its sys.path, not the cwd. From stdin (python - < search.py): ""
+    (the cwd) is on its sys.path."""
+    folder, _ = script_dir
+    base = tmp_path_factory.mktemp("script-runs")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    if how == "file":  # from elsewhere: the script's folder is on its sys.path, not the cwd
-        out = subprocess.run([sys.executable, str(folder / "search.py"), run_dir], env=env,
-                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    else:               # python - < search.py: "" (the cwd) is on its sys.path
-        with (folder / "search.py").open() as script:
-            out = subprocess.run([sys.executable, "-", run_dir], stdin=script, env=env,
-                                 cwd=folder, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("SEARCH-STARTED") == 1   # the workers never ran the script
-    summary = json.loads(out.stdout.split("RESULT ", 1)[1])
+    launch = {"file": ([sys.executable, str(folder / "search.py")], None),
+              "stdin": ([sys.executable, "-"], folder / "search.py")}
+    processes = {}
+    for how, (command, stdin_file) in launch.items():
+        out = base / how
+        out.mkdir()
+        with (out / "stdout.txt").open("w") as stdout, (out / "stderr.txt").open("w") as stderr, \
+                (stdin_file or Path(os.devnull)).open() as stdin:
+            processes[how] = subprocess.Popen(
+                [*command, str(out / "run")], stdin=stdin, stdout=stdout, stderr=stderr,
+                env=env, cwd=folder if stdin_file else out)
+    _wait_all(processes.values(), timeout=600)
+    return {how: (process.returncode, (base / how / "stdout.txt").read_text(),
+                  (base / how / "stderr.txt").read_text())
+            for how, process in processes.items()}
+
+
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_script_without_main_guard_searches_once_like_in_process(script_dir, script_runs, how):
+    _, serial = script_dir
+    code, out, err = script_runs[how]
+    assert code == 0, err[-3000:]
+    assert out.count("SEARCH-STARTED") == 1   # the worker never ran the script
+    summary = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
     assert len(summary["history"]) == 8
     assert summary == serial
 
 
 # -- interruption: nothing left behind ------------------------------------------------------
 _PARENT = textwrap.dedent("""
-    import json, os, signal, sys
+    import json, pickle, signal, sys
     from pathlib import Path
 
     # A shell's background job starts with SIGINT ignored, which Python then keeps: restore
     # Ctrl-C's KeyboardInterrupt, as an interactive user has it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    from pytorch_devol import Search, load_dataset
+    from pytorch_devol import Search
     from pytorch_devol.search.pool import ProcessPoolEvaluator
     from pytorch_devol.training import TrainConfig
     from tests.parallel_helpers import tiny_schema
 
 
     class Recording(ProcessPoolEvaluator):
-        def open(self, *args):
-            super().open(*args)
-            tmp = Path(sys.argv[1] + ".tmp")
-            tmp.write_text(json.dumps(self.worker_pids))
-            tmp.rename(sys.argv[1])
+        \"\"\"Writes its workers' pids once each of them has been sent a candidate.\"\"\"
+
+        sent = 0
+
+        def submit(self, task):
+            super().submit(task)
+            self.sent += 1
+            if self.sent == self.capacity:  # all were idle after open: one each
+                tmp = Path(sys.argv[1] + ".tmp")
+                tmp.write_text(json.dumps(self.worker_pids))
+                tmp.rename(sys.argv[1])
 
 
     if __name__ == "__main__":
-        Search(tiny_schema(), load_dataset("digits"), generations=100, population_size=8,
-               run_dir=sys.argv[2], evaluator=Recording(workers=2, threads_per_worker=1),
+        data = pickle.loads(Path(sys.argv[3]).read_bytes())  # no scikit-learn import
+        Search(tiny_schema(), data, generations=100, population_size=8, run_dir=sys.argv[2],
+               evaluator=Recording(workers=int(sys.argv[4]), threads_per_worker=1),
                train_config=TrainConfig(precision="fp32", epochs=100_000, patience=None),
                verbose=False).run()
 """)
@@ -463,57 +602,78 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+# signal -> workers of its parent: Ctrl-C is handled by the parent itself (KeyboardInterrupt,
+# then close() stops its busy workers: two, so that it stops them all); SIGTERM and SIGKILL
+# leave the parent no clean-up, so each worker ends itself (one is enough to show it).
+_INTERRUPTIONS = {"SIGINT": (signal.SIGINT, 2), "SIGTERM": (signal.SIGTERM, 1),
+                  "SIGKILL": (signal.SIGKILL, 1)}
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
-                         ids=["SIGINT", "SIGTERM", "SIGKILL"])
-def test_interrupted_parent_leaves_no_process(tmp_path, sig):
-    script, pids_file = tmp_path / "parent.py", tmp_path / "pids.json"
+def test_interrupted_parent_leaves_no_process(digits, tmp_path):
+    """Three parents searching through a pool, started at once (each costs seconds of imports),
+    interrupted by SIGINT, SIGTERM and SIGKILL once every worker has a candidate (of 100,000
+    epochs): each parent ends, and none of its workers outlives it."""
+    script, data = tmp_path / "parent.py", tmp_path / "digits.pkl"
     script.write_text(_PARENT)
+    data.write_bytes(pickle.dumps(digits))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    log = tmp_path / "stderr.txt"
-    with log.open("w") as stderr:
-        parent = subprocess.Popen([sys.executable, str(script), str(pids_file),
-                                   str(tmp_path / "r")], env=env, cwd=tmp_path,
-                                  stdout=subprocess.DEVNULL, stderr=stderr)
+    parents = {}
     try:
-        deadline = time.monotonic() + 120
-        while not pids_file.exists():
-            assert parent.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.2)
-        workers = set(json.loads(pids_file.read_text()))
-        time.sleep(1.0)                      # let them get into a candidate
-        children = _children(parent.pid)
-        assert workers and workers <= children
-        parent.send_signal(sig)
-        parent.wait(timeout=60)
+        for name, (_, workers) in _INTERRUPTIONS.items():
+            folder = tmp_path / name
+            folder.mkdir()
+            with (folder / "stderr.txt").open("w") as stderr:
+                parents[name] = subprocess.Popen(
+                    [sys.executable, str(script), str(folder / "pids.json"), str(folder / "r"),
+                     str(data), str(workers)], env=env, cwd=folder,
+                    stdout=subprocess.DEVNULL, stderr=stderr)
+        children = {}
+        deadline = time.monotonic() + 600  # bounds a hang only: they start in seconds
+        for name, parent in parents.items():
+            pids_file = tmp_path / name / "pids.json"
+            while not pids_file.exists():
+                assert parent.poll() is None, (tmp_path / name / "stderr.txt").read_text()
+                assert time.monotonic() < deadline, f"{name}: workers did not start"
+                time.sleep(0.1)
+            workers = set(json.loads(pids_file.read_text()))
+            children[name] = _children(parent.pid)
+            assert len(workers) == _INTERRUPTIONS[name][1] and workers <= children[name]
+        for name, parent in parents.items():
+            parent.send_signal(_INTERRUPTIONS[name][0])
+        _wait_all(parents.values(), timeout=300)
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-    assert parent.returncode != 0
-    if sig == signal.SIGINT:
-        assert "KeyboardInterrupt" in log.read_text()
-    # Far sooner than the candidates they were training would end (100,000 epochs each).
-    deadline = time.monotonic() + 10
-    while not all(process_gone(p) for p in children) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    leftover = [p for p in children if not process_gone(p)]
-    for pid in leftover:  # do not leave them running when the test fails
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert leftover == []
+        for parent in parents.values():
+            if parent.poll() is None:
+                parent.kill()
+                parent.wait()
+    assert all(parent.returncode != 0 for parent in parents.values())
+    assert "KeyboardInterrupt" in (tmp_path / "SIGINT" / "stderr.txt").read_text()
+    # Far sooner than the candidates they were training would end (100,000 epochs each); the
+    # limit only bounds a failure (they are gone within a second here).
+    everyone = set().union(*children.values())
+    deadline = time.monotonic() + 60
+    while not all(process_gone(p) for p in everyone) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leftover = {name: sorted(p for p in pids if not process_gone(p))
+                for name, pids in children.items()}
+    for pid in everyone:  # do not leave them running when the test fails
+        if not process_gone(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert leftover == {name: [] for name in _INTERRUPTIONS}
 
 
 # -- Ray stays optional ---------------------------------------------------------------------
-def test_search_package_never_imports_ray():
-    code = ("import sys, pytorch_devol.search, pytorch_devol.search.pool, "
-            "pytorch_devol.search.factory; print('ray' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert out.stdout.strip() == "False"
+def test_search_package_never_imports_ray(script_runs):
+    """Checked in the two script runs above (fresh interpreters): importing
+    pytorch_devol.search (with its pool and factory modules) and a whole search through the
+    pool leave Ray unimported."""
+    for how, (code, out, err) in script_runs.items():
+        assert code == 0, err[-3000:]
+        assert "RAY-IMPORTED False" in out, how
 
 
 def test_ray_evaluator_without_ray_says_how_to_install(monkeypatch):
@@ -522,23 +682,3 @@ def test_ray_evaluator_without_ray_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)   # makes `import ray` fail
     with pytest.raises(ImportError, match=r"pip install 'pytorch-devol\[ray\]'"):
         RayEvaluator()
-
-
-def test_successive_halving_through_the_pool_matches_in_process(digits, tmp_path, one_thread):
-    """Promoted candidates continue in whichever worker gets them, from the state saved in
-    the run directory: the same records as in-process."""
-    def run(name, evaluator):
-        return Search(tiny_schema(), digits, generations=2, population_size=6, seed=2,
-                      run_dir=tmp_path / name, evaluator=evaluator, fidelity="sh",
-                      train_config=TrainConfig(precision="fp32", epochs=3, patience=None),
-                      verbose=False).run()
-
-    serial = run("serial", SerialEvaluator())
-    parallel = run("pool", ProcessPoolEvaluator(workers=2, threads_per_worker=1))
-    key = [(r["index"], r["rung"], r["rung_epochs"]) for r in serial.history]
-    assert sorted(key) == sorted((r["index"], r["rung"], r["rung_epochs"])
-                                 for r in parallel.history)
-    assert any(r["rung"] > 0 and r["rung_epochs"] > 0 for r in parallel.history)
-    assert {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in parallel.history} == \
-        {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in serial.history}
-    assert parallel.best_fitness == serial.best_fitness

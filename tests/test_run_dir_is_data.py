@@ -22,6 +22,7 @@ from pytorch_devol.search import load_result
 from pytorch_devol.search.export import load_exported_state_dict
 from pytorch_devol.training import TrainConfig, load_dataset
 
+from .cli_helpers import cli, main
 from .conftest import REPO
 
 EVIL = textwrap.dedent("""
@@ -49,12 +50,6 @@ USER_GENES = textwrap.dedent("""
             return [nn.Flatten(), nn.Linear(math.prod(in_shape), self.units), nn.ReLU()], \\
                 (self.units,)
 """)
-
-
-def cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "pytorch_devol.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +82,20 @@ def test_show_plot_export_and_resume_never_import_what_a_run_directory_names(
     (tmp_path / "evilgenes.py").write_text(EVIL)
     run = _crafted(finished_run, tmp_path, _name_evil)
     marker = tmp_path / "IMPORTED"
-    # The working directory (holding evilgenes.py) is on sys.path for `python -m`.
+    # evilgenes.py is importable, as the working directory is for `python -m`: `show`, `plot`
+    # and `export` run in this process (sys.modules tells), `search --resume` as a command.
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     for args in (["show", run], ["plot", run], ["export", run], ["search", "--resume", run]):
-        proc = cli(*args, cwd=tmp_path)
-        assert proc.returncode == 2, (args, proc.stderr)
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and "unknown gene type 'evilgenes:Evil'" in lines[0], proc.stderr
+        if args[0] == "search":
+            code, err = (proc := cli(*args, cwd=tmp_path, check=False)).returncode, proc.stderr
+        else:
+            code, _, err = main(*args)
+        assert code == 2, (args, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "unknown gene type 'evilgenes:Evil'" in lines[0], err
         assert "--import evilgenes" in lines[0]
-        assert not marker.exists(), args
+        assert not marker.exists() and "evilgenes" not in sys.modules, args
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ValueError, match="nothing was imported"):
         Search.resume(run, verbose=False)
@@ -103,7 +104,7 @@ def test_show_plot_export_and_resume_never_import_what_a_run_directory_names(
     assert "evilgenes" not in sys.modules and not marker.exists()
 
 
-def test_a_gene_module_the_caller_names_is_imported_and_resolves(tmp_path, digits):
+def test_a_gene_module_the_caller_names_is_imported_and_resolves(tmp_path, monkeypatch):
     (tmp_path / "user_width_genes.py").write_text(USER_GENES)
     script = textwrap.dedent(f"""
         import sys
@@ -119,19 +120,19 @@ def test_a_gene_module_the_caller_names_is_imported_and_resolves(tmp_path, digit
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300,
                    env={**os.environ, "PYTHONPATH": str(REPO)})
     run = str(tmp_path / "run")
-    refused = cli("show", run, cwd=tmp_path)
-    assert refused.returncode == 2 and "--import user_width_genes" in refused.stderr
-    allowed = cli("show", run, "--import", "user_width_genes", cwd=tmp_path)
-    assert allowed.returncode == 0, allowed.stderr
-    assert "WidthGene" in allowed.stdout
-    exported = cli("export", run, "--import", "user_width_genes", cwd=tmp_path)
-    assert exported.returncode == 0, exported.stderr
-    sys.path.insert(0, str(tmp_path))
+    code, _, err = main("show", run)  # this process has never imported user_width_genes
+    assert code == 2 and "--import user_width_genes" in err
+    assert "user_width_genes" not in sys.modules
+    monkeypatch.syspath_prepend(str(tmp_path))
     try:
+        code, shown, err = main("show", run, "--import", "user_width_genes")
+        assert code == 0 and "WidthGene" in shown, err
+        code, _, err = main("export", run, "--import", "user_width_genes")
+        assert code == 0, err
         model, genome = load_exported_state_dict(tmp_path / "run" / "model_state_dict.pt",
                                                  gene_modules=["user_width_genes"])
     finally:
-        sys.path.remove(str(tmp_path))
+        sys.modules.pop("user_width_genes", None)
     assert model[-1].out_features == 10 and len(genome) == 4
 
 

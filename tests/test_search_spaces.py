@@ -229,18 +229,6 @@ MODERN_CLI = ["--space", "modern", "--max-blocks", "2", "--augment", "--generati
               "--population", "4", "--epochs", "2", "--limit", "300", "--seed", "3"]
 
 
-def _cli(*args: str, **kw):
-    import os
-    import subprocess
-    import sys
-
-    from .conftest import REPO
-
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "pytorch_devol.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=600, **kw)
-
-
 def _records(run):
     import json
 
@@ -250,35 +238,19 @@ def _records(run):
 
 @pytest.mark.slow
 def test_a_modern_search_resumes_after_kill_9_and_exports(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from .conftest import REPO
+    from .cli_helpers import cli, kill_when_logged, main
 
     whole = tmp_path / "whole"
-    assert _cli("search", *MODERN_CLI, "--run-dir", str(whole), "--quiet").returncode == 0
+    cli("search", *MODERN_CLI, "--run-dir", str(whole), "--quiet")
     killed = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "pytorch_devol.cli", "search", *MODERN_CLI,
-                             "--run-dir", str(killed), "--quiet"], env=env)
-    deadline = time.time() + 300
     log = killed / "results.jsonl"
-    while time.time() < deadline and proc.poll() is None:
-        if log.exists() and log.read_text().count("\n") >= 3:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when_logged(["search", *MODERN_CLI, "--run-dir", str(killed), "--quiet"], log, 3)
     assert log.read_text().count("\n") < 8, "finished before the kill"
-    resumed = _cli("search", "--resume", str(killed), "--quiet")
-    assert resumed.returncode == 0, resumed.stderr
+    cli("search", "--resume", str(killed), "--quiet")
     assert _records(killed) == _records(whole)
     for fmt in ("onnx", "torchscript"):
-        out = _cli("export", str(killed), "--format", fmt)
-        assert out.returncode == 0 and "outputs checked" in out.stdout, out.stderr
+        code, out, err = main("export", str(killed), "--format", fmt)
+        assert code == 0 and "outputs checked" in out, err
 
 
 # -- DEvol's space is the compatibility contract: pinned ---------------------------------------

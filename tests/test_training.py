@@ -113,7 +113,7 @@ def test_digits_trains_to_high_validation_accuracy(trainer, schema):
 
 
 def test_mnist_from_disk_trains(mnist_root):
-    data = load_dataset("mnist", root=mnist_root, limit=(3000, 1000))
+    data = load_dataset("mnist", root=mnist_root, limit=(1500, 500))
     schema = GenomeSchema.devol(max_conv_layers=2, max_dense_layers=2, max_filters=32,
                                 max_dense_nodes=64)
     result = train_and_evaluate(schema, good_genome(schema), data,
