@@ -35,10 +35,6 @@ def load(path: Path) -> dict[str, Any] | None:
         return None
 
 
-RESULT_OF = {"train_throughput": "train_throughput", "parallel_scaling": "parallel",
-             "devol_slice": "devol_slice"}
-
-
 def shortfalls(steps: list[dict[str, Any]], tt: dict[str, Any] | None,
                par: dict[str, Any] | None, devol: dict[str, Any] | None) -> list[dict[str, str]]:
     """The steps that got no time, were stopped, failed, or ran but measured nothing."""

@@ -272,10 +272,9 @@ def count_flops(schema: Any, genome: np.ndarray, shape: tuple[int, ...], device:
     return train, counter.get_total_flops() / batch
 
 
-def matmul_rate(device: torch.device, dtype: torch.dtype, seconds: float,
-                n: int | None = None) -> float:
-    """Measured dense matmul FLOP/s on ``device`` in ``dtype`` (the practical peak)."""
-    n = n or (8192 if device.type == "cuda" else 1024)
+def matmul_rate(device: torch.device, dtype: torch.dtype, seconds: float, n: int) -> float:
+    """Measured dense matmul FLOP/s of n x n matrices on ``device`` in ``dtype`` (the practical
+    peak)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):

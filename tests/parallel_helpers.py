@@ -1,8 +1,8 @@
 """Shared pieces of the parallel-evaluator tests: tiny schemas, a gene that kills its worker
 process on demand (across pool workers and Ray: it reads an environment variable and token
 files), a gene whose candidates hang or raise awkward errors, a check that a process is really
-gone, an already-open evaluator lent to several searches (`Lent`), a strategy that asks given
-genomes (`Scripted`), and a switch that makes workers import ``torch._dynamo`` while they start.
+gone, an already-open evaluator lent to several searches (`Lent`), and a strategy that asks given
+genomes (`Scripted`).
 """
 
 from __future__ import annotations
@@ -19,15 +19,6 @@ import torch
 from pytorch_devol.schema import DenseGene, GenomeSchema, OptimizerGene, allele, gene
 
 KILL_DIR_ENV = "PYTORCH_DEVOL_TEST_KILL_DIR"
-WARM_ENV = "PYTORCH_DEVOL_TEST_WARM_WORKERS"
-
-if os.environ.get(WARM_ENV) == "1":
-    # torch imports torch._dynamo on the first optimizer a process builds (Optimizer.__init__
-    # is wrapped by torch._disable_dynamo): about 4 s on a slow 2-core machine, inside the
-    # first candidate of every fresh worker. A worker imports this module while it starts (to
-    # unpickle a schema with the genes below), so with this variable set it pays that import
-    # during start-up, and a candidate_timeout then measures only the candidate.
-    import torch._dynamo  # noqa: F401
 
 
 def tiny_schema() -> GenomeSchema:

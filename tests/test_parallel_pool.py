@@ -9,11 +9,11 @@ data copied to workers when no temporary file can be written; real start-up erro
 from ``__main__`` refused, and no process left behind after close(), Ctrl-C, SIGTERM or
 SIGKILL of the parent.
 
-Each fresh worker costs seconds on a slow machine (importing torch, and torch._dynamo on its
-first optimizer), so the tests start only the workers that what they prove needs, and start
+Each fresh worker costs seconds on a slow machine (importing torch, and what `Trainer` warms
+up), so the tests start only the workers that what they prove needs, and start
 the subprocess-driven cases all at once. No outcome depends on the machine's speed: the one
 short limit (the hang's ``candidate_timeout``) is many times what the other candidates of that
-pool take, since its workers do that import while they start; every other limit only bounds a
+pool take, since their start-up is not part of it; every other limit only bounds a
 hang, far above what it waits for.
 """
 
@@ -50,7 +50,6 @@ from pytorch_devol.search.pool_worker import evaluate_task, result_message
 from pytorch_devol.training import EvalResult, TrainConfig
 from tests.parallel_helpers import (
     KILL_DIR_ENV,
-    WARM_ENV,
     Lent,
     NeedsArgsError,
     Scripted,
@@ -332,10 +331,10 @@ def test_hang_timeout_broken_context_unpicklable_errors_and_registrations(digits
     pickling still come back as results; a healthy candidate trains with an activation
     registered at run time in this process only.
 
-    The workers import torch._dynamo while they start (`WARM_ENV`), not in their first
-    candidate, so every candidate but the hang ends in about 0.1 s here, far inside TIMEOUT.
+    Workers pay torch's first-optimizer import while they start (in `Trainer`), not in their
+    first candidate, so every candidate but the hang ends in about 0.1 s here, far inside
+    TIMEOUT.
     """
-    monkeypatch.setenv(WARM_ENV, "1")
     # An activation registered at run time, here only (as a script would): workers get it too.
     monkeypatch.setitem(ACTIVATIONS._entries, "pool_test_mish", torch.nn.Mish)
     modes = ["cuda-error", "needs-args", "unpicklable", "none", "hang"]  # the hang last

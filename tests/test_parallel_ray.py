@@ -6,8 +6,8 @@ logical GPU per candidate, opened once and lent to each search), GPU assignment 
 mid-candidate retried by Ray and then recorded as failed, and only an instance the evaluator
 started is shut down by it.
 
-Each Ray actor is a process that imports torch (seconds on a slow machine; torch._dynamo too, on
-its first optimizer), so the tests start as few actors as what they prove needs.
+Each Ray actor is a process that imports torch (seconds on a slow machine), so the tests start
+as few actors as what they prove needs.
 """
 
 from __future__ import annotations

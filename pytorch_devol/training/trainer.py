@@ -122,6 +122,10 @@ class Trainer:
 
     def __init__(self, data: Any, config: TrainConfig | None = None, *,
                  shared_device: bool = False) -> None:
+        # torch imports torch._dynamo when a process builds its first optimizer (seconds on a
+        # slow CPU): pay it here, so a candidate's seconds and its timeout measure only itself.
+        import torch._dynamo  # noqa: F401
+
         self.config = config if config is not None else TrainConfig()
         self.shared_device = shared_device
         self.broken = False
