@@ -224,7 +224,7 @@ def settings_from(args: argparse.Namespace, device: torch.device) -> dict[str, A
 def evaluator_for(args: argparse.Namespace, device: torch.device) -> Any:
     if args.workers is None and args.workers_per_gpu is None:
         return SerialEvaluator()
-    from pytorch_devol.search.pool import ProcessPoolEvaluator
+    from pytorch_devol.search.evaluators.pool import ProcessPoolEvaluator
 
     if device.type == "cpu":
         return ProcessPoolEvaluator(devices=["cpu"] * (args.workers or 1))
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     png = "no plot (no candidate was evaluated)"
     if evaluated:
         try:
-            from pytorch_devol.search.plot import plot_run
+            from pytorch_devol.search.report.plot import plot_run
 
             png = record["plot"] = str(plot_run(run_dir, out=args.out_dir / f"{s['name']}.png"))
         except ImportError as exc:  # matplotlib is optional (e.g. on the GPU machine)

@@ -58,7 +58,7 @@ from machine import (  # noqa: E402
 
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
 from pytorch_devol.search import SerialEvaluator, Task  # noqa: E402
-from pytorch_devol.search.pool import ProcessPoolEvaluator, usable_cores  # noqa: E402
+from pytorch_devol.search.evaluators.pool import ProcessPoolEvaluator, usable_cores  # noqa: E402
 from pytorch_devol.training import DATA_ENV_VAR, TrainConfig, load_dataset  # noqa: E402
 
 

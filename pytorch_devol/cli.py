@@ -294,14 +294,14 @@ def _show_front(result: Any) -> None:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from .search.plot import plot_run
+    from .search.report import plot_run
 
     print(plot_run(args.run_dir, out=args.out, gene_modules=args.gene_modules))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .search.export import export_model
+    from .search.report import export_model
 
     path = export_model(args.run_dir, format=args.format, out=args.out,
                         gene_modules=args.gene_modules, candidate=args.candidate)

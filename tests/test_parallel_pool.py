@@ -39,14 +39,14 @@ from pytorch_devol import GenomeSchema, Search
 from pytorch_devol.schema import DenseGene, allele, gene
 from pytorch_devol.schema.registry import ACTIVATIONS
 from pytorch_devol.search import SerialEvaluator, Task, make_evaluator
-from pytorch_devol.search import pool as pool_module
-from pytorch_devol.search.pool import (
+from pytorch_devol.search.evaluators import pool as pool_module
+from pytorch_devol.search.evaluators.pool import (
     ProcessPoolEvaluator,
     WorkerStartupError,
     plan_devices,
     shared_devices,
 )
-from pytorch_devol.search.pool_worker import evaluate_task, result_message
+from pytorch_devol.search.evaluators.pool_worker import evaluate_task, result_message
 from pytorch_devol.training import EvalResult, TrainConfig
 from tests.parallel_helpers import (
     KILL_DIR_ENV,
@@ -560,7 +560,7 @@ _PARENT = textwrap.dedent("""
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from pytorch_devol import Search
-    from pytorch_devol.search.pool import ProcessPoolEvaluator
+    from pytorch_devol.search.evaluators.pool import ProcessPoolEvaluator
     from pytorch_devol.training import TrainConfig
     from tests.parallel_helpers import tiny_schema
 
@@ -676,7 +676,7 @@ def test_search_package_never_imports_ray(script_runs):
 
 
 def test_ray_evaluator_without_ray_says_how_to_install(monkeypatch):
-    from pytorch_devol.search.ray_evaluator import RayEvaluator
+    from pytorch_devol.search.evaluators import RayEvaluator
 
     monkeypatch.setitem(sys.modules, "ray", None)   # makes `import ray` fail
     with pytest.raises(ImportError, match=r"pip install 'pytorch-devol\[ray\]'"):

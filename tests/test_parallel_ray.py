@@ -27,7 +27,7 @@ from pytorch_devol.search import (  # noqa: E402
     Task,
     make_evaluator,  # noqa: E402
 )
-from pytorch_devol.search.ray_evaluator import RayEvaluator  # noqa: E402
+from pytorch_devol.search.evaluators import RayEvaluator  # noqa: E402
 from pytorch_devol.training import TrainConfig  # noqa: E402
 from tests.parallel_helpers import (  # noqa: E402
     KILL_DIR_ENV,

@@ -15,16 +15,16 @@ import pytest
 import torch
 
 from pytorch_devol import GenomeSchema, Search, load_dataset
-from pytorch_devol.search import export as export_mod
 from pytorch_devol.search import load_result
-from pytorch_devol.search.export import (
+from pytorch_devol.search.report import export as export_mod
+from pytorch_devol.search.report.export import (
     EXPORT_FORMATS,
     ExportCheckError,
     ExportCheckSkipped,
     export_model,
     load_exported_state_dict,
 )
-from pytorch_devol.search.plot import plot_run, progress_series
+from pytorch_devol.search.report.plot import plot_run, progress_series
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ import pytest
 from pytorch_devol import GenomeSchema, Search
 from pytorch_devol.schema.spec import gene_type_from_name
 from pytorch_devol.search import load_result
-from pytorch_devol.search.export import load_exported_state_dict
+from pytorch_devol.search.report.export import load_exported_state_dict
 from pytorch_devol.training import TrainConfig, load_dataset
 
 from .cli_helpers import cli, main

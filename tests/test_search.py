@@ -174,7 +174,7 @@ def test_user_arrays_in_devol_form_search_and_resume_needs_them(tmp_path, digits
 
 
 def test_only_candidates_that_may_be_best_send_weights_back():
-    from pytorch_devol.search.evaluator import BetterThan
+    from pytorch_devol.search.evaluators import BetterThan
     from pytorch_devol.training import EvalResult
 
     ok = EvalResult(status="ok", val_accuracy=0.8, val_loss=0.5)

@@ -37,7 +37,7 @@ from ..evolution import BaseStrategy
 from ..schema import devol_columns, to_devol
 from ..training import EvalResult
 from .breaker import CircuitBreaker
-from .evaluator import BetterThan, Evaluator, Task
+from .evaluators import BetterThan, Evaluator, Task
 from .fidelity import Fidelity
 from .front import ParetoFront, violation_of
 from .incumbent import Incumbent

@@ -29,7 +29,7 @@ from ..training import (
     check_compatible,
     load_dataset,
 )
-from .evaluator import Evaluator
+from .evaluators import Evaluator, SerialEvaluator
 from .fidelity import ASHA, Fidelity, SuccessiveHalving, make_fidelity
 from .loop import SearchLoop
 from .objectives import (
@@ -42,7 +42,6 @@ from .objectives import (
 )
 from .progress import Reporter
 from .result import SearchResult
-from .serial import SerialEvaluator
 from .store import RunStore
 
 __all__ = ["STRATEGIES", "Search"]

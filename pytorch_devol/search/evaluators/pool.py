@@ -34,10 +34,10 @@ from typing import Any
 
 import attrs
 
-from .._checks import check_int
-from ..training import EvalResult, TrainConfig
+from ..._checks import check_int
+from ...training import EvalResult, TrainConfig
+from .base import Task
 from .devices import plan_devices, usable_cores
-from .evaluator import Task
 from .pool_protocol import (
     PROTOCOL,
     Payload,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._checks import check_int
+from ..._checks import check_int
 
 __all__ = ["make_evaluator"]
 
@@ -34,7 +34,7 @@ def make_evaluator(workers: int | str | None = None, workers_per_gpu: int = 1,
     workers_per_gpu = check_int(workers_per_gpu, "workers_per_gpu")
     count = None if workers in (None, "auto") else int(workers)
     if ray_address is not None:
-        from .ray_evaluator import RayEvaluator
+        from .ray import RayEvaluator
 
         if workers_per_gpu > 1:
             options.setdefault("gpus_per_candidate", 1 / workers_per_gpu)

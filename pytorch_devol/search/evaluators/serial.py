@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from ..training import EvalResult, TrainConfig, Trainer
-from .evaluator import Task, train_task
+from ...training import EvalResult, TrainConfig, Trainer
+from .base import Task, train_task
 
 __all__ = ["SerialEvaluator"]
 

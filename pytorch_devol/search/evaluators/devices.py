@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from .._checks import check_int
+from ..._checks import check_int
 
 __all__ = ["plan_devices", "usable_cores"]
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .result import SearchResult, load_result
-from .store import atomic_write
+from ..result import SearchResult, load_result
+from ..store import atomic_write
 
 __all__ = ["DEFAULT_PLOT_NAME", "plot_run", "progress_series"]
 

@@ -46,15 +46,15 @@ from typing import IO, Any
 import attrs
 import torch
 
-from ..schema.alleles import base_gene_type, gene_choices
-from ..schema.registry import ACTIVATIONS, OPTIMIZERS
+from ...schema.alleles import base_gene_type, gene_choices
+from ...schema.registry import ACTIVATIONS, OPTIMIZERS
 
 __all__ = ["Payload", "StderrTail", "describe_exit", "main_module_names", "pack",
            "pack_registrations", "parent_sys_path", "reap", "register_missing", "send_quietly",
            "shared_devices", "unpack", "worker_command", "worker_env"]
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
-WORKER_CODE = "from pytorch_devol.search.pool_worker import main; main()"
+WORKER_CODE = "from pytorch_devol.search.evaluators.pool_worker import main; main()"
 _TAIL_LINES = 20
 
 

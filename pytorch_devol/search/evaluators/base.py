@@ -1,8 +1,10 @@
-"""The evaluator protocol: tasks (genomes to train) in, results out as they finish.
+"""The evaluator protocol (tasks in, results out as they finish) and what every evaluator
+uses to train a task: `build_trainer`, `set_threads`, `train_task`.
 
 Implementations: `SerialEvaluator` (in-process, ``serial.py``), `ProcessPoolEvaluator`
-(``pool.py``) and `RayEvaluator` (``ray_evaluator.py``); `make_evaluator` (``factory.py``) picks
-one from command-line style options.
+(``pool.py``, its wire format in ``pool_protocol.py``, its worker in ``pool_worker.py``) and
+`RayEvaluator` (``ray.py``); `make_evaluator` (``factory.py``) picks one from command-line style
+options.
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
+import torch
 
-from ..training import EvalResult, TrainConfig, Trainer
-from ..training.state import TrainState
+from ...training import EvalResult, TrainConfig, Trainer
+from ...training.state import TrainState
 
-__all__ = ["BetterThan", "Evaluator", "Task", "train_task"]
+__all__ = ["BetterThan", "Evaluator", "Task", "build_trainer", "set_threads", "train_task"]
 
 
 @attrs.frozen
@@ -82,3 +85,27 @@ def train_task(trainer: Trainer, schema: Any, task: Task) -> EvalResult:
     """Train ``task`` with ``trainer``: what every evaluator runs, in-process or in a worker."""
     return trainer.evaluate(schema, task.vector, seed=task.seed, keep_weights=task.keep or True,
                             epochs=task.epochs, resume=task.resume, keep_state=task.keep_state)
+
+
+def set_threads(threads: int | None) -> None:
+    """Limit this process's torch CPU threads (several workers share the cores)."""
+    if threads is None:
+        return
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only settable before any inter-op work; harmless if too late
+        pass
+
+
+def build_trainer(data: Any, config: TrainConfig, device: str | None,
+                  shared_device: bool = False) -> Trainer:
+    """A `Trainer` on ``device`` (None: keep ``config.device``); the data moves there now.
+    ``shared_device``: other workers train on the same GPU (an out-of-memory error may be
+    theirs, so it is the machine's fault, not the candidate's)."""
+    if device is not None:
+        config = attrs.evolve(config, device=device)
+        index = torch.device(device).index
+        if torch.device(device).type == "cuda" and index is not None:
+            torch.cuda.set_device(index)  # no stray context or allocation on GPU 0
+    return Trainer(data, config, shared_device=shared_device)

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..schema import GenomeSchema
-from .result import SearchResult, load_result
-from .store import RunStore, atomic_write
+from ...schema import GenomeSchema
+from ..result import SearchResult, load_result
+from ..store import RunStore, atomic_write
 
 __all__ = ["DEFAULT_NAMES", "EXPORT_FORMATS", "ExportCheckError", "ExportCheckSkipped",
            "check_batch", "export_model", "load_exported_state_dict"]

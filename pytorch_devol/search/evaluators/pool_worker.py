@@ -23,42 +23,17 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import attrs
-import torch
 
-from ..training import EvalResult, TrainConfig, Trainer
-from ..training.trainer import error_origin
-from .evaluator import Task, train_task
+from ...training import EvalResult, Trainer
+from ...training.trainer import error_origin
+from .base import Task, build_trainer, set_threads, train_task
 from .pool_protocol import PROTOCOL, register_missing, unpack
 
-__all__ = ["build_trainer", "evaluate_task", "main", "result_message", "set_threads"]
+__all__ = ["evaluate_task", "main", "result_message"]
 
 _WATCH_INTERVAL_S = 0.5
 # Where a start-up failure happened; "load" failures get the parent's hint about __main__.
 LOAD, DEVICE = "load", "device"
-
-
-def set_threads(threads: int | None) -> None:
-    """Limit this process's torch CPU threads (several workers share the cores)."""
-    if threads is None:
-        return
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # only settable before any inter-op work; harmless if too late
-        pass
-
-
-def build_trainer(data: Any, config: TrainConfig, device: str | None,
-                  shared_device: bool = False) -> Trainer:
-    """A `Trainer` on ``device`` (None: keep ``config.device``); the data moves there now.
-    ``shared_device``: other workers train on the same GPU (an out-of-memory error may be
-    theirs, so it is the machine's fault, not the candidate's)."""
-    if device is not None:
-        config = attrs.evolve(config, device=device)
-        index = torch.device(device).index
-        if torch.device(device).type == "cuda" and index is not None:
-            torch.cuda.set_device(index)  # no stray context or allocation on GPU 0
-    return Trainer(data, config, shared_device=shared_device)
 
 
 def _parent_alive(parent_pid: int, direct: bool) -> bool:

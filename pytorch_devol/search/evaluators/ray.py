@@ -19,10 +19,9 @@ import time
 from collections import deque
 from typing import Any
 
-from .._checks import check_int
-from ..training import EvalResult, TrainConfig
-from .evaluator import Task, train_task
-from .pool_worker import build_trainer, set_threads
+from ..._checks import check_int
+from ...training import EvalResult, TrainConfig
+from .base import Task, build_trainer, set_threads, train_task
 
 __all__ = ["RayEvaluator", "import_ray"]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..evolution.pareto import hypervolume
-from .front import ParetoFront, violation_of
-from .result import SearchResult
-from .store import atomic_write
+from ...evolution.pareto import hypervolume
+from ..front import ParetoFront, violation_of
+from ..result import SearchResult
+from ..store import atomic_write
 
 __all__ = ["PARETO_PLOT", "front_series", "plot_front"]
 
