@@ -263,16 +263,16 @@ def _show(args: argparse.Namespace) -> int:
 
 def _show_rungs(fidelity: dict[str, Any] | None, epochs: int, result: Any) -> None:
     """How many candidates reached each rung of a multi-fidelity run, and what it cost."""
-    spent = sum(r.get("rung_epochs", 0) for r in result.history if not r["cached"])
+    spent = sum(r["rung_epochs"] for r in result.history if not r["cached"])
     if not fidelity:
         print(f"  training: every candidate up to {epochs} epochs; {spent} epochs spent")
         return
-    from .search.fidelity import rung_budgets
-
-    budgets = rung_budgets(fidelity["min_epochs"], epochs, fidelity["eta"])
-    reached = [len({r["index"] for r in result.history if r.get("rung", 0) == k})
+    budgets = fidelity["budgets"]
+    reached = [len({r["index"] for r in result.history if r["rung"] == k})
                for k in range(len(budgets))]
-    print(f"  fidelity: {fidelity['kind']} (eta {fidelity['eta']}); rungs: "
+    kind = fidelity["type"] if fidelity["kind"] == "custom" else \
+        f"{fidelity['kind']} (eta {fidelity['eta']})"
+    print(f"  fidelity: {kind}; rungs: "
           + ", ".join(f"{b} epochs: {n} candidates" for b, n in zip(budgets, reached))
           + f"; {spent} epochs spent")
 

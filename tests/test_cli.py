@@ -56,7 +56,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
         (["search", "--epochs", "0"], "--epochs must be >= 1"),
         (["search", "--fidelity", "none", "--eta", "2"], "need --fidelity sh or asha"),
         (["search", "--fidelity", "sh", "--eta", "1"], "--eta must be >= 2"),
-        (["search", "--fidelity", "asha"], "steady-state strategy"),
+        (["search", "--fidelity", "asha"], "for steady-state strategies; 'ga' is not one"),
         (["search", "--strategy", "regularized", "--fidelity", "sh"], "generational"),
         (["search", "--fidelity", "sh", "--epochs", "2", "--min-epochs", "3"], "min_epochs"),
         (["show", str(tmp_path / "nope")], "not a pytorch-devol run directory"),

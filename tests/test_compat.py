@@ -26,7 +26,8 @@ from pytorch_devol.compat import (
     best_row,
     devol_penalty,
 )
-from pytorch_devol.evolution import fitness_proportional, single_point_crossover
+from pytorch_devol.evolution._selection import fitness_proportional
+from pytorch_devol.evolution._variation import single_point_crossover
 from pytorch_devol.schema import OPTIMIZERS, InvalidGenomeError
 from pytorch_devol.search.store import read_jsonl
 from pytorch_devol.training import read_idx

@@ -29,7 +29,7 @@ from pytorch_devol.evolution import (
     operator_spec,
     random_genomes,
 )
-from tests.test_evolution_support import assert_in_bounds, cardinalities, seeds, toy_fitness
+from tests.evolution_helpers import assert_in_bounds, cardinalities, seeds, toy_fitness
 
 FAST = settings(max_examples=40, deadline=None)
 
@@ -123,7 +123,9 @@ def test_specs_reject_unknown_names_and_bad_parameters():
         operator_from_spec({"type": "Tournament", "size": 2}, "selection")
     with pytest.raises(ValueError):
         operator_from_spec({"type": "Tournament", "k": 0}, "selection")
-    assert operator_from_spec("single_point", "crossover") == SinglePoint()
+    assert operator_from_spec("SinglePoint", "crossover") == SinglePoint()
+    with pytest.raises(ValueError, match="unknown crossover 'single_point'"):
+        operator_from_spec("single_point", "crossover")  # specs name classes only
     assert operator_from_spec({"type": "RateMutation", "rate": 0.1}, "mutation") == \
         RateMutation(0.1)
 

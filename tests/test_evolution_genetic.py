@@ -17,9 +17,9 @@ from pytorch_devol.evolution import (
     Tournament,
     Truncation,
     Uniform,
-    elite_indices,
 )
-from tests.test_evolution_support import (
+from pytorch_devol.evolution._selection import elite_indices
+from tests.evolution_helpers import (
     assert_in_bounds,
     cardinalities,
     population_sizes,
@@ -109,10 +109,10 @@ def test_tell_rejects_genomes_not_outstanding():
 @pytest.mark.parametrize("options", [
     {"selection": Tournament(k=2)},
     {"selection": Truncation(fraction=0.3)},
-    {"selection": "tournament"},
+    {"selection": "Tournament"},
     {"selection": {"type": "Truncation", "fraction": 0.3}},
     {"crossover": Uniform()},
-    {"crossover": "uniform"},
+    {"crossover": "Uniform"},
     {"mutation": RateMutation(0.2)},
     {"mutation": DevolMutation(mutable=[1, 2])},
     {"fitness_transform": lambda s: np.exp(3 * s)},
@@ -200,55 +200,13 @@ def test_fitness_transform_is_used_for_selection():
     assert ((distance >= 1) & (distance <= 2)).all()
 
 
-LEGACY = [
-    ({"selection": "tournament", "tournament_size": 2}, {"selection": Tournament(k=2)}),
-    ({"selection": "truncation", "truncation_fraction": 0.3},
-     {"selection": Truncation(fraction=0.3)}),
-    ({"selection_floor": 0.2}, {"selection": FitnessProportional(floor=0.2)}),
-    ({"crossover": "uniform", "uniform_probability": 0.7}, {"crossover": Uniform(p=0.7)}),
-    ({"allow_parent_copies": True}, {"crossover": SinglePoint(allow_copies=True)}),
-    ({"mutation_rate": 0.2, "force_change": False, "mutable_positions": [0, 2]},
-     {"mutation": RateMutation(0.2, force_change=False, mutable=[0, 2])}),
-    ({"mutation_base": 5, "mutation_divisor": 2, "min_mutations": 0,
-      "distinct_positions": False, "mutable_positions": range(1, 4)},
-     {"mutation": DevolMutation(base=5, divisor=2, minimum=0, distinct=False,
-                                mutable=[1, 2, 3])}),
-]
-
-
-@pytest.mark.parametrize(("old", "new"), LEGACY)
-def test_deprecated_keywords_build_the_same_operators(old, new):
-    cards = [3, 5, 7, 2]
-    with pytest.warns(DeprecationWarning, match="deprecated"):
-        legacy = GeneticAlgorithm(cards, 8, seed=5, **old)
-    modern = GeneticAlgorithm(cards, 8, seed=5, **new)
-    assert (legacy.selection, legacy.crossover, legacy.mutation) == (
-        modern.selection, modern.crossover, modern.mutation)
-    for _ in range(4):
-        a, b = legacy.ask(), modern.ask()
-        np.testing.assert_array_equal(a, b)
-        legacy.tell(a, toy_fitness(a))
-        modern.tell(b, toy_fitness(b))
-
-
-def test_deprecated_keywords_conflict_with_an_operator_object_and_are_still_checked():
-    with pytest.raises(TypeError, match="tournament_size"), \
-            pytest.warns(DeprecationWarning):
-        GeneticAlgorithm([3], 4, selection=Truncation(), tournament_size=2)
-    with pytest.raises(TypeError, match="mutable_positions"), \
-            pytest.warns(DeprecationWarning):
-        GeneticAlgorithm([3], 4, mutation=RateMutation(0.1), mutable_positions=[0])
-    for bad in ({"selection_floor": 2}, {"mutation_rate": -0.1}, {"mutation_divisor": 0},
-                {"tournament_size": 0}, {"truncation_fraction": 0.0},
-                {"uniform_probability": -1}, {"min_mutations": -1},
-                {"mutable_positions": [5]}):
-        with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]), \
-                pytest.warns(DeprecationWarning):
-            GeneticAlgorithm([3, 3], 4, **bad)
-    # a keyword for an operator not in use is ignored, as it always was
-    with pytest.warns(DeprecationWarning):
-        ga = GeneticAlgorithm([3], 4, tournament_size=5)
-    assert ga.selection == FitnessProportional()
+def test_no_keyword_shorthands_for_operator_parameters():
+    # Operators are objects (or specs); there are no keywords that set their parameters.
+    for keyword in ("tournament_size", "mutation_rate", "mutable_positions", "n_mutations"):
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            GeneticAlgorithm([3], 4, **{keyword: 1})
+    with pytest.raises(ValueError, match="unknown selection 'tournament'"):
+        GeneticAlgorithm([3], 4, selection="tournament")  # names are class names
 
 
 def test_defect_fixed_elites_not_mutated_and_told_generation_untouched():
@@ -271,15 +229,13 @@ def test_devol_exact_settings():
     assert ga.crossover == SinglePoint(allow_copies=True) and ga.mutate_elites
     assert ga.mutation == DevolMutation(minimum=0, force_change=False, distinct=False)
     assert not ga.maximize
-    with pytest.warns(DeprecationWarning):
-        assert GeneticAlgorithm.devol_exact([3], 10, min_mutations=2).mutation.minimum == 2
     tour = GeneticAlgorithm.devol_exact([3], 10, selection=Tournament(k=2))
     assert tour.selection == Tournament(k=2) and tour.mutation == DEVOL_OPERATORS["mutation"]
     # DEvol's GenomeHandler never mutates position 0 (the first conv layer's "active" gene).
     # With 2**40 alleles there, any mutation of position 0 would bring a value never seen.
     cards = [2**40] + [9] * 7
     for mutable, new_values in ((range(1, 8), False), (None, True)):
-        ga = GeneticAlgorithm.devol_exact(cards, 30, seed=0, mutable_positions=mutable)
+        ga = GeneticAlgorithm.devol_exact(cards, 30, seed=0, mutable=mutable)
         g = ga.ask()
         initial = set(g[:, 0].tolist())
         appeared = False
@@ -289,7 +245,7 @@ def test_devol_exact_settings():
             appeared |= not set(g[:, 0].tolist()) <= initial
         assert appeared == new_values
     with pytest.raises(TypeError, match="mutable"):
-        GeneticAlgorithm.devol_exact(cards, 4, mutable_positions=[1], mutation=RateMutation(0.1))
+        GeneticAlgorithm.devol_exact(cards, 4, mutable=[1], mutation=RateMutation(0.1))
     ours = GeneticAlgorithm([3] * 4, 10)
     assert ours.selection == FitnessProportional(floor=0.05) and ours.crossover == SinglePoint()
     assert ours.mutation == DevolMutation(minimum=1) and not ours.mutate_elites

@@ -20,7 +20,7 @@ from pytorch_devol.evolution import (
     non_dominated_sort,
     random_genomes,
 )
-from tests.test_evolution_support import (
+from tests.evolution_helpers import (
     assert_in_bounds,
     cardinalities,
     population_sizes,
@@ -220,7 +220,7 @@ def test_first_front_survives_when_it_fits():
 def test_custom_operators_and_key():
     cards = [4, 4, 4]  # 64 genomes
     s = NSGA2(cards, 8, ("min", "min"), seed=0, key=lambda g: g.tobytes(),
-              selection=Tournament(k=3), crossover=Uniform(), mutation="point")
+              selection=Tournament(k=3), crossover=Uniform(), mutation="PointMutation")
     asked = np.concatenate(run(s, 4))
     assert len({r.tobytes() for r in asked}) == asked.shape[0]  # no genome asked twice
 

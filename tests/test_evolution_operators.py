@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytorch_devol.evolution import (
+from pytorch_devol.evolution._variation import (
     mutate,
     mutation_counts,
     random_genomes,
     single_point_crossover,
     uniform_crossover,
 )
-from tests.test_evolution_support import assert_in_bounds, cardinalities, seeds
+from tests.evolution_helpers import assert_in_bounds, cardinalities, seeds
 
 FAST = settings(max_examples=40, deadline=None)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pytorch_devol.evolution import GeneticAlgorithm, RegularizedEvolution, random_genomes
-from tests.test_evolution_support import normalised_sum
+from tests.evolution_helpers import normalised_sum
 
 CARDS = np.array([2, 3, 4, 5, 8, 11, 2, 6, 3, 16] * 2)
 GENERATIONS, POP = 20, 20

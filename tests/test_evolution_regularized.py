@@ -9,13 +9,12 @@ from hypothesis import strategies as st
 
 from pytorch_devol.evolution import (
     PointMutation,
-    RateMutation,
     RegularizedEvolution,
     SinglePoint,
     Tournament,
     Truncation,
 )
-from tests.test_evolution_support import assert_in_bounds, cardinalities, seeds, toy_fitness
+from tests.evolution_helpers import assert_in_bounds, cardinalities, seeds, toy_fitness
 
 FAST = settings(max_examples=25, deadline=None)
 
@@ -123,22 +122,10 @@ def test_options_and_validation():
     assert all(tuple(r) in tails for r in kids[:, 3:].tolist())
 
 
-def test_deprecated_keywords_still_work():
-    with pytest.warns(DeprecationWarning):
-        with pytest.raises(ValueError, match="n_mutations"):
-            RegularizedEvolution([3], 4, 2, n_mutations=-1)
-    with pytest.warns(DeprecationWarning):
-        with pytest.raises(ValueError, match="mutation_rate"):
-            RegularizedEvolution([3], 4, 2, mutation_rate=2.0)
-    with pytest.warns(DeprecationWarning):
-        old = RegularizedEvolution([7] * 6, 4, 2, seed=1, n_mutations=3,
-                                   mutable_positions=[0, 1, 2])
-    assert old.mutation == PointMutation(count=3, mutable=[0, 1, 2])
-    with pytest.warns(DeprecationWarning):
-        rate = RegularizedEvolution([7] * 6, 4, 2, mutation_rate=0.5, force_change=False)
-    assert rate.mutation == RateMutation(0.5, force_change=False)
-    with pytest.raises(TypeError, match="unexpected keyword"):
-        RegularizedEvolution([3], 4, 2, tournament_size=3)  # a GeneticAlgorithm keyword
+def test_operator_parameters_are_not_keywords():
+    for keyword in ("n_mutations", "mutation_rate", "mutable_positions", "tournament_size"):
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            RegularizedEvolution([3], 4, 2, **{keyword: 1})
 
 
 def test_selection_and_crossover_operators():

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytorch_devol.evolution import (
+from pytorch_devol.evolution._selection import (
     best_first,
     elite_indices,
     fitness_proportional,

@@ -16,7 +16,7 @@ from pytorch_devol.evolution import (
     RegularizedEvolution,
     Strategy,
 )
-from tests.test_evolution_support import (
+from tests.evolution_helpers import (
     assert_in_bounds,
     cardinalities,
     population_sizes,

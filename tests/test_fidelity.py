@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -51,19 +52,44 @@ def test_rung_budgets_are_bounded_and_grow_by_eta(low, high, eta):
     assert len(budgets) == 1 or budgets[-1] <= budgets[-2] * eta
 
 
+@pytest.mark.parametrize(("values", "eta", "higher", "maximize", "expected"), [
+    ([0.5, 0.9, 0.1, 0.7, 0.3, 0.8], 3, set(), True, [1, 5]),          # 6 // 3 = 2 places
+    ([0.5, 0.9, 0.1, 0.7, 0.3, 0.8], 3, set(), False, [2, 4]),         # lower is better
+    ([0.5, 0.9, 0.1, 0.7, 0.3, 0.8], 2, set(), True, [1, 5, 3]),       # 6 // 2 = 3 places
+    ([0.5, 0.9], 3, set(), True, [1]),                                 # at least one place
+    ([0.5, 0.9, 0.1, 0.7, 0.3, 0.8], 3, {1}, True, [5]),               # 1 place taken
+    ([0.5, 0.9, 0.1, 0.7, 0.3, 0.8], 3, {1, 5}, True, []),             # both taken
+    ([math.nan, 0.2, math.nan], 2, set(), True, [1]),                  # failures never go on
+    ([math.nan, math.nan], 2, set(), True, []),
+    ([0.4, 0.4, 0.4, 0.4], 2, set(), True, [0, 1]),                    # ties: lower id
+])
+def test_successive_halving_promotes_the_best_entrants(values, eta, higher, maximize,
+                                                       expected):
+    results = list(enumerate(values))
+    assert SuccessiveHalving(eta=eta).promote(0, results, higher, maximize) == expected
+
+
 @given(st.lists(st.one_of(values, st.just(math.nan)), min_size=1, max_size=40),
        st.integers(2, 4), st.integers(0, 3), st.booleans())
-def test_successive_halving_promotes_the_best_fraction_once(scores, eta, already, maximize):
-    sh = SuccessiveHalving(eta=eta)
-    entrants = len(scores) + already
-    chosen = sh.promote(entrants, list(enumerate(scores)), already, maximize)
-    ok = [i for i, v in enumerate(scores) if not math.isnan(v)]
-    assert len(chosen) == len(set(chosen)) == min(len(ok), max(0, max(1, entrants // eta)
-                                                                - already))
-    assert set(chosen) <= set(ok)
-    rest = [scores[i] for i in ok if i not in chosen]
-    for i in chosen:  # nobody left behind is better than anybody promoted
+def test_successive_halving_never_leaves_a_better_one_behind(scores, eta, n_higher, maximize):
+    results = list(enumerate(scores))
+    higher = set(range(min(n_higher, len(scores))))
+    chosen = SuccessiveHalving(eta=eta).promote(0, results, higher, maximize)
+    assert len(chosen) == len(set(chosen)) <= max(1, len(scores) // eta)
+    assert not set(chosen) & higher and all(not math.isnan(scores[i]) for i in chosen)
+    rest = [scores[i] for i in range(len(scores))
+            if i not in chosen and i not in higher and not math.isnan(scores[i])]
+    for i in chosen:
         assert all((scores[i] >= v) if maximize else (scores[i] <= v) for v in rest)
+
+
+def _next_job(asha, rungs, sent):
+    """The search loop's rule: the highest rung with a promotion wins."""
+    for k in range(len(rungs) - 2, -1, -1):
+        chosen = asha.promote(k, list(rungs[k].items()), sent[k], True)
+        if chosen:
+            return chosen[0], k
+    return None
 
 
 @settings(max_examples=60)
@@ -82,7 +108,7 @@ def test_asha_never_blocks_and_promotes_each_candidate_once_per_rung(
     running: list[tuple[int, int]] = []
     while True:
         while len(running) < workers:
-            job = asha.next_promotion([list(r.items()) for r in rungs[:-1]], sent[:-1], True)
+            job = _next_job(asha, rungs, sent)
             if job is not None:
                 index, rung = job
                 assert index not in sent[rung] and rung < n_rungs - 1
@@ -100,6 +126,15 @@ def test_asha_never_blocks_and_promotes_each_candidate_once_per_rung(
     for k in range(n_rungs - 1):
         best = sorted(rungs[k], key=lambda i: (-rungs[k][i], i))[:len(rungs[k]) // eta]
         assert set(best) <= sent[k] and len(sent[k]) >= len(rungs[k]) // eta
+
+
+def test_asha_promotes_from_the_top_fraction_only():
+    asha = ASHA(eta=3)
+    results = [(0, 0.2), (1, 0.9), (2, 0.5), (3, 0.7), (4, 0.1), (5, 0.8)]
+    assert asha.promote(0, results, set(), True) == [1, 5]       # top 6 // 3
+    assert asha.promote(0, results, {1}, True) == [5]
+    assert asha.promote(0, results, {1, 5}, True) == []         # 3 (0.7) is not in the top 2
+    assert asha.promote(0, results[:2], set(), True) == []      # 2 // 3 = 0 places yet
 
 
 @given(st.integers(0, 5), st.integers(0, 5), st.integers(0, 10**6), st.integers(0, 10**6),
@@ -127,6 +162,9 @@ def test_scheduler_arguments_are_checked():
         make_fidelity("hyperband")
     with pytest.raises(TypeError, match="fidelity must be one of"):
         make_fidelity(3)
+    with pytest.raises(TypeError, match="lacks.*promote"):
+        make_fidelity(attrs.make_class("OnlyBudgets", {"asynchronous": attrs.field(
+            default=False)}, frozen=True)())
     with pytest.raises(ValueError, match="must equal the search's epochs"):
         SuccessiveHalving(max_epochs=9).budgets(10)
     assert make_fidelity("sh", 2, 4) == SuccessiveHalving(min_epochs=2, eta=4)
@@ -327,7 +365,8 @@ def test_run_directory_names_its_fidelity_and_states_load_as_data(digits, tmp_pa
     run = tmp_path / "r"
     _sh_search(digits, run).run()
     saved = json.loads((run / "config.json").read_text())["search"]["fidelity"]
-    assert saved == {"kind": "sh", "min_epochs": 1, "eta": 2}
+    assert saved == {"kind": "sh", "min_epochs": 1, "eta": 2, "max_epochs": None,
+                     "budgets": [1, 2, 4]}
     resumed = Search.resume(run, verbose=False)
     assert resumed.fidelity == SuccessiveHalving(min_epochs=1, eta=2)
     csv_header = (run / "results.csv").read_text().splitlines()[0].split(",")

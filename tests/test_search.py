@@ -186,29 +186,34 @@ def test_only_candidates_that_may_be_best_send_weights_back():
 
 
 def test_resume_needs_what_a_run_directory_cannot_hold(tmp_path, digits):
-    from pytorch_devol.evolution import GeneticAlgorithm
+    from pytorch_devol.evolution import DevolMutation, GeneticAlgorithm
 
     schema = tiny_schema()
     Search(schema, digits, generations=1, population_size=2, epochs=1, run_dir=tmp_path / "f",
            fitness=lambda scores: scores**2, train_config=FP32, verbose=False).run()
     with pytest.raises(ValueError, match="fitness"):
         Search.resume(tmp_path / "f")
-    own = GeneticAlgorithm(schema.cardinalities, 2, seed=0, selection="tournament")
+    own = GeneticAlgorithm(schema.cardinalities, 2, seed=0, selection="Tournament")
     Search(schema, digits, generations=1, population_size=2, epochs=1, run_dir=tmp_path / "s",
            strategy=own, train_config=FP32, verbose=False).run()
     with pytest.raises(ValueError, match="pass it again"):
         Search.resume(tmp_path / "s")
-    again = GeneticAlgorithm(schema.cardinalities, 2, seed=0, selection="tournament")
+    again = GeneticAlgorithm(schema.cardinalities, 2, seed=0, selection="Tournament")
     assert len(Search.resume(tmp_path / "s", strategy=again, verbose=False).run().history) == 2
     with pytest.raises(ValueError, match="may not set"):
         Search(schema, digits, strategy_options={"seed": 3})
-    opts = {"mutable_positions": range(1, len(schema))}
+    mutation = DevolMutation(mutable=range(1, len(schema)))
     search = Search(schema, digits, generations=1, population_size=2, epochs=1,
-                    run_dir=tmp_path / "o", strategy_options=opts, train_config=FP32,
-                    verbose=False)
+                    run_dir=tmp_path / "o", strategy_options={"mutation": mutation},
+                    train_config=FP32, verbose=False)
     search.run()
     saved = json.loads((tmp_path / "o" / "config.json").read_text())
-    assert saved["search"]["strategy_options"]["mutable_positions"] == list(range(1, len(schema)))
+    assert saved["search"]["strategy_options"]["mutation"] == {
+        "type": "DevolMutation", "base": 3, "divisor": 4, "minimum": 1, "force_change": True,
+        "distinct": True, "mutable": list(range(1, len(schema)))}
+    assert Search.resume(tmp_path / "o", verbose=False).strategy.mutation == mutation
+    with pytest.raises(ValueError, match="operator of your own"):
+        Search(schema, digits, strategy_options={"mutation": lambda *a, **k: a[1]})
 
 
 def test_training_gene_overrides_are_checked_before_training(tmp_path, digits):

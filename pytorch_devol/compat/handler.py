@@ -17,8 +17,7 @@ import numpy as np
 from torch import nn
 
 from .._checks import DEVOL_ACTIVATIONS, DEVOL_OPTIMIZERS, check_int, make_rng
-from ..evolution import mutate as mutate_genomes
-from ..evolution import mutation_counts
+from ..evolution import DevolMutation
 from ..schema import GenomeSchema, InvalidGenomeError, devol_columns, from_devol, to_devol
 from .csvlog import best_row
 
@@ -142,9 +141,8 @@ class GenomeHandler:
         """
         num_mutations = check_int(num_mutations, "num_mutations")
         vector = self.to_vector(genome)
-        count = mutation_counts(self.rng, 0, 1, base=num_mutations, minimum=1)
-        mutated = mutate_genomes(self.rng, vector[None, :], self.schema.cardinalities,
-                                 count=count)
+        mutation = DevolMutation(base=num_mutations, minimum=1)
+        mutated = mutation(self.rng, vector[None, :], self.schema.cardinalities)
         return self.from_vector(mutated[0])
 
     def decode(self, genome: Sequence[Any]) -> nn.Sequential:

@@ -10,24 +10,35 @@ defects fixed, DEvol's settings via :meth:`GeneticAlgorithm.devol_exact`),
 :class:`RegularizedEvolution` (aging evolution, Real et al. 2019) and :class:`NSGA2`
 (multi-objective, Deb et al. 2002).
 
-Operators are small frozen objects every strategy takes (``selection=``, ``crossover=``,
-``mutation=``): :class:`FitnessProportional`, :class:`Tournament`, :class:`Truncation`;
-:class:`SinglePoint`, :class:`Uniform`; :class:`DevolMutation`, :class:`PointMutation`,
-:class:`RateMutation`. Yours is one class following :class:`Selection`, :class:`Crossover`
-or :class:`Mutation`. Pareto utilities (non-dominated sort, crowding, hypervolume) are in
-:mod:`.pareto`.
+Operators (:mod:`.operators`) are small frozen objects every strategy takes (``selection=``,
+``crossover=``, ``mutation=``): :class:`FitnessProportional`, :class:`Tournament`,
+:class:`Truncation`; :class:`SinglePoint`, :class:`Uniform`; :class:`DevolMutation`,
+:class:`PointMutation`, :class:`RateMutation`. Yours is one class following :class:`Selection`,
+:class:`Crossover` or :class:`Mutation`; a spec such as ``{"type": "Tournament", "k": 2}`` names
+a built-in one as data. A generational strategy of your own can start from
+:class:`GenerationalStrategy`. Pareto utilities (non-dominated sort, crowding, hypervolume)
+are in :mod:`.pareto`.
 """
 
 from ._common import MAX_CARDINALITY, as_cardinalities, check_fitness, check_genomes, space_size
-from .genetic import DEVOL_OPERATORS, GeneticAlgorithm, SelectionFunc
+from ._variation import random_genomes
+from .generational import GenerationalStrategy
+from .genetic import DEVOL_OPERATORS, GeneticAlgorithm
 from .keys import KeyFunc, KeyMemory
 from .nsga2 import NSGA2
 from .operators import (
-    mutate,
-    mutation_counts,
-    random_genomes,
-    single_point_crossover,
-    uniform_crossover,
+    Crossover,
+    DevolMutation,
+    FitnessProportional,
+    FitnessTransform,
+    Mutation,
+    PointMutation,
+    RateMutation,
+    Selection,
+    SinglePoint,
+    Tournament,
+    Truncation,
+    Uniform,
 )
 from .pareto import (
     as_costs,
@@ -39,31 +50,8 @@ from .pareto import (
     pareto_front,
 )
 from .regularized import RegularizedEvolution
-from .selection import (
-    FitnessProportional,
-    FitnessTransform,
-    Selection,
-    Tournament,
-    Truncation,
-    best_first,
-    elite_indices,
-    fitness_proportional,
-    fitness_proportional_weights,
-    scale_fitness,
-    tournament,
-    truncation,
-)
 from .specs import OPERATORS, operator_from_spec, operator_spec
 from .strategy import STATE_VERSION, BaseStrategy, Strategy
-from .variation import (
-    Crossover,
-    DevolMutation,
-    Mutation,
-    PointMutation,
-    RateMutation,
-    SinglePoint,
-    Uniform,
-)
 
 __all__ = [
     "DEVOL_OPERATORS",
@@ -76,6 +64,7 @@ __all__ = [
     "DevolMutation",
     "FitnessProportional",
     "FitnessTransform",
+    "GenerationalStrategy",
     "GeneticAlgorithm",
     "KeyFunc",
     "KeyMemory",
@@ -84,7 +73,6 @@ __all__ = [
     "RateMutation",
     "RegularizedEvolution",
     "Selection",
-    "SelectionFunc",
     "SinglePoint",
     "Strategy",
     "Tournament",
@@ -93,26 +81,15 @@ __all__ = [
     "as_cardinalities",
     "as_costs",
     "as_directions",
-    "best_first",
     "check_fitness",
     "check_genomes",
     "crowded_order_fitness",
     "crowding_distance",
-    "elite_indices",
-    "fitness_proportional",
-    "fitness_proportional_weights",
     "hypervolume",
-    "mutate",
-    "mutation_counts",
     "non_dominated_sort",
     "operator_from_spec",
     "operator_spec",
     "pareto_front",
     "random_genomes",
-    "scale_fitness",
-    "single_point_crossover",
     "space_size",
-    "tournament",
-    "truncation",
-    "uniform_crossover",
 ]

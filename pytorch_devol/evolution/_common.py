@@ -20,11 +20,13 @@ from .._checks import SeedLike, make_rng
 
 __all__ = [
     "MAX_CARDINALITY",
+    "FloatArray",
+    "IntArray",
     "SeedLike",
     "as_cardinalities",
     "check_fitness",
     "check_genomes",
-    "check_objectives",
+    "check_objective_values",
     "check_probability",
     "check_violation",
     "floats2d_from_json",
@@ -39,6 +41,11 @@ __all__ = [
     "rng_to_json",
     "space_size",
 ]
+
+#: A genome population ``(n, L)`` or a vector of alleles, indices or cardinalities.
+IntArray = npt.NDArray[np.int64]
+#: Fitness values, one per genome (or ``(n, k)`` for several objectives).
+FloatArray = npt.NDArray[np.float64]
 
 #: Largest allowed cardinality: alleles must fit an ``int64``.
 MAX_CARDINALITY = int(np.iinfo(np.int64).max)
@@ -150,7 +157,7 @@ def check_fitness(fitness: Any, count: int) -> npt.NDArray[np.float64]:
     return out
 
 
-def check_objectives(fitness: Any, count: int, k: int) -> npt.NDArray[np.float64]:
+def check_objective_values(fitness: Any, count: int, k: int) -> npt.NDArray[np.float64]:
     """Validate multi-objective fitness: a ``(count, k)`` array of reals, NaN allowed (failed).
 
     A 1-D array is one row when ``count == 1`` or one column when ``k == 1``.

@@ -18,29 +18,23 @@ import numpy as np
 import numpy.typing as npt
 
 from ._common import (
+    FloatArray,
+    IntArray,
     SeedLike,
     check_genomes,
-    check_objectives,
+    check_objective_values,
     check_violation,
     floats2d_from_json,
-    floats2d_to_json,
     floats_from_json,
     floats_to_json,
     genomes_from_json,
-    locate_outstanding,
 )
+from .generational import GenerationalStrategy
 from .keys import KeyFunc
-from .operators import random_genomes
+from .operators import Crossover, DevolMutation, Mutation, Selection, SinglePoint, Tournament
 from .pareto import as_directions, crowded_order_fitness, crowding_distance, non_dominated_sort
-from .selection import Selection, Tournament
-from .specs import resolve_operator
-from .strategy import BaseStrategy
-from .variation import Crossover, DevolMutation, Mutation, SinglePoint
 
 __all__ = ["NSGA2"]
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
 
 def _inf_to_json(values: FloatArray) -> list[float | None]:
@@ -51,7 +45,7 @@ def _inf_from_json(values: Sequence[float | None]) -> FloatArray:
     return np.array([math.inf if v is None else float(v) for v in values], dtype=np.float64)
 
 
-class NSGA2(BaseStrategy):
+class NSGA2(GenerationalStrategy):
     """NSGA-II: multi-objective, generational, elitist (ask/tell).
 
     * ``directions``: one of ``"max"`` / ``"min"`` per objective, e.g. ``("max", "min")`` for
@@ -77,7 +71,6 @@ class NSGA2(BaseStrategy):
     """
 
     kind = "NSGA2"
-    steady_state = False
 
     def __init__(self, cardinalities: npt.ArrayLike, population_size: int,
                  directions: Sequence[str], seed: SeedLike = None,
@@ -86,32 +79,26 @@ class NSGA2(BaseStrategy):
                  crossover: Crossover | str | dict[str, Any] | None = None,
                  mutation: Mutation | str | dict[str, Any] | None = None,
                  key_retries: int = 10) -> None:
-        super().__init__(cardinalities, population_size, seed, True, key, key_retries)
         if directions is None or isinstance(directions, str) or len(directions) == 0:
             raise ValueError(f"directions must give 'max' or 'min' for each objective, e.g. "
                              f"('max', 'min'); got {directions!r}")
         #: One of "max" / "min" per objective.
         self.directions = as_directions(directions, len(directions))
+        self.n_objectives = len(self.directions)
+        super().__init__(cardinalities, population_size, seed, True, key, key_retries)
         #: Per objective: True when maximised (the Strategy protocol's ``maximize``).
         self.maximize = tuple(d == "max" for d in self.directions)  # type: ignore[assignment]
-        self.n_objectives = len(self.directions)
-        self.selection: Selection = resolve_operator(selection, "selection", Tournament(k=2))[0]
-        self.crossover: Crossover = resolve_operator(crossover, "crossover", SinglePoint())[0]
-        self.mutation: Mutation = resolve_operator(mutation, "mutation", DevolMutation())[0]
-        self._probe_mutation(self.mutation)
-        #: Generations fully told so far.
-        self.generation = 0
-        n, k = self.population_size, self.n_objectives
-        self._population: IntArray | None = None  # survivors, best first
-        self._pop_fitness = np.zeros((0, k))
+        self._use_operators(selection=(selection, Tournament(k=2)),
+                            crossover=(crossover, SinglePoint()),
+                            mutation=(mutation, DevolMutation()))
+        self.selection: Selection
+        self.crossover: Crossover
+        self.mutation: Mutation
+        self._pop_fitness = np.zeros((0, self.n_objectives))  # of _population, best first
         self._pop_violation = np.zeros(0)
         self._ranks = np.zeros(0, dtype=np.int64)
         self._crowding = np.zeros(0)
-        self._current: IntArray | None = None  # generation being evaluated
-        self._cur_fitness = np.full((n, k), np.nan)
-        self._cur_violation = np.zeros(n)
-        self._told = np.zeros(n, dtype=bool)
-        self._handed = 0
+        self._cur_violation = np.zeros(self.population_size)
 
     # -- views ----------------------------------------------------------------------------
 
@@ -158,38 +145,13 @@ class NSGA2(BaseStrategy):
             return np.zeros((0, self.n_objectives))
         return self._pop_fitness[self._front_mask()].copy()
 
-    @property
-    def outstanding(self) -> IntArray:
-        """Genomes handed out by ``ask`` and not yet told."""
-        if self._current is None:
-            return np.zeros((0, self.length), dtype=np.int64)
-        return self._current[np.flatnonzero(~self._told[: self._handed])].copy()
-
     # -- breeding -------------------------------------------------------------------------
-
-    def _operators(self) -> dict[str, Any]:
-        return {"selection": self.selection, "crossover": self.crossover,
-                "mutation": self.mutation}
 
     def _settings(self) -> dict[str, Any]:
         return {"directions": list(self.directions)}
 
-    def _random(self, n: int, attempt: int = 0) -> IntArray:
-        return random_genomes(self.rng, self.cardinalities, n)
-
-    def _children(self, n: int, attempt: int = 0) -> IntArray:
-        """``n`` children; a key retry ``attempt`` adds ``attempt // 2`` mutations each."""
-        assert self._population is not None
-        score = crowded_order_fitness(self._ranks, self._crowding)
-        a = self._population[self._select(self.selection, score, n, True)]
-        b = self._population[self._select(self.selection, score, n, True)]
-        kids = self._cross(self.crossover, a, b)
-        return self._vary(self.mutation, kids, self.generation, attempt // 2)
-
-    def _breed(self) -> IntArray:
-        if self._population is None:
-            return self._keys.unique(self._random(self.population_size), self._random)
-        return self._keys.unique(self._children(self.population_size), self._children)
+    def _parent_scores(self) -> tuple[FloatArray, bool]:
+        return crowded_order_fitness(self._ranks, self._crowding), True
 
     def _survive(self, genomes: IntArray, fitness: FloatArray, violation: FloatArray) -> None:
         """Keep the best ``population_size`` rows by (rank, crowding), best first."""
@@ -203,47 +165,31 @@ class NSGA2(BaseStrategy):
 
     # -- ask / tell -----------------------------------------------------------------------
 
-    def ask(self, n: int | None = None) -> IntArray:
-        """The next ``n`` genomes of the current generation (``None``: all remaining)."""
-        if self._current is None:
-            self._current = self._breed()
-            self._cur_fitness = np.full((self.population_size, self.n_objectives), np.nan)
-            self._cur_violation = np.zeros(self.population_size)
-            self._told = np.zeros(self.population_size, dtype=bool)
-            self._handed = 0
-        remaining = self.population_size - self._handed
-        k = min(self._ask_count(n, remaining), remaining)
-        rows = self._current[self._handed: self._handed + k].copy()
-        self._handed += k
-        self.n_asked += k
-        return rows
+    def _start_generation(self) -> None:
+        super()._start_generation()
+        self._cur_violation = np.zeros(self.population_size)
 
     def tell(self, genomes: npt.ArrayLike, fitness: npt.ArrayLike,
              violation: npt.ArrayLike | None = None) -> None:
         """Record ``(n, k)`` objectives (and optional violations) for asked genomes of the
         current generation. Raises ValueError for bad input, recording nothing."""
         g = check_genomes(genomes, self.cardinalities)
-        f = check_objectives(fitness, g.shape[0], self.n_objectives)
+        f = check_objective_values(fitness, g.shape[0], self.n_objectives)
         v = check_violation(violation, g.shape[0])
         if g.shape[0] == 0:
             return
-        if self._current is None:
-            raise ValueError("tell() before ask(): no generation is outstanding")
-        slots = locate_outstanding(self._current, self._told, self._handed, g)
-        self._cur_fitness[slots] = f
+        slots = self._record(g, f)
         self._cur_violation[slots] = v
-        self._told[slots] = True
-        self.n_told += g.shape[0]
-        if self._told.all():
-            if self._population is None:
-                self._survive(self._current, self._cur_fitness, self._cur_violation)
-            else:
-                self._survive(np.concatenate([self._population, self._current]),
-                              np.concatenate([self._pop_fitness, self._cur_fitness]),
-                              np.concatenate([self._pop_violation, self._cur_violation]))
-            self._current = None
-            self._handed = 0
-            self.generation += 1
+        self._end_generation_if_told()
+
+    def _close_generation(self) -> None:
+        assert self._current is not None
+        if self._population is None:
+            self._survive(self._current, self._current_fitness, self._cur_violation)
+        else:
+            self._survive(np.concatenate([self._population, self._current]),
+                          np.concatenate([self._pop_fitness, self._current_fitness]),
+                          np.concatenate([self._pop_violation, self._cur_violation]))
 
     # -- state ----------------------------------------------------------------------------
 
@@ -251,19 +197,14 @@ class NSGA2(BaseStrategy):
         """Everything needed to continue exactly: JSON types only (NaN as None; infinite
         crowding as None). ``include_seen=False``: see ``BaseStrategy.remember``."""
         state = self._base_state(include_seen)
-        has_pop = self._population is not None
         state.update({
-            "generation": self.generation,
-            "population": self._population.tolist() if has_pop else None,  # type: ignore
-            "population_fitness": floats2d_to_json(self._pop_fitness),
+            "population": None if self._population is None else self._population.tolist(),
+            "population_fitness": self._fitness_json(self._pop_fitness),
             "population_violation": floats_to_json(self._pop_violation),
             "ranks": self._ranks.tolist(),
             "crowding": _inf_to_json(self._crowding),
-            "current": None if self._current is None else self._current.tolist(),
-            "current_fitness": floats2d_to_json(self._cur_fitness),
+            **self._generation_state(),
             "current_violation": floats_to_json(self._cur_violation),
-            "told": self._told.tolist(),
-            "handed": self._handed,
         })
         return state
 
@@ -272,32 +213,23 @@ class NSGA2(BaseStrategy):
         k, size = self.n_objectives, self.population_size
         try:
             base = self._load_base_state(state)
-            cards = self.cardinalities
             pop = None if state["population"] is None else genomes_from_json(
-                state["population"], cards, "population")
+                state["population"], self.cardinalities, "population")
             pop_fit = floats2d_from_json(state["population_fitness"], k)
             pop_vio = floats_from_json(state["population_violation"])
             ranks = np.array(state["ranks"], dtype=np.int64)
             crowd = _inf_from_json(state["crowding"])
-            cur = None if state["current"] is None else genomes_from_json(
-                state["current"], cards, "current")
-            cur_fit = floats2d_from_json(state["current_fitness"], k)
+            current = self._parse_generation_state(state)
             cur_vio = floats_from_json(state["current_violation"])
-            told = np.array(state["told"], dtype=bool)
-            handed, generation = int(state["handed"]), int(state["generation"])
         except KeyError as exc:
             raise ValueError(f"state is missing the field {exc.args[0]!r}") from None
         m = 0 if pop is None else pop.shape[0]
         if m > size or any(a.shape[0] != m for a in (pop_fit, pop_vio, ranks, crowd)):
             raise ValueError("state population, fitness, ranks and crowding do not match")
-        if (cur is not None and cur.shape[0] != size) or cur_fit.shape != (size, k) or \
-                cur_vio.shape != (size,) or told.shape != (size,) or not 0 <= handed <= size:
+        if cur_vio.shape != (size,):
             raise ValueError("state current generation does not match population_size")
         self._apply_base_state(base)
-        self.generation = generation
         self._population, self._pop_fitness, self._pop_violation = pop, pop_fit, pop_vio
         self._ranks, self._crowding = ranks, crowd
-        self._current, self._cur_fitness, self._cur_violation = cur, cur_fit, cur_vio
-        self._told, self._handed = told, handed
-        if state["seen"] is None and cur is not None:  # bred, perhaps not yet handed out
-            self._keys.add(cur)
+        self._cur_violation = cur_vio
+        self._apply_generation_state(current, state["seen"] is not None)

@@ -1,226 +1,261 @@
-"""Variation operators over whole populations: random genomes, mutation, crossover.
+"""The operators every strategy takes: ``selection=``, ``crossover=`` and ``mutation=``.
 
-Every function takes a ``numpy.random.Generator`` (no global RNG) and works on an ``(n, L)``
-``int64`` array at once: no Python loop per genome or per gene. Inputs are assumed to be inside
-the cardinalities (strategies validate on ``tell``); outputs then are too.
+A strategy is given operator objects following the small protocols :class:`Selection`,
+:class:`Crossover` and :class:`Mutation`, so a researcher's operator is one small class, not a
+subclass of a strategy. Each built-in one is a frozen attrs class wrapping a vectorised kernel
+(``_selection.py``, ``_variation.py``): whole populations at once, randomness only from the
+Generator it is given, inputs never modified.
 
-Differences from DEvol's operators (each available through a parameter):
-
-* :func:`mutation_counts` draws at least ``minimum=1`` mutation (DEvol: ``minimum=0``, so early
-  generations changed nothing in 63% of calls).
-* :func:`mutate` by default picks distinct positions and always changes the allele
-  (``force_change=True``, ``distinct=True``); DEvol picks positions with replacement and
-  resamples the allele, possibly to the value it had (``force_change=False, distinct=False``).
-* :func:`single_point_crossover` cuts strictly inside the genome, so a child always takes at
-  least one position from each parent when ``L > 1``; DEvol's cut ``randint(0, L)`` could copy
-  a parent whole (``allow_copies=True``).
+Make your own operator a frozen attrs class, as these are: its parameters are then saved in a
+strategy's ``state_dict`` and checked when the state is restored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
 from .._checks import check_int
-from ._common import as_cardinalities
+from ._common import FloatArray, IntArray, check_probability
+from ._selection import FitnessTransform, fitness_proportional, tournament, truncation
+from ._variation import mutate, mutation_counts, single_point_crossover, uniform_crossover
 
 __all__ = [
-    "mutate",
-    "mutation_counts",
-    "random_genomes",
-    "single_point_crossover",
-    "uniform_crossover",
+    "Crossover",
+    "DevolMutation",
+    "FitnessProportional",
+    "FitnessTransform",
+    "Mutation",
+    "PointMutation",
+    "RateMutation",
+    "Selection",
+    "SinglePoint",
+    "Tournament",
+    "Truncation",
+    "Uniform",
 ]
 
-IntArray = npt.NDArray[np.int64]
 
+@runtime_checkable
+class Selection(Protocol):
+    """A selection operator: ``(rng, fitness, n, maximize) -> n member indices``.
 
-def _population(genomes: npt.ArrayLike, length: int | None = None, name: str = "genomes"
-                ) -> IntArray:
-    arr = np.asarray(genomes)
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be integers, got dtype {arr.dtype}")
-    if arr.ndim != 2 or (length is not None and arr.shape[1] != length):
-        want = f"(n, {length})" if length is not None else "(n, L)"
-        raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
-    return arr.astype(np.int64, copy=False)
-
-
-def _count(n: int, name: str = "n") -> int:
-    return check_int(n, name, 0)
-
-
-def random_genomes(rng: np.random.Generator, cardinalities: npt.ArrayLike, n: int) -> IntArray:
-    """``n`` genomes drawn uniformly from the space: shape (n, L), ``int64``."""
-    cards = as_cardinalities(cardinalities)
-    n = _count(n)
-    return rng.integers(0, cards, size=(n, cards.shape[0]), dtype=np.int64)
-
-
-def mutation_counts(rng: np.random.Generator, generation: int, n: int, *, base: int = 3,
-                    divisor: int = 4, minimum: int = 1) -> IntArray:
-    """How many positions to mutate in each of ``n`` genomes, growing with the generation.
-
-    Uniform on ``minimum .. max(base, generation // divisor) - 1`` (at least ``minimum``).
-    DEvol's schedule, ``np.random.choice(max(3, gen // 4))``, is ``minimum=0``; our default
-    ``minimum=1`` makes every mutation change something.
+    ``fitness`` is a 1-D float array (NaN = failed, ranks worst); the result is an integer
+    array of shape ``(n,)`` with values in ``0 .. fitness.size - 1`` (repeats allowed). Use
+    only ``rng`` for randomness and do not modify ``fitness``. A plain function with this
+    signature is a valid selection too; a frozen attrs class also has its parameters saved
+    in (and checked against) a strategy's state.
     """
-    generation, n = _count(generation, "generation"), _count(n)
-    divisor = check_int(divisor, "divisor")
-    upper = max(_count(base, "base"), generation // divisor)
-    minimum = _count(minimum, "minimum")
-    return rng.integers(minimum, max(upper, minimum + 1), size=n, dtype=np.int64)
+
+    def __call__(self, rng: np.random.Generator, fitness: FloatArray, n: int,
+                 maximize: bool) -> IntArray: ...
 
 
-def _mutable_mask(mutable: npt.ArrayLike | None, length: int) -> npt.NDArray[np.bool_]:
-    if mutable is None:
-        return np.ones(length, dtype=bool)
-    arr = np.asarray(mutable)
+@runtime_checkable
+class Crossover(Protocol):
+    """A crossover operator: ``(rng, parents_a, parents_b) -> children``.
+
+    Both parents are ``(n, L)`` ``int64`` arrays (row ``i`` of each is one pair); the result
+    is ``(n, L)`` integers, each child's alleles taken from its parents (so it stays inside the
+    cardinalities). Use only ``rng`` for randomness; never modify the parents.
+    """
+
+    def __call__(self, rng: np.random.Generator, parents_a: IntArray,
+                 parents_b: IntArray) -> IntArray: ...
+
+
+@runtime_checkable
+class Mutation(Protocol):
+    """A mutation operator: ``(rng, genomes, cardinalities, *, generation, extra) -> copies``.
+
+    ``genomes`` is ``(n, L)`` ``int64`` (``n`` may be 0); return mutated copies of the same
+    shape, each allele in ``0 .. cardinalities[i] - 1``, never modifying the input.
+    ``generation`` is the strategy's generation counter (0 for steady-state strategies), for
+    schedules that grow with it. ``extra`` asks for that many more changes per genome: a
+    strategy raises it while a key-based duplicate check keeps rejecting children; an
+    operator may ignore it.
+    """
+
+    def __call__(self, rng: np.random.Generator, genomes: IntArray,
+                 cardinalities: IntArray, *, generation: int = 0,
+                 extra: int = 0) -> IntArray: ...
+
+
+def _int_at_least(name: str, minimum: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        return check_int(value, name, minimum)  # type: ignore[return-value]
+    return convert
+
+
+def _positions(value: Any) -> tuple[int, ...] | tuple[bool, ...] | None:
+    """Mutable positions as a hashable tuple: ints (positions) or bools (a mask)."""
+    if value is None:
+        return None
+    arr = np.asarray(list(value) if isinstance(value, range) else value)
+    if arr.ndim != 1 or (arr.size and arr.dtype != bool and arr.dtype.kind not in "iu"):
+        raise ValueError("mutable must be None, a boolean mask or a 1-D sequence of positions")
     if arr.dtype == bool:
-        if arr.shape != (length,):
-            raise ValueError(f"a boolean mutable mask must have shape ({length},), got {arr.shape}")
-        return arr.copy()
-    if arr.dtype.kind not in "iu" or arr.ndim != 1:
-        raise ValueError("mutable must be a boolean mask or a 1-D sequence of positions")
-    if arr.size and (arr.min() < 0 or arr.max() >= length):
-        raise ValueError(f"mutable positions must lie in 0..{length - 1}")
-    mask = np.zeros(length, dtype=bool)
-    mask[arr] = True
-    return mask
+        return tuple(bool(v) for v in arr)
+    return tuple(int(v) for v in arr)
 
 
-#: Up to this many mutations per genome, positions are drawn by Floyd's algorithm (kmax
-#: vectorised steps); above it, by partial sorting of random keys (one (n, m) pass).
-_FLOYD_MAX = 16
+def _mask_arg(mutable: tuple[int, ...] | tuple[bool, ...] | None) -> npt.NDArray[Any] | None:
+    if mutable is None:
+        return None
+    if mutable and isinstance(mutable[0], bool):
+        return np.array(mutable, dtype=bool)
+    return np.array(mutable, dtype=np.int64)
 
 
-def _distinct_positions(rng: np.random.Generator, counts: IntArray, m: int, kmax: int
-                        ) -> tuple[IntArray, IntArray]:
-    """For each row i, ``counts[i]`` distinct positions in ``0..m-1``, a uniform subset.
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool | np.bool_) or (isinstance(value, int | np.integer)
+                                              and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"expected a bool, got {value!r}")
 
-    Returns (row indices, positions) of all picks.
+
+# -- selection ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class FitnessProportional:
+    """Roulette wheel on DEvol's min-max scaled scores .
+
+    ``floor``: the worst member's weight relative to the best (DEvol: 0). ``transform``:
+    DEvol's ``fitness`` argument, applied to the scaled scores (not saved in a state: pass it
+    again when restoring).
     """
-    n = counts.shape[0]
-    if kmax <= _FLOYD_MAX:
-        # Floyd: for j = m-c .. m-1, take t ~ U{0..j}, or j if t was already taken. A row with
-        # count c joins at step j = m - c, so each row gets a uniform c-subset.
-        picks = np.full((n, kmax), -1, dtype=np.int64)
-        for step, j in enumerate(range(m - kmax, m)):
-            t = rng.integers(0, j + 1, size=n)
-            taken = (picks[:, :step] == t[:, None]).any(axis=1)
-            picks[:, step] = np.where(counts >= m - j, np.where(taken, j, t), -1)
-        rows, slot = np.nonzero(picks >= 0)
-        return rows, picks[rows, slot]
-    keys = rng.random((n, m))
-    if kmax < m:
-        part = np.argpartition(keys, kmax - 1, axis=1)[:, :kmax]
-        order = np.argsort(np.take_along_axis(keys, part, axis=1), axis=1)
-        picks = np.take_along_axis(part, order, axis=1)
-    else:
-        picks = np.argsort(keys, axis=1)
-    chosen = np.arange(kmax) < counts[:, None]
-    rows = np.broadcast_to(np.arange(n)[:, None], chosen.shape)[chosen]
-    return rows, picks[chosen]
+
+    floor: float = attrs.field(
+        default=0.05, converter=lambda v: check_probability(v, "FitnessProportional floor"))
+    transform: FitnessTransform | None = attrs.field(default=None, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.transform is not None and not callable(self.transform):
+            raise TypeError("FitnessProportional transform must be a callable or None")
+
+    def __call__(self, rng: np.random.Generator, fitness: FloatArray, n: int,
+                 maximize: bool = True) -> IntArray:
+        return fitness_proportional(rng, fitness, n, maximize=maximize,
+                                    transform=self.transform, floor=self.floor)
 
 
-def mutate(rng: np.random.Generator, genomes: npt.ArrayLike, cardinalities: npt.ArrayLike, *,
-           count: int | npt.ArrayLike | None = None, rate: float | None = None,
-           force_change: bool = True, distinct: bool = True,
-           mutable: Sequence[int] | npt.ArrayLike | None = None) -> IntArray:
-    """Return mutated copies of ``genomes`` (n, L); the input is never modified.
+@attrs.frozen
+class Tournament:
+    """The best of ``k`` members drawn uniformly with replacement;
+    ``k=2`` is the binary tournament, ``k = sample_size`` regularized evolution's."""
 
-    Give exactly one of:
+    k: int = attrs.field(default=3, converter=_int_at_least("Tournament k", 1))
 
-    * ``count``: an int or one int per genome, the number of positions to mutate (e.g. from
-      :func:`mutation_counts`); clipped to the number of positions that can change.
-    * ``rate``: each eligible position mutates independently with this probability.
+    def __call__(self, rng: np.random.Generator, fitness: FloatArray, n: int,
+                 maximize: bool = True) -> IntArray:
+        return tournament(rng, fitness, n, size=self.k, maximize=maximize)
 
-    ``force_change`` draws a new allele different from the current one (positions with a
-    single allele are never picked); otherwise the allele is resampled uniformly and may stay
-    the same, as in DEvol. ``distinct`` picks ``count`` different positions; otherwise
-    positions are drawn with replacement (DEvol), and a position drawn twice changes once.
-    ``mutable`` (positions or a boolean mask) restricts which positions may change.
+
+@attrs.frozen
+class Truncation:
+    """Uniformly among the best ``ceil(fraction * size)`` members."""
+
+    fraction: float = attrs.field(
+        default=0.5,
+        converter=lambda v: check_probability(v, "Truncation fraction", open_low=True))
+
+    def __call__(self, rng: np.random.Generator, fitness: FloatArray, n: int,
+                 maximize: bool = True) -> IntArray:
+        return truncation(rng, fitness, n, fraction=self.fraction, maximize=maximize)
+
+
+# -- crossover ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SinglePoint:
+    """Children ``a[:cut] + b[cut:]``; the cut lies strictly
+    inside the genome unless ``allow_copies`` (DEvol's cut in ``0..L``, which can copy a
+    parent whole)."""
+
+    allow_copies: bool = attrs.field(default=False, converter=_flag)
+
+    def __call__(self, rng: np.random.Generator, parents_a: IntArray,
+                 parents_b: IntArray) -> IntArray:
+        return single_point_crossover(rng, parents_a, parents_b,
+                                      allow_copies=self.allow_copies)
+
+
+@attrs.frozen
+class Uniform:
+    """Each position from parent ``a`` with probability ``p``, else from ``b``."""
+
+    p: float = attrs.field(default=0.5, converter=lambda v: check_probability(v, "Uniform p"))
+
+    def __call__(self, rng: np.random.Generator, parents_a: IntArray,
+                 parents_b: IntArray) -> IntArray:
+        return uniform_crossover(rng, parents_a, parents_b, probability=self.p)
+
+
+# -- mutation -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class DevolMutation:
+    """DEvol's schedule: per genome, uniform on ``minimum .. max(base, generation // divisor)
+    - 1`` changes, plus ``extra``.
+
+    DEvol's own values are ``minimum=0, force_change=False, distinct=False`` (positions drawn
+    with replacement, alleles resampled, so many calls change nothing); ours change at least
+    one distinct position to a new allele. ``mutable`` (positions or a boolean mask) restricts
+    what may change.
     """
-    cards = as_cardinalities(cardinalities)
-    length = cards.shape[0]
-    out = _population(genomes, length).copy()
-    n = out.shape[0]
-    if (count is None) == (rate is None):
-        raise ValueError("give exactly one of count= or rate=")
-    eligible = _mutable_mask(mutable, length)
-    if force_change:
-        eligible &= cards > 1
-    positions = np.flatnonzero(eligible)
-    m = positions.size
-    if n == 0 or m == 0:
-        return out
-    if rate is not None:
-        if not 0.0 <= float(rate) <= 1.0:
-            raise ValueError(f"rate must lie in [0, 1], got {rate!r}")
-        mask = np.zeros((n, length), dtype=bool)
-        mask[:, positions] = rng.random((n, m)) < float(rate)
-        rows, cols = np.nonzero(mask)
-    else:
-        counts = np.broadcast_to(np.asarray(count), (n,))
-        if counts.dtype.kind not in "iu" or (counts.size and counts.min() < 0):
-            raise ValueError("count must be a non-negative int or one per genome")
-        counts = counts.astype(np.int64)
-        if distinct:
-            counts = np.minimum(counts, m)
-        kmax = int(counts.max())
-        if kmax == 0:
-            return out
-        if distinct:
-            rows, cols = _distinct_positions(rng, counts, m, kmax)
-            cols = positions[cols]
-        else:
-            picks = rng.integers(0, m, size=(n, kmax))
-            chosen = np.arange(kmax) < counts[:, None]
-            mask = np.zeros((n, length), dtype=bool)  # a position drawn twice changes once
-            r = np.broadcast_to(np.arange(n)[:, None], chosen.shape)[chosen]
-            mask[r, positions[picks[chosen]]] = True
-            rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        return out
-    card = cards[cols]
-    if force_change:
-        new = rng.integers(0, card - 1, dtype=np.int64)
-        new += new >= out[rows, cols]
-    else:
-        new = rng.integers(0, card, dtype=np.int64)
-    out[rows, cols] = new
-    return out
+
+    base: int = attrs.field(default=3, converter=_int_at_least("DevolMutation base", 0))
+    divisor: int = attrs.field(default=4, converter=_int_at_least("DevolMutation divisor", 1))
+    minimum: int = attrs.field(default=1, converter=_int_at_least("DevolMutation minimum", 0))
+    force_change: bool = attrs.field(default=True, converter=_flag)
+    distinct: bool = attrs.field(default=True, converter=_flag)
+    mutable: tuple[int, ...] | tuple[bool, ...] | None = attrs.field(
+        default=None, converter=_positions)
+
+    def __call__(self, rng: np.random.Generator, genomes: IntArray, cardinalities: IntArray,
+                 *, generation: int = 0, extra: int = 0) -> IntArray:
+        counts = mutation_counts(rng, generation, genomes.shape[0], base=self.base,
+                                 divisor=self.divisor, minimum=self.minimum) + extra
+        return mutate(rng, genomes, cardinalities, count=counts, force_change=self.force_change,
+                      distinct=self.distinct, mutable=_mask_arg(self.mutable))
 
 
-def single_point_crossover(rng: np.random.Generator, parents_a: npt.ArrayLike,
-                           parents_b: npt.ArrayLike, *, allow_copies: bool = False) -> IntArray:
-    """Children ``a[:cut] + b[cut:]``, one cut per pair of rows.
+@attrs.frozen
+class PointMutation:
+    """Exactly ``count`` (+ ``extra``) changed positions per genome: regularized evolution's
+    single mutation with ``count=1``."""
 
-    The cut lies in ``1 .. L-1``, so each child takes its first gene from ``a`` and its last
-    from ``b`` and is never a whole copy of one parent (when ``L > 1``). ``allow_copies=True``
-    gives DEvol's cut in ``0 .. L``.
-    """
-    a = _population(parents_a, name="parents_a")
-    b = _population(parents_b, a.shape[1], name="parents_b")
-    if a.shape != b.shape:
-        raise ValueError(f"parents_a and parents_b differ in shape: {a.shape} vs {b.shape}")
-    n, length = a.shape
-    if allow_copies or length == 1:
-        cut = rng.integers(0, length + 1, size=n)
-    else:
-        cut = rng.integers(1, length, size=n)
-    return np.where(np.arange(length) < cut[:, None], a, b)
+    count: int = attrs.field(default=1, converter=_int_at_least("PointMutation count", 0))
+    force_change: bool = attrs.field(default=True, converter=_flag)
+    distinct: bool = attrs.field(default=True, converter=_flag)
+    mutable: tuple[int, ...] | tuple[bool, ...] | None = attrs.field(
+        default=None, converter=_positions)
+
+    def __call__(self, rng: np.random.Generator, genomes: IntArray, cardinalities: IntArray,
+                 *, generation: int = 0, extra: int = 0) -> IntArray:
+        return mutate(rng, genomes, cardinalities, count=self.count + extra,
+                      force_change=self.force_change, distinct=self.distinct,
+                      mutable=_mask_arg(self.mutable))
 
 
-def uniform_crossover(rng: np.random.Generator, parents_a: npt.ArrayLike,
-                      parents_b: npt.ArrayLike, *, probability: float = 0.5) -> IntArray:
-    """Children taking each position from ``a`` with ``probability``, else from ``b``."""
-    a = _population(parents_a, name="parents_a")
-    b = _population(parents_b, a.shape[1], name="parents_b")
-    if a.shape != b.shape:
-        raise ValueError(f"parents_a and parents_b differ in shape: {a.shape} vs {b.shape}")
-    if not 0.0 <= float(probability) <= 1.0:
-        raise ValueError(f"probability must lie in [0, 1], got {probability!r}")
-    return np.where(rng.random(a.shape) < float(probability), a, b)
+@attrs.frozen
+class RateMutation:
+    """Each eligible position changes independently with probability ``rate`` (so a genome
+    may come out unchanged; ``extra`` is ignored)."""
+
+    rate: float = attrs.field(converter=lambda v: check_probability(v, "RateMutation rate"))
+    force_change: bool = attrs.field(default=True, converter=_flag)
+    mutable: tuple[int, ...] | tuple[bool, ...] | None = attrs.field(
+        default=None, converter=_positions)
+
+    def __call__(self, rng: np.random.Generator, genomes: IntArray, cardinalities: IntArray,
+                 *, generation: int = 0, extra: int = 0) -> IntArray:
+        return mutate(rng, genomes, cardinalities, rate=self.rate,
+                      force_change=self.force_change, mutable=_mask_arg(self.mutable))

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._common import FloatArray, IntArray
+
 __all__ = [
     "as_costs",
     "as_directions",
@@ -29,8 +31,6 @@ __all__ = [
     "pareto_front",
 ]
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 DIRECTIONS = ("max", "min")
 
 

@@ -15,24 +15,19 @@ import numpy as np
 import numpy.typing as npt
 
 from ._common import (
+    FloatArray,
+    IntArray,
     SeedLike,
     floats_from_json,
     floats_to_json,
     genomes_from_json,
     match_rows,
 )
-from ._legacy import RE_KEYWORDS, apply_legacy
 from .keys import KeyFunc
-from .operators import random_genomes
-from .selection import Selection, Tournament
-from .specs import resolve_operator
+from .operators import Crossover, Mutation, PointMutation, Selection, Tournament
 from .strategy import BaseStrategy
-from .variation import Crossover, Mutation, PointMutation
 
 __all__ = ["RegularizedEvolution"]
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
 
 class RegularizedEvolution(BaseStrategy):
@@ -52,9 +47,6 @@ class RegularizedEvolution(BaseStrategy):
       child is its parent after ``mutation``, by default ``PointMutation(count=1)`` (the
       paper's single mutation, always a change). With a ``crossover`` (default None: none,
       as in the paper), a child is the crossover of two selected parents, then mutated.
-    * The keywords ``n_mutations``, ``mutation_rate``, ``force_change`` and
-      ``mutable_positions`` still work, deprecated: they set the mutation operator's
-      ``count``, make it a ``RateMutation(rate)``, and set ``force_change`` / ``mutable``.
     * NaN fitness ranks worst in tournaments. With ``key``, genomes whose key was already
       asked or told are drawn again, at most ``key_retries`` times each, with one more
       mutation every second retry.
@@ -69,7 +61,7 @@ class RegularizedEvolution(BaseStrategy):
                  selection: Selection | str | dict[str, Any] | None = None,
                  crossover: Crossover | str | dict[str, Any] | None = None,
                  mutation: Mutation | str | dict[str, Any] | None = None,
-                 key_retries: int = 10, **deprecated: Any) -> None:
+                 key_retries: int = 10) -> None:
         super().__init__(cardinalities, population_size, seed, maximize, key, key_retries)
         if sample_size is not None and (
                 isinstance(sample_size, bool) or not isinstance(sample_size, int | np.integer)
@@ -83,15 +75,12 @@ class RegularizedEvolution(BaseStrategy):
         #: given replaces that tournament).
         self.sample_size = None if sample_size is None else int(sample_size)
         default_selection = Tournament(k=self.sample_size or 1)
-        ops = apply_legacy(deprecated, RE_KEYWORDS, "RegularizedEvolution", {
-            "selection": resolve_operator(selection, "selection", default_selection),
-            "crossover": resolve_operator(crossover, "crossover", None),
-            "mutation": resolve_operator(mutation, "mutation", PointMutation())})
+        self._use_operators(selection=(selection, default_selection),
+                            crossover=(crossover, None), mutation=(mutation, PointMutation()))
         #: The operators (frozen objects); ``crossover`` None: children are mutated parents.
-        self.selection: Selection = ops["selection"]
-        self.crossover: Crossover | None = ops["crossover"]
-        self.mutation: Mutation = ops["mutation"]
-        self._probe_mutation(self.mutation)
+        self.selection: Selection
+        self.crossover: Crossover | None
+        self.mutation: Mutation
         # Ring buffer of the population: slot order is part of the state (sampling uses it).
         self._ring = np.zeros((self.population_size, self.length), dtype=np.int64)
         self._ring_fitness = np.full(self.population_size, np.nan)
@@ -124,13 +113,6 @@ class RegularizedEvolution(BaseStrategy):
     def outstanding(self) -> IntArray:
         """Genomes asked and not yet told, in the order asked."""
         return self._pending.copy()
-
-    def _random(self, n: int, attempt: int = 0) -> IntArray:
-        return random_genomes(self.rng, self.cardinalities, n)
-
-    def _operators(self) -> dict[str, Any]:
-        return {"selection": self.selection, "crossover": self.crossover,
-                "mutation": self.mutation}
 
     def _children(self, n: int, attempt: int = 0) -> IntArray:
         """``n`` children; a key retry ``attempt`` adds ``attempt // 2`` mutations each."""

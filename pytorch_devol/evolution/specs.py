@@ -1,8 +1,8 @@
-"""Operators as data: JSON specs, a registry of the built-in operators, argument resolution.
+"""Operators as data: JSON specs, the registry of built-in operators, argument resolution.
 
 A spec is ``{"type": NAME, **parameters}``, e.g. ``{"type": "Tournament", "k": 2}``. Strategies
 save the specs of their operators in ``state_dict`` and compare them on ``load_state_dict``, and
-accept a spec (or a built-in name such as ``"tournament"``) wherever they take an operator, so
+accept a spec (or a built-in class name such as ``"Tournament"``) wherever they take an operator, so
 that a configuration stored as JSON (``Search(strategy_options=...)``) can name operators.
 Names resolve through the table below only: nothing is imported or looked up by attribute on
 the say-so of a file.
@@ -18,10 +18,18 @@ from typing import Any
 import attrs
 import numpy as np
 
-from .selection import FitnessProportional, Tournament, Truncation
-from .variation import DevolMutation, PointMutation, RateMutation, SinglePoint, Uniform
+from .operators import (
+    DevolMutation,
+    FitnessProportional,
+    PointMutation,
+    RateMutation,
+    SinglePoint,
+    Tournament,
+    Truncation,
+    Uniform,
+)
 
-__all__ = ["BUILT_IN", "CALLABLE", "OPERATORS", "operator_from_spec", "operator_spec",
+__all__ = ["BUILT_IN_OPERATORS", "CALLABLE", "OPERATORS", "operator_from_spec", "operator_spec",
            "resolve_operator"]
 
 #: Built-in operators by role, under their class name (a spec's ``type``).
@@ -34,14 +42,7 @@ OPERATORS: dict[str, dict[str, type]] = {
 }
 
 #: The built-in operator classes.
-BUILT_IN = frozenset(cls for table in OPERATORS.values() for cls in table.values())
-
-# Short names (the strings GeneticAlgorithm took before operators were objects).
-_ALIASES = {
-    "fitness_proportional": "FitnessProportional", "tournament": "Tournament",
-    "truncation": "Truncation", "single_point": "SinglePoint", "uniform": "Uniform",
-    "devol": "DevolMutation", "point": "PointMutation",
-}
+BUILT_IN_OPERATORS = frozenset(cls for table in OPERATORS.values() for cls in table.values())
 
 #: Placeholder for a parameter that is a function (not data: pass the operator again).
 CALLABLE = "<callable>"
@@ -97,11 +98,10 @@ def operator_from_spec(spec: str | Mapping[str, Any], role: str) -> Any:
         spec = {"type": spec}
     if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str):
         raise ValueError(f"a {role} spec is a name or a dict with a 'type', got {spec!r}")
-    name = _ALIASES.get(spec["type"], spec["type"])
+    name = spec["type"]
     cls = table.get(name)
     if cls is None:
-        known = sorted({*table, *(a for a, n in _ALIASES.items() if n in table)})
-        raise ValueError(f"unknown {role} {spec['type']!r}; built-in ones: {known} (or pass an "
+        raise ValueError(f"unknown {role} {name!r}; built-in ones: {sorted(table)} (or pass an "
                          "operator object)")
     params = {k: v for k, v in spec.items() if k != "type"}
     if CALLABLE in params.values():
@@ -113,17 +113,14 @@ def operator_from_spec(spec: str | Mapping[str, Any], role: str) -> Any:
         raise ValueError(f"bad parameters for {name}: {exc}") from None
 
 
-def resolve_operator(value: Any, role: str, default: Any) -> tuple[Any, bool]:
-    """``(operator, given)`` for a strategy argument: ``None`` gives ``default``; a name or a
-    spec dict a built-in operator; a callable is used as is. ``given`` is True when the caller
-    passed an operator object or a spec with parameters (so shorthand keywords conflict)."""
+def resolve_operator(value: Any, role: str, default: Any) -> Any:
+    """The operator a strategy argument means: ``None`` gives ``default``; a built-in class
+    name or a spec dict the built-in operator; a callable is used as is."""
     if value is None:
-        return default, False
-    if isinstance(value, str):
-        return operator_from_spec(value, role), False
-    if isinstance(value, Mapping):
-        return operator_from_spec(value, role), True
+        return default
+    if isinstance(value, str | Mapping):
+        return operator_from_spec(value, role)
     if callable(value):
-        return value, True
+        return value
     raise TypeError(f"{role} must be an operator (a callable), a built-in name or a spec "
                     f"dict, got {type(value).__name__}")

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from .._checks import check_int
 from ._common import (
+    IntArray,
     SeedLike,
     as_cardinalities,
     check_fitness,
@@ -25,14 +26,13 @@ from ._common import (
     rng_to_json,
     space_size,
 )
+from ._variation import random_genomes
 from .keys import KeyFunc, KeyMemory
-from .specs import BUILT_IN, operator_spec
+from .specs import BUILT_IN_OPERATORS, operator_spec, resolve_operator
 
 __all__ = ["STATE_VERSION", "BaseStrategy", "Strategy"]
 
 STATE_VERSION = 1
-
-IntArray = npt.NDArray[np.int64]
 
 
 @runtime_checkable
@@ -86,8 +86,8 @@ class BaseStrategy:
 
     Subclasses set ``kind`` and implement ``ask``/``tell`` and the strategy-specific part of
     ``state_dict``/``load_state_dict`` on top of ``_base_state``/``_load_base_state``. Their
-    operators (``_operators()``) and settings (``_settings()``) are saved in the state and
-    compared when it is loaded, so a state never silently continues under other operators.
+    operators (set by ``_use_operators``) and settings (``_settings()``) are saved in the state
+    and compared when it is loaded, so a state never silently continues under other operators.
     """
 
     kind: ClassVar[str] = "BaseStrategy"
@@ -148,9 +148,26 @@ class BaseStrategy:
 
     # -- operators ------------------------------------------------------------------------
 
+    #: The operator roles this strategy uses (set by ``_use_operators``).
+    _roles: tuple[str, ...] = ()
+
+    def _use_operators(self, **given: tuple[Any, Any]) -> None:
+        """Set ``self.<role>`` for each ``role=(value, default)``: an operator object, a spec
+        dict or a built-in class name (see ``specs.resolve_operator``); None gives the default.
+        A mutation is tried on zero genomes now, so a bad parameter fails here."""
+        for role, (value, default) in given.items():
+            setattr(self, role, resolve_operator(value, role, default))
+        self._roles = tuple(given)
+        if "mutation" in given:
+            self._probe_mutation(self.mutation)  # type: ignore[attr-defined]
+
     def _operators(self) -> dict[str, Any]:
         """Operator objects by role (None for a role not used): saved as specs."""
-        return {}
+        return {role: getattr(self, role) for role in self._roles}
+
+    def _random(self, n: int, attempt: int = 0) -> IntArray:
+        """``n`` uniformly random genomes (``attempt``: a key retry, the same draw)."""
+        return random_genomes(self.rng, self.cardinalities, n)
 
     def _settings(self) -> dict[str, Any]:
         """Other constructor settings (JSON values) a state must agree with."""
@@ -169,7 +186,7 @@ class BaseStrategy:
     def _checked(self, out: Any, n: int, role: str, op: Any) -> IntArray:
         """An operator's output as (n, L) genomes inside the cardinalities, or ValueError
         (built-in operators are trusted: their contracts are tested)."""
-        if type(op) in BUILT_IN:
+        if type(op) in BUILT_IN_OPERATORS:
             return out  # type: ignore[no-any-return]
         arr = np.asarray(out)
         if arr.ndim != 2 or arr.shape[0] != n:

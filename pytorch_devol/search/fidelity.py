@@ -4,7 +4,8 @@ A candidate is first trained for ``min_epochs``; the best continue (from their w
 optimizer and random state: promotion never restarts) to ``min_epochs * eta``, then
 ``min_epochs * eta**2`` and so on up to the search's ``epochs``. Each budget is a *rung*.
 The search loop asks a scheduler which candidates to promote; neither the strategy nor the
-trainer knows how it decides.
+trainer knows how it decides. A scheduler is any object following `Fidelity`: its budgets, and
+its promotion decision (see README's "A fidelity scheduler of your own").
 
 * `SuccessiveHalving` (Jamieson & Talwalkar 2016), synchronous: each generation of the GA
   trains everyone at rung 0, then the best ``1/eta`` of those who entered a rung go on to the
@@ -27,17 +28,16 @@ With accuracy the value is ``rung + accuracy`` (squeezed below 1); with a loss (
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence, Set
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from .._checks import check_int
 
-__all__ = ["ASHA", "FIDELITIES", "Fidelity", "SuccessiveHalving", "make_fidelity",
-           "rung_budgets", "rung_major"]
+__all__ = ["ASHA", "FIDELITIES", "Fidelity", "SuccessiveHalving", "check_budgets",
+           "fidelity_config", "make_fidelity", "ranked", "rung_budgets", "rung_major"]
 
-FIDELITIES = ("none", "sh", "asha")
 _BELOW_ONE = 1.0 - 1e-9  # keeps rung + accuracy below rung + 1
 
 
@@ -69,25 +69,53 @@ def rung_major(value: float, rung: int, top: int, maximize: bool) -> float:
     return (top - rung) + value / (1.0 + value)
 
 
-def _ranked(scores: Sequence[tuple[int, float]], maximize: bool) -> list[int]:
-    """Ids best first; NaN last; ties to the lower id (arrival order never matters)."""
-    def order(item: tuple[int, float]) -> tuple[bool, float, int]:
-        ident, value = item
-        bad = math.isnan(value)
-        return bad, 0.0 if bad else (-value if maximize else value), ident
-    return [ident for ident, _ in sorted(scores, key=order)]
+def ranked(results: Sequence[tuple[int, float]], maximize: bool) -> list[int]:
+    """Ids of ``results`` (id, value) best first, failures (NaN) left out; ties go to the
+    lower id, so arrival order never matters."""
+    ok = [(i, v) for i, v in results if not math.isnan(v)]
+    return [i for i, _ in sorted(ok, key=lambda item: (-item[1] if maximize else item[1],
+                                                       item[0]))]
 
 
 @runtime_checkable
 class Fidelity(Protocol):
-    """A multi-fidelity scheduler: its rungs' budgets, and whether it runs asynchronously."""
+    """A multi-fidelity scheduler: how many epochs each rung trains, and who goes up.
 
-    min_epochs: int
-    eta: int
-    max_epochs: int | None
+    * ``asynchronous``: False to decide once per generation, rung by rung, after every
+      candidate of the generation has reported at that rung (for generational strategies, such
+      as the GA); True to decide whenever a worker is free (for steady-state strategies, such
+      as regularized evolution).
+    * ``budgets(epochs)``: the epochs a network has in all at each rung, increasing, the last
+      equal to the search's ``epochs`` (the full training).
+    * ``promote(rung, results, promoted, maximize)``: ids to send from ``rung`` to the next,
+      best first. ``results`` holds (id, value) for the candidates that reached ``rung`` (in
+      the generation, when synchronous; in the whole search, when asynchronous), NaN for a
+      failure; ``promoted`` the ids among them already sent on (or already higher: an elite
+      the GA carried over); ``maximize`` whether higher values are better. Return ids not in
+      ``promoted``; an asynchronous search sends the first and asks again when the next worker
+      is free. An empty answer from every rung means "start a new candidate".
+    """
+
     asynchronous: bool
 
     def budgets(self, epochs: int) -> tuple[int, ...]: ...
+
+    def promote(self, rung: int, results: Sequence[tuple[int, float]], promoted: Set[int],
+                maximize: bool) -> Sequence[int]: ...
+
+
+def check_budgets(fidelity: Fidelity, epochs: int) -> tuple[int, ...]:
+    """``fidelity.budgets(epochs)``, checked: increasing positive ints ending at ``epochs``."""
+    budgets = fidelity.budgets(epochs)
+    try:
+        values = tuple(check_int(b, "a rung's epochs") for b in budgets)
+    except (TypeError, ValueError):
+        values = ()
+    if not values or values[-1] != epochs or any(a >= b for a, b in zip(values, values[1:])):
+        raise ValueError(f"{type(fidelity).__name__}.budgets({epochs}) must be increasing "
+                         f"positive ints ending at the search's epochs ({epochs}), got "
+                         f"{budgets!r}")
+    return values
 
 
 @attrs.frozen
@@ -111,60 +139,65 @@ class _Rungs:
 
 @attrs.frozen
 class SuccessiveHalving(_Rungs):
-    """Synchronous successive halving within each generation (for the generational GA)."""
+    """Synchronous successive halving within each generation (for the generational GA): the
+    best ``max(1, entrants // eta)`` of a rung's entrants go on, where an entrant already
+    higher (a cached copy) takes a place."""
 
     asynchronous = False
 
-    def promote(self, entrants: int, scores: Sequence[tuple[int, float]], already: int,
+    def promote(self, rung: int, results: Sequence[tuple[int, float]], promoted: Set[int],
                 maximize: bool) -> list[int]:
-        """Ids to move up from a rung that ``entrants`` candidates reached: the best of
-        ``scores`` (id, metric) of those still there, filling ``max(1, entrants // eta)``
-        places of which ``already`` are taken (entrants that moved up as cached copies)."""
-        places = max(1, entrants // self.eta) - already
-        ok = [(i, v) for i, v in scores if not math.isnan(v)]
-        return _ranked(ok, maximize)[:max(0, places)]
+        places = max(1, len(results) // self.eta) - len(promoted)
+        waiting = [(i, v) for i, v in results if i not in promoted]
+        return ranked(waiting, maximize)[:max(0, places)]
 
 
 @attrs.frozen
 class ASHA(_Rungs):
-    """Asynchronous successive halving (for regularized evolution and parallel workers)."""
+    """Asynchronous successive halving (for regularized evolution and parallel workers): a
+    candidate goes on once it is among the top ``len(results) // eta`` of its rung."""
 
     asynchronous = True
 
-    def next_promotion(self, rungs: Sequence[Sequence[tuple[int, float]]],
-                       promoted: Sequence[set[int]], maximize: bool) -> tuple[int, int] | None:
-        """``(id, rung)`` to promote from ``rung`` to ``rung + 1``, or None for a new candidate.
+    def promote(self, rung: int, results: Sequence[tuple[int, float]], promoted: Set[int],
+                maximize: bool) -> list[int]:
+        top = ranked(results, maximize)[:len(results) // self.eta]
+        return [i for i in top if i not in promoted]
 
-        ``rungs[k]`` holds (id, metric) of every candidate that finished rung k; ``promoted[k]``
-        the ids already sent on from it. The highest rung with an unpromoted candidate among
-        its top ``len(rungs[k]) // eta`` wins (ASHA's rule)."""
-        for k in range(len(rungs) - 1, -1, -1):
-            top = _ranked([(i, v) for i, v in rungs[k] if not math.isnan(v)], maximize)
-            for ident in top[:len(rungs[k]) // self.eta]:
-                if ident not in promoted[k]:
-                    return ident, k
-        return None
 
-    @staticmethod
-    def promote_any(scores: Sequence[tuple[int, float]], maximize: bool) -> int | None:
-        """The best of ``scores`` (id, metric), whatever its rank: how a search too small for
-        the ``1/eta`` rule still fills the top rung once. None if every one failed."""
-        ranked = _ranked([(i, v) for i, v in scores if not math.isnan(v)], maximize)
-        return ranked[0] if ranked else None
+#: The built-in schedulers by the name ``Search(fidelity=...)`` and ``--fidelity`` take.
+FIDELITIES: dict[str, type[_Rungs]] = {"sh": SuccessiveHalving, "asha": ASHA}
 
 
 def make_fidelity(fidelity: str | Fidelity | None, min_epochs: int = 1,
                   eta: int = 3) -> Fidelity | None:
-    """``"sh"``, ``"asha"``, ``"none"``/None or a scheduler object, as a scheduler or None."""
+    """A built-in scheduler's name (or ``"none"``/None), or any `Fidelity` object."""
     if fidelity is None or fidelity == "none":
         return None
     if isinstance(fidelity, str):
         if fidelity not in FIDELITIES:
-            raise ValueError(f"fidelity must be one of {FIDELITIES}, a SuccessiveHalving or "
-                             f"an ASHA, got {fidelity!r}")
-        kind = SuccessiveHalving if fidelity == "sh" else ASHA
-        return kind(min_epochs=min_epochs, eta=eta)
-    if not isinstance(fidelity, SuccessiveHalving | ASHA):
-        raise TypeError(f"fidelity must be one of {FIDELITIES}, a SuccessiveHalving or an "
-                        f"ASHA, got {type(fidelity).__name__}")
+            raise ValueError(f"fidelity must be one of {['none', *FIDELITIES]} or a Fidelity "
+                             f"object, got {fidelity!r}")
+        return FIDELITIES[fidelity](min_epochs=min_epochs, eta=eta)
+    missing = [name for name in ("budgets", "promote") if not callable(
+        getattr(fidelity, name, None))]
+    if missing or not isinstance(getattr(fidelity, "asynchronous", None), bool):
+        raise TypeError(f"fidelity must be one of {['none', *FIDELITIES]} or a scheduler with "
+                        "budgets(epochs), promote(rung, results, promoted, maximize) and a bool "
+                        f"asynchronous (see pytorch_devol.search.Fidelity); "
+                        f"{type(fidelity).__name__} lacks {missing or ['asynchronous']}")
     return fidelity
+
+
+def fidelity_config(fidelity: Fidelity | None, epochs: int) -> dict[str, Any] | None:
+    """What a run directory saves about its scheduler: a built-in one's name and settings (it
+    is rebuilt from them); for your own, its type and budgets (pass it again on resume)."""
+    if fidelity is None:
+        return None
+    budgets = list(check_budgets(fidelity, epochs))
+    for name, cls in FIDELITIES.items():
+        if type(fidelity) is cls:
+            return {"kind": name, **attrs.asdict(fidelity), "budgets": budgets}
+    kind = type(fidelity)
+    return {"kind": "custom", "type": f"{kind.__module__}.{kind.__qualname__}",
+            "asynchronous": fidelity.asynchronous, "budgets": budgets}

@@ -30,5 +30,5 @@ class Incumbent:
     def consider(self, record: dict[str, Any]) -> None:
         """Take ``record`` if it was trained (not a cached copy) at the full budget and wins."""
         if record["fitness"] is not None and not record["cached"] and \
-                record.get("final", True) and self.beaten_by(record["fitness"], record["index"]):
+                record["final"] and self.beaten_by(record["fitness"], record["index"]):
             self.record = record

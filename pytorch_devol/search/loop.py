@@ -43,6 +43,7 @@ from .front import ParetoFront, violation_of
 from .incumbent import Incumbent
 from .objectives import ObjectiveMeter
 from .progress import Reporter
+from .record import Record
 from .rungs import RungBook
 from .store import RunStore
 
@@ -97,11 +98,11 @@ class SearchLoop:
         """Load the log and checkpoint of an interrupted run (a no-op for a new one)."""
         by_index: dict[tuple[int, int], dict[str, Any]] = {}
         for r in self.store.records():  # a duplicate (index, rung) can only be a stale copy
-            by_index.setdefault((r["index"], r.get("rung", 0)), r)
+            by_index.setdefault((r["index"], r["rung"]), r)
         self.records = list(by_index.values())
         self.store.repair(self.records, self.columns)
         for r in self.records:
-            self.logged.setdefault(r["index"], {})[r.get("rung", 0)] = r
+            self.logged.setdefault(r["index"], {})[r["rung"]] = r
             self.rungs.observe(r)
             if not r["cached"]:
                 self.breaker.observe(r["metrics"])
@@ -117,7 +118,7 @@ class SearchLoop:
             self.strategy.load_state_dict(ckpt["strategy"])
             self.next_index, self.told = ckpt["next_index"], ckpt["told"]
             self.generation = ckpt["generation"]
-            self.pending = [self._task(t["index"], t["genome"], t["seed"], t.get("rung", 0))
+            self.pending = [self._task(t["index"], t["genome"], t["seed"], t["rung"])
                             for t in ckpt["pending"]]
             for t in self.pending:
                 if t.rung > 0:
@@ -290,7 +291,7 @@ class SearchLoop:
 
     def _cache_put(self, key: tuple[int, ...], record: dict[str, Any]) -> None:
         old = self.cache.get(key)
-        if old is None or old.get("rung", 0) < record.get("rung", 0):
+        if old is None or old["rung"] < record["rung"]:
             self.cache[key] = record
 
     def _dispatch(self, task: Task) -> None:
@@ -300,7 +301,7 @@ class SearchLoop:
             return
         key = self.schema.key(task.vector)
         cached = self.cache.get(key)
-        if cached is not None and cached.get("rung", 0) >= task.rung:
+        if cached is not None and cached["rung"] >= task.rung:
             self.ready.append(self._log(task, key, cached, cached=True))
         elif (key, task.rung) in self.training:
             self.training[key, task.rung].append(task)
@@ -348,9 +349,9 @@ class SearchLoop:
                      seconds if math.isfinite(seconds) else 0.0)
         else:
             metrics, source, weights = result["metrics"], result["index"], None
-            rung, spent = result.get("rung", 0), (0, 0.0)
+            rung, spent = result["rung"], (0, 0.0)
         fitness = (EvalResult.from_dict(metrics).fitness(self.metric))
-        record = {
+        record: Record = {
             "index": task.index, "generation": self.generation, "genome": list(task.genome),
             "key": list(key), "csv_genome": self._csv_genome(task.vector), "seed": task.seed,
             "cached": cached, "source_index": source,

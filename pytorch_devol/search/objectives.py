@@ -1,6 +1,6 @@
 """What a multi-objective search optimises: objectives with a direction, and constraints.
 
-Built-in objectives (``BUILT_IN``): ``val_accuracy`` (max), ``val_loss`` and ``val_mae``
+Built-in objectives (``OBJECTIVES``): ``val_accuracy`` (max), ``val_loss`` and ``val_mae``
 (min), ``params`` (min), ``flops`` (min: multiply-accumulates per example, counted from the
 built network by torch's FLOP counter on the meta device, so no memory or compute is spent)
 and ``latency_ms`` (min: the median of ``repeats`` timed forward passes of the untrained network
@@ -31,12 +31,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..training import EvalResult
 
-__all__ = ["ALIASES", "BUILT_IN", "Constraint", "Objective", "ObjectiveMeter",
-           "check_objectives", "count_macs", "objectives_config", "objectives_from_config",
+__all__ = ["ALIASES", "OBJECTIVES", "Constraint", "Objective", "ObjectiveMeter", "count_macs",
+           "objectives_and_constraints", "objectives_config", "objectives_from_config",
            "parse_constraint", "resolve_objectives"]
 
-BUILT_IN = {"val_accuracy": "max", "val_loss": "min", "val_mae": "min", "params": "min",
-            "flops": "min", "latency_ms": "min"}
+#: The built-in objectives by the name ``Search(objectives=[...])`` takes, and their direction.
+OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "val_mae": "min", "params": "min",
+              "flops": "min", "latency_ms": "min"}
+#: Other names for built-in objectives (as in the CLI and in constraints).
 ALIASES = {"accuracy": "val_accuracy", "loss": "val_loss", "mae": "val_mae",
            "latency": "latency_ms", "macs": "flops"}
 DIRECTIONS = ("max", "min")
@@ -58,14 +60,14 @@ class Objective:
 
 def _built_in(name: str, task: str) -> Objective:
     name = ALIASES.get(name, name)
-    if name not in BUILT_IN:
-        raise ValueError(f"unknown objective {name!r}; built in: {', '.join(BUILT_IN)} "
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; built in: {', '.join(OBJECTIVES)} "
                          f"(aliases {', '.join(ALIASES)}), or pass Objective(name, "
                          "direction, fn)")
     if (name == "val_accuracy" and task != "classification") or \
             (name == "val_mae" and task == "classification"):
         raise ValueError(f"objective {name!r} does not apply to {task}")
-    return Objective(name, BUILT_IN[name])
+    return Objective(name, OBJECTIVES[name])
 
 
 def resolve_objectives(items: Sequence[Any], task: str) -> tuple[Objective, ...]:
@@ -77,7 +79,7 @@ def resolve_objectives(items: Sequence[Any], task: str) -> tuple[Objective, ...]
         if isinstance(item, str):
             out.append(_built_in(item, task))
         elif isinstance(item, Objective):
-            if item.fn is None and item.name not in BUILT_IN:
+            if item.fn is None and item.name not in OBJECTIVES:
                 raise ValueError(f"objective {item.name!r} is not built in: give its fn")
             out.append(item if item.fn is not None else _built_in(item.name, task))
         elif callable(item):
@@ -135,8 +137,8 @@ def parse_constraint(text: str | Constraint, known: Sequence[str]) -> Constraint
     return constraint
 
 
-def check_objectives(objectives: Any, constraints: Any, metric: str, task: str
-                     ) -> tuple[tuple[Objective, ...] | None, tuple[Constraint, ...]]:
+def objectives_and_constraints(objectives: Any, constraints: Any, metric: str, task: str
+                               ) -> tuple[tuple[Objective, ...] | None, tuple[Constraint, ...]]:
     """``Search``'s objectives and constraints, checked before training. None objectives (and
     no constraints): a single-objective search on ``metric``. Constraints alone constrain the
     validation metric."""
@@ -145,7 +147,7 @@ def check_objectives(objectives: Any, constraints: Any, metric: str, task: str
     if objectives is None:
         objectives = [f"val_{metric}"]
     resolved = resolve_objectives(objectives, task)
-    known = list(dict.fromkeys([*BUILT_IN, *(o.name for o in resolved)]))
+    known = list(dict.fromkeys([*OBJECTIVES, *(o.name for o in resolved)]))
     if isinstance(constraints, str):
         constraints = [constraints]
     return resolved, tuple(parse_constraint(c, known) for c in constraints or ())

@@ -14,6 +14,7 @@ from torch import nn
 from ..schema import GenomeSchema
 from .front import FRONT_DIR, ParetoFront, violation_of
 from .incumbent import Incumbent
+from .record import Record
 from .store import RunStore
 
 __all__ = ["SearchResult", "load_result"]
@@ -33,11 +34,11 @@ class SearchResult:
         self.run_dir = Path(run_dir)
         self.schema, self.metric, self.maximize = schema, metric, maximize
         self.objectives = objectives  # [{"name", "direction"}] of a multi-objective search
-        self.history: list[dict[str, Any]] = RunStore(self.run_dir).records()
+        self.history: list[Record] = RunStore(self.run_dir).records()
 
     def _ranked(self) -> list[dict[str, Any]]:
         trained = [r for r in self.history if r["fitness"] is not None and not r["cached"]
-                   and r.get("final", True)]
+                   and r["final"]]
         return sorted(trained, key=lambda r: (-r["fitness"] if self.maximize else r["fitness"],
                                               r["index"]))
 
@@ -122,9 +123,8 @@ class SearchResult:
         out, epochs, seconds, incumbent = [], 0, 0.0, Incumbent(self.maximize)
         for r in self.history:
             if not r["cached"]:
-                m = r["metrics"]
-                epochs += r.get("rung_epochs", m.get("epochs", 0))
-                seconds += r.get("rung_seconds", m.get("train_seconds") or 0.0)
+                epochs += r["rung_epochs"]
+                seconds += r["rung_seconds"]
             incumbent.consider(r)
             best = incumbent.record
             test = None if best is None else best["metrics"].get("test_accuracy")

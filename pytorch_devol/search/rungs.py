@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from ..training import RETRIED_FAILURES
-from .fidelity import ASHA, Fidelity, SuccessiveHalving, rung_major
+from .fidelity import Fidelity, check_budgets, ranked, rung_major
 
 __all__ = ["RungBook"]
 
@@ -25,7 +25,7 @@ class RungBook:
 
     def __init__(self, fidelity: Fidelity | None, epochs: int, maximize: bool) -> None:
         self.fidelity, self.maximize = fidelity, maximize
-        self.budgets = (epochs,) if fidelity is None else fidelity.budgets(epochs)
+        self.budgets = (epochs,) if fidelity is None else check_budgets(fidelity, epochs)
         self.top = len(self.budgets) - 1
         self.latest: dict[int, dict[str, Any]] = {}            # index -> highest-rung record
         self.results: list[dict[int, float]] = [{} for _ in self.budgets]  # rung -> index: value
@@ -42,13 +42,13 @@ class RungBook:
         return {"rung": rung, "epochs": self.budgets[rung], "keep_state": rung < self.top}
 
     def observe(self, record: dict[str, Any]) -> None:
-        rung, index = record.get("rung", 0), record["index"]
+        rung, index = record["rung"], record["index"]
         self.results[rung][index] = _value(record)
         if rung > 0:
             self.sent[rung - 1].add(index)
         if rung > 0 and record["metrics"].get("failure") in RETRIED_FAILURES:
             return  # the machine's fault costs the promotion, not the result below it
-        if index not in self.latest or self.latest[index].get("rung", 0) <= rung:
+        if index not in self.latest or self.latest[index]["rung"] <= rung:
             self.latest[index] = record
 
     def mark_sent(self, index: int, rung: int) -> None:
@@ -60,39 +60,56 @@ class RungBook:
         value = _value(record)
         if not self.active:
             return value
-        return rung_major(value, record.get("rung", 0), self.top, self.maximize)
+        return rung_major(value, record["rung"], self.top, self.maximize)
 
-    # -- synchronous successive halving ------------------------------------------------------
+    # -- synchronous schedulers: once per generation and rung -------------------------------
     def halving(self, indices: list[int], rung: int) -> list[int]:
         """Which of one generation's ``indices`` go from ``rung`` to the next. Entrants are
-        those with a result at ``rung``; a cached copy that arrived above it (an elite kept
-        from the last generation) is not one, and takes no place."""
-        assert isinstance(self.fidelity, SuccessiveHalving)
-        entrants = [i for i in indices if i in self.results[rung]]
-        already = sum(self.latest[i].get("rung", 0) > rung for i in entrants)
-        scores = [(i, self.results[rung][i]) for i in entrants
-                  if self.latest[i].get("rung", 0) == rung]
-        return self.fidelity.promote(len(entrants), scores, already, self.maximize)
+        those with a result at ``rung``; one already higher (an elite the GA carried over,
+        whose cached copy arrived at its old rung) counts as promoted."""
+        assert self.fidelity is not None and not self.fidelity.asynchronous
+        entrants = [(i, self.results[rung][i]) for i in indices if i in self.results[rung]]
+        higher = {i for i, _ in entrants if self.latest[i]["rung"] > rung}
+        return self._checked(self.fidelity.promote(rung, entrants, higher, self.maximize),
+                             rung, {i for i, _ in entrants} - higher)
 
-    # -- asynchronous successive halving -----------------------------------------------------
+    # -- asynchronous schedulers: whenever a worker is free ----------------------------------
     def next_promotion(self, drain: bool = False) -> tuple[int, int] | None:
-        """``(index, rung)`` to send up from ``rung``, or None (ask a new candidate). With
-        ``drain`` (no new candidate will come and nothing is in flight) and no result at the
-        top rung yet, the best unpromoted candidate of the highest rung below goes on anyway,
-        so a small search still ends with a fully trained network."""
-        if not isinstance(self.fidelity, ASHA):
+        """``(index, rung)`` to send up from ``rung``, or None (ask a new candidate). The
+        highest rung with a promotion wins. With ``drain`` (no new candidate will come and
+        nothing is in flight) and no result at the top rung yet, the best unpromoted
+        candidate of the highest rung below goes on anyway, so a small search still ends
+        with a fully trained network."""
+        if self.fidelity is None or not self.fidelity.asynchronous:
             return None
-        rungs = [list(r.items()) for r in self.results[:-1]]
-        found = self.fidelity.next_promotion(rungs, self.sent[:-1], self.maximize)
+        found = None
+        for k in range(self.top - 1, -1, -1):
+            results = list(self.results[k].items())
+            chosen = self._checked(self.fidelity.promote(k, results, frozenset(self.sent[k]),
+                                                         self.maximize),
+                                   k, set(self.results[k]) - self.sent[k])
+            if chosen:
+                found = (chosen[0], k)
+                break
         if found is None and drain and not any(
                 not math.isnan(v) for v in self.results[-1].values()):
             for k in range(self.top - 1, -1, -1):
-                left = [(i, v) for i, v in rungs[k] if i not in self.sent[k]]
-                best = self.fidelity.promote_any(left, self.maximize)
-                if best is not None:
-                    found = (best, k)
+                left = ranked([(i, v) for i, v in self.results[k].items()
+                               if i not in self.sent[k]], self.maximize)
+                if left:
+                    found = (left[0], k)
                     break
-        if found is not None and self.latest[found[0]].get("rung", 0) > found[1]:
+        if found is not None and self.latest[found[0]]["rung"] > found[1]:
             self.sent[found[1]].add(found[0])  # already higher (a cached copy): skip it
             return self.next_promotion(drain)
         return found
+
+    def _checked(self, chosen: Any, rung: int, allowed: set[int]) -> list[int]:
+        """A scheduler's answer as a list of ids it may promote from ``rung``, or ValueError."""
+        ids = list(chosen)
+        bad = [i for i in ids if i not in allowed]
+        if bad:
+            raise ValueError(f"{type(self.fidelity).__name__}.promote(rung={rung}) returned "
+                             f"{bad[:3]}: ids must be among that rung's results and not yet "
+                             "promoted")
+        return ids

@@ -18,7 +18,8 @@ import attrs
 import numpy as np
 
 from .._checks import check_int
-from ..evolution import NSGA2, GeneticAlgorithm, RegularizedEvolution, Strategy
+from ..evolution import Strategy, operator_spec
+from ..evolution.specs import BUILT_IN_OPERATORS
 from ..schema import GenomeSchema, dry_run
 from ..training import (
     DATASETS,
@@ -30,23 +31,23 @@ from ..training import (
     load_dataset,
 )
 from .evaluators import Evaluator, SerialEvaluator
-from .fidelity import ASHA, Fidelity, SuccessiveHalving, make_fidelity
+from .fidelity import FIDELITIES, Fidelity, check_budgets, fidelity_config, make_fidelity
 from .loop import SearchLoop
 from .objectives import (
     Constraint,
     Objective,
     ObjectiveMeter,
-    check_objectives,
+    objectives_and_constraints,
     objectives_config,
     objectives_from_config,
 )
 from .progress import Reporter
 from .result import SearchResult
 from .store import RunStore
+from .strategies import STRATEGIES, StrategyContext, make_strategy
 
 __all__ = ["STRATEGIES", "Search"]
 
-STRATEGIES = ("ga", "regularized", "nsga2")
 FORMAT_VERSION = 1
 # What a run directory's dataset spec may say: load_dataset's arguments minus download.
 DATA_SPEC_KEYS = ("name", "root", "val_fraction", "seed", "limit")
@@ -75,14 +76,25 @@ def _checked_data_spec(spec: Any, root: str | os.PathLike[str] | None) -> dict[s
             "root": os.fspath(root) if root is not None else saved_root}
 
 
-def _saved_fidelity(saved: Any) -> Fidelity | None:
-    """The fidelity scheduler a run directory names (plain values only)."""
+def _saved_fidelity(saved: Any, given: Fidelity | None, run_dir: Any) -> Fidelity | None:
+    """The fidelity scheduler a run directory names (plain values only), or ``given``: your
+    own scheduler, passed again."""
     if saved is None:
         return None
-    if not isinstance(saved, dict) or saved.get("kind") not in ("sh", "asha"):
-        raise ValueError(f"the saved fidelity {saved!r} is not one of 'sh', 'asha' or null")
-    return make_fidelity(saved["kind"], check_int(saved.get("min_epochs"), "saved min_epochs"),
-                         check_int(saved.get("eta"), "saved eta", 2))
+    kinds = [*FIDELITIES, "custom"]
+    if not isinstance(saved, dict) or saved.get("kind") not in kinds:
+        raise ValueError(f"the saved fidelity {saved!r} is not one of {kinds} or null")
+    if saved["kind"] == "custom":
+        if given is None:
+            raise ValueError(f"{run_dir} used a fidelity scheduler of your own "
+                             f"({saved.get('type')}): pass it again "
+                             "(Search.resume(run_dir, fidelity=...))")
+        return given
+    max_epochs = saved.get("max_epochs")
+    return FIDELITIES[saved["kind"]](
+        min_epochs=check_int(saved.get("min_epochs"), "saved min_epochs"),
+        eta=check_int(saved.get("eta"), "saved eta", 2),
+        max_epochs=check_int(max_epochs, "saved max_epochs", allow_none=True))
 
 
 class Search:
@@ -103,8 +115,8 @@ class Search:
     ``on_record``: called with each candidate's record (a dict, as in ``results.jsonl``) right
     after it is logged, cached copies included; an exception in it stops the search.
     ``fidelity``: None (every candidate trains for ``epochs``, as in DEvol), "sh"
-    (`SuccessiveHalving`, with the GA) or "asha" (`ASHA`, with regularized evolution), or
-    such an object: candidates train ``min_epochs`` first and only the best continue, from
+    (`SuccessiveHalving`, with the GA) or "asha" (`ASHA`, with regularized evolution), or any
+    `Fidelity` scheduler: candidates train a few epochs first and only the best continue, from
     where they paused, up to ``epochs`` (see ``pytorch_devol.search.fidelity``).
     """
 
@@ -147,7 +159,7 @@ class Search:
         self.on_record = on_record
         self.fitness = fitness
         self.strategy_options = self._check_options(strategy_options)
-        self.objectives, self.constraints = check_objectives(
+        self.objectives, self.constraints = objectives_and_constraints(
             objectives, constraints, self.metric, schema.task)
         self.latency_batch = check_int(latency_batch, "latency_batch")
         self.strategy_name, self.strategy = self._make_strategy(strategy)
@@ -170,19 +182,23 @@ class Search:
 
     @staticmethod
     def _check_options(options: dict | None) -> dict[str, Any]:
-        """Extra keyword arguments of the built-in strategy, saved in config.json."""
+        """Extra keyword arguments of the built-in strategy, saved in config.json (a built-in
+        operator as its spec)."""
         options = dict(options or {})
         fixed = sorted({"seed", "maximize", "key", "cardinalities", "population_size"}
                        & set(options))
         if fixed:
             raise ValueError(f"strategy_options may not set {fixed}: the search sets them")
         for name, value in options.items():
-            if isinstance(value, (range, tuple)) or hasattr(value, "tolist"):
+            if type(value) in BUILT_IN_OPERATORS:  # saved as its spec, rebuilt on resume
+                options[name] = operator_spec(value)
+            elif isinstance(value, (range, tuple)) or hasattr(value, "tolist"):
                 options[name] = value.tolist() if hasattr(value, "tolist") else list(value)
             elif callable(value):
-                raise ValueError(f"strategy_options[{name!r}] is a function, which a run "
-                                 "directory cannot save; build the strategy yourself and pass "
-                                 "strategy=... (and again on resume)")
+                raise ValueError(f"strategy_options[{name!r}] is a function or an operator of "
+                                 "your own, which a run directory cannot save; build the "
+                                 "strategy yourself and pass strategy=... (and again on "
+                                 "resume)")
         return options
 
     def _check_training_overrides(self, limit: int = 4096) -> None:
@@ -215,13 +231,13 @@ class Search:
             raise ValueError("fidelity= works with one metric; a multi-objective search "
                              "trains every candidate in full (fidelity=None)")
         steady = bool(self.strategy.steady_state)
-        if isinstance(fidelity, SuccessiveHalving) and steady:
-            raise ValueError(f"successive halving needs a generational strategy (the GA); "
-                             f"with {self.strategy_name!r}, use fidelity='asha'")
-        if isinstance(fidelity, ASHA) and not steady:
-            raise ValueError(f"ASHA needs a steady-state strategy (regularized evolution); "
-                             f"with {self.strategy_name!r}, use fidelity='sh'")
-        fidelity.budgets(self.train_config.epochs)  # min_epochs <= epochs, max_epochs agrees
+        if fidelity.asynchronous != steady:
+            kind = "an asynchronous" if fidelity.asynchronous else "a synchronous"
+            needs = "steady-state" if fidelity.asynchronous else "generational"
+            raise ValueError(f"{type(fidelity).__name__} is {kind} scheduler, for {needs} "
+                             f"strategies; {self.strategy_name!r} is not one: use "
+                             f"fidelity={'asha' if steady else 'sh'!r}")
+        check_budgets(fidelity, self.train_config.epochs)
         if "epochs" in dict(self.schema.training_overrides(np.zeros(len(self.schema),
                                                                       np.int64))):
             raise ValueError("a training gene of this schema sets epochs, which the fidelity "
@@ -229,51 +245,9 @@ class Search:
         return fidelity
 
     def _make_strategy(self, strategy: Any) -> tuple[str, Any]:
-        cards, n, opts = self.schema.cardinalities, self.population_size, self.strategy_options
-        if self.fitness is not None and strategy not in (None, "ga"):
-            raise ValueError("fitness= shapes the default GA's selection; configure your own "
-                             "strategy directly instead")
-        if self.objectives is not None:
-            if strategy in (None, "nsga2"):
-                return "nsga2", NSGA2(cards, n, tuple(o.direction for o in self.objectives),
-                                      seed=self.seed, key=self.schema.key, **opts)
-            if isinstance(strategy, str):
-                raise ValueError(f"strategy {strategy!r} optimises one number; several "
-                                 "objectives or constraints need strategy='nsga2'")
-        elif strategy == "nsga2":
-            raise ValueError("strategy='nsga2' needs objectives=[...] (e.g. ['val_accuracy', "
-                             "'params'])")
-        if strategy is None or strategy == "ga":
-            return "ga", GeneticAlgorithm(cards, n, seed=self.seed, maximize=self.maximize,
-                                          key=self.schema.key, fitness_transform=self.fitness,
-                                          **opts)
-        if strategy == "regularized":
-            opts = {"sample_size": min(n, max(2, n // 4)), **opts}
-            return "regularized", RegularizedEvolution(cards, n, seed=self.seed,
-                                                       maximize=self.maximize,
-                                                       key=self.schema.key, **opts)
-        if isinstance(strategy, str):
-            raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES} or pass "
-                             "a Strategy object")
-        missing = [m for m in ("ask", "tell", "state_dict", "load_state_dict")
-                   if not callable(getattr(strategy, m, None))]
-        if missing:
-            raise TypeError(f"strategy lacks {', '.join(missing)}(); see "
-                            "pytorch_devol.evolution.Strategy")
-        if not isinstance(getattr(strategy, "steady_state", None), bool):
-            raise TypeError("strategy lacks the bool attribute steady_state (True: it breeds "
-                            "one genome at a time; False: whole generations); see "
-                            "pytorch_devol.evolution.Strategy")
-        if len(getattr(strategy, "cardinalities", cards)) != len(cards) or \
-                (getattr(strategy, "cardinalities", cards) != cards).any():
-            raise ValueError("the strategy's cardinalities differ from the schema's")
-        want = self.maximize if self.objectives is None else \
-            tuple(o.maximize for o in self.objectives)
-        got = getattr(strategy, "maximize", want)
-        if (tuple(got) if isinstance(got, (list, tuple)) else got) != want:
-            raise ValueError(f"strategy.maximize={got!r}, but this search's metric or "
-                             f"objectives need maximize={want!r}")
-        return "custom", strategy
+        context = StrategyContext(self.schema.cardinalities, self.population_size, self.seed,
+                                  self.maximize, self.schema.key, self.objectives, self.fitness)
+        return make_strategy(strategy, context, self.strategy_options)
 
     # -- saving and resuming ------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
@@ -289,10 +263,7 @@ class Search:
                        if self.fitness else None,
                        **objectives_config(self.objectives, self.constraints,
                                            self.latency_batch),
-                       "fidelity": None if self.fidelity is None else {
-                           "kind": "sh" if isinstance(self.fidelity, SuccessiveHalving)
-                           else "asha", "min_epochs": self.fidelity.min_epochs,
-                           "eta": self.fidelity.eta}},
+                       "fidelity": fidelity_config(self.fidelity, self.train_config.epochs)},
             "train": attrs.asdict(self.train_config),
         }
 
@@ -304,7 +275,8 @@ class Search:
                gene_modules: Iterable[str] | None = None,
                data_root: str | os.PathLike[str] | None = None,
                on_record: Callable[[dict[str, Any]], None] | None = None,
-               objectives: Sequence[Objective] | None = None) -> Search:
+               objectives: Sequence[Objective] | None = None,
+               fidelity: Fidelity | None = None) -> Search:
         """Continue an interrupted search from its run directory, with its saved settings.
 
         The run directory is data, never code: its gene types must be built in or defined by
@@ -312,8 +284,8 @@ class Search:
         the others (imported first). Built-in datasets reload from the saved spec (checked
         against an allow-list), from ``data_root`` when given (a run moved to another
         machine); pass ``data`` for your own arrays. Either way the data must be the same: its
-        fingerprint is checked. A custom strategy, fitness function or objective must be passed
-        again; the evaluator may differ (e.g. more workers).
+        fingerprint is checked. A custom strategy, fitness function, objective or fidelity
+        scheduler must be passed again; the evaluator may differ (e.g. more workers).
         """
         config = RunStore(run_dir).config()
         if not isinstance(config, dict) or config.get("format") != FORMAT_VERSION:
@@ -345,7 +317,8 @@ class Search:
                      train_config=TrainConfig(**train), strategy_options=s["strategy_options"],
                      verbose=verbose, progress_bar=progress_bar, on_record=on_record,
                      objectives=saved_objectives, constraints=constraints,
-                     latency_batch=latency_batch, fidelity=_saved_fidelity(s.get("fidelity")))
+                     latency_batch=latency_batch,
+                     fidelity=_saved_fidelity(s.get("fidelity"), fidelity, run_dir))
         if search.data.fingerprint() != saved["fingerprint"]:
             raise ValueError(f"the data differs from the data {run_dir} was searched on "
                              f"(saved: {saved['summary']})")

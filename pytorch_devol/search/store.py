@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ..training.state import TrainState
+from .record import Record, as_record
 
 __all__ = ["CSV_METRIC_COLUMNS", "RunStore", "atomic_write", "read_jsonl"]
 
@@ -121,9 +122,10 @@ class RunStore:
         return json.loads((self.path / CONFIG).read_text())
 
     # -- records ------------------------------------------------------------------------------
-    def records(self) -> list[dict[str, Any]]:
-        """Every logged candidate, in the order written (torn last line tolerated)."""
-        return read_jsonl(self.path / RECORDS)
+    def records(self) -> list[Record]:
+        """Every logged candidate, in the order written (torn last line tolerated), with the
+        defaults of `as_record`."""
+        return [as_record(r) for r in read_jsonl(self.path / RECORDS)]
 
     def repair(self, records: list[dict[str, Any]], genome_columns: list[str]) -> None:
         """Rewrite the JSONL (dropping a torn tail) and the CSV from ``records``, atomically.
@@ -171,7 +173,7 @@ class RunStore:
                 num(m.get("train_seconds")), m["status"], m.get("failure") or "",
                 m.get("reason") or "",
                 record["generation"], record["index"], int(record["cached"]),
-                record.get("rung", 0), record.get("rung_epochs", m.get("epochs", 0))]
+                record["rung"], record["rung_epochs"]]
 
     # -- checkpoint ---------------------------------------------------------------------------
     def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -26,7 +26,6 @@ import socket
 import subprocess
 import threading
 import time
-import warnings
 from collections import deque
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as _wait
@@ -57,7 +56,6 @@ from .pool_protocol import (
 __all__ = ["ProcessPoolEvaluator", "WorkerStartupError", "plan_devices", "shared_devices",
            "usable_cores"]
 
-_START_METHODS = ("spawn", "forkserver", "fork")
 _MAX_STARTUP_FAILURES = 3
 _RETIRE_GRACE_S = 30.0  # a broken worker that does not exit by itself by then is killed
 _LOAD_HINT = ("\nPool workers are fresh Python processes: they import the modules that define "
@@ -98,23 +96,17 @@ class ProcessPoolEvaluator:
     ``TrainConfig.max_seconds``, which stops training cleanly). ``startup_timeout``: seconds a
     worker may take to start (import, data to its device) before it is restarted; three failed
     starts in a row raise `WorkerStartupError`. ``devices``: an explicit device per worker
-    (e.g. ``["cuda:0", "cuda:0", "cuda:1"]``), overriding the plan. ``start_method`` is
-    ignored (deprecated): workers are always fresh interpreters that never import ``__main__``.
+    (e.g. ``["cuda:0", "cuda:0", "cuda:1"]``), overriding the plan. Workers are always fresh
+    interpreters that never import ``__main__``.
 
     Use it with ``Search(..., evaluator=ProcessPoolEvaluator(workers=4))``, from any script;
     the schema's gene types must be importable (not defined in ``__main__``).
     """
 
-    def __init__(self, workers: int | None = None, workers_per_gpu: int = 1,
-                 start_method: str | None = None, *, threads_per_worker: int | None = None,
+    def __init__(self, workers: int | None = None, workers_per_gpu: int = 1, *,
+                 threads_per_worker: int | None = None,
                  max_retries: int = 1, candidate_timeout: float | None = None,
                  startup_timeout: float = 600.0, devices: list[str] | None = None) -> None:
-        if start_method is not None:
-            if start_method not in _START_METHODS:
-                raise ValueError(f"start_method must be one of {_START_METHODS}, "
-                                 f"got {start_method!r}")
-            warnings.warn("ProcessPoolEvaluator(start_method=...) is ignored: workers are "
-                          "always fresh Python processes", DeprecationWarning, stacklevel=2)
         max_retries = check_int(max_retries, "max_retries", 0)
         threads_per_worker = check_int(threads_per_worker, "threads_per_worker", allow_none=True)
         if devices is not None and not devices:

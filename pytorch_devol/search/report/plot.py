@@ -43,7 +43,7 @@ def progress_series(result: SearchResult) -> dict[str, Any]:
     """
     latest: dict[int, dict[str, Any]] = {}
     for r in result.history:
-        if r["index"] not in latest or latest[r["index"]].get("rung", 0) <= r.get("rung", 0):
+        if r["index"] not in latest or latest[r["index"]]["rung"] <= r["rung"]:
             latest[r["index"]] = r
     records = sorted(latest.values(), key=lambda r: r["index"])
     best: float | None = None
@@ -54,7 +54,7 @@ def progress_series(result: SearchResult) -> dict[str, Any]:
         failed = score is None or (isinstance(score, float) and math.isnan(score))
         if not failed:
             score = float(score)
-            if r.get("final", True) and (
+            if r["final"] and (
                     best is None or (score > best if result.maximize else score < best)):
                 best = score
         series["index"].append(int(r["index"]))

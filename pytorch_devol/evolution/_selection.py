@@ -1,9 +1,9 @@
-"""Selection: ranking, elitism, fitness-proportional, tournament and truncation.
+"""Selection kernels: ranking, elitism, fitness-proportional, tournament and truncation.
 
-Every function takes a 1-D fitness array (NaN = a failed candidate, which ranks worst whether
-maximising or minimising) and returns member indices. Randomness comes from the Generator given.
-The operator classes (:class:`FitnessProportional`, :class:`Tournament`, :class:`Truncation`)
-wrap them as small frozen objects a strategy takes as ``selection=`` (see :class:`Selection`).
+The vectorised functions the selection operators of :mod:`.operators` wrap, and the ranking
+the strategies use for elitism. Every function takes a 1-D fitness array (NaN = a failed
+candidate, which ranks worst whether maximising or minimising) and returns member indices.
+Randomness comes from the Generator given.
 
 Differences from DEvol's ``_Population`` (each noted where it applies):
 
@@ -18,21 +18,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
 
-import attrs
 import numpy as np
 import numpy.typing as npt
 
 from .._checks import check_int
-from ._common import check_probability
+from ._common import FloatArray, IntArray
 
 __all__ = [
-    "FitnessProportional",
     "FitnessTransform",
-    "Selection",
-    "Tournament",
-    "Truncation",
     "best_first",
     "elite_indices",
     "fitness_proportional",
@@ -43,8 +37,6 @@ __all__ = [
 ]
 
 FitnessTransform = Callable[[npt.NDArray[np.float64]], npt.ArrayLike]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
 
 def _fitness(fitness: npt.ArrayLike) -> FloatArray:
@@ -180,75 +172,3 @@ def truncation(rng: np.random.Generator, fitness: npt.ArrayLike, n: int, *,
     order = best_first(fitness, maximize)
     top = order[: max(1, math.ceil(float(fraction) * order.size))]
     return top[rng.integers(0, top.size, size=_n(n))]
-
-
-# -- operator objects ---------------------------------------------------------------------------
-
-
-@runtime_checkable
-class Selection(Protocol):
-    """A selection operator: ``(rng, fitness, n, maximize) -> n member indices``.
-
-    ``fitness`` is a 1-D float array (NaN = failed, ranks worst); the result is an integer
-    array of shape ``(n,)`` with values in ``0 .. fitness.size - 1`` (repeats allowed). Use
-    only ``rng`` for randomness and do not modify ``fitness``. A plain function with this
-    signature is a valid selection too; a frozen attrs class also has its parameters saved
-    in (and checked against) a strategy's state.
-    """
-
-    def __call__(self, rng: np.random.Generator, fitness: FloatArray, n: int,
-                 maximize: bool) -> IntArray: ...
-
-
-def _positive_int(name: str) -> Callable[[object], int]:
-    def convert(value: object) -> int:
-        return check_int(value, name)  # type: ignore[return-value]
-    return convert
-
-
-@attrs.frozen
-class FitnessProportional:
-    """Roulette wheel on DEvol's min-max scaled scores (:func:`fitness_proportional`).
-
-    ``floor``: the worst member's weight relative to the best (DEvol: 0). ``transform``:
-    DEvol's ``fitness`` argument, applied to the scaled scores (not saved in a state: pass it
-    again when restoring).
-    """
-
-    floor: float = attrs.field(
-        default=0.05, converter=lambda v: check_probability(v, "FitnessProportional floor"))
-    transform: FitnessTransform | None = attrs.field(default=None, eq=False)
-
-    def __attrs_post_init__(self) -> None:
-        if self.transform is not None and not callable(self.transform):
-            raise TypeError("FitnessProportional transform must be a callable or None")
-
-    def __call__(self, rng: np.random.Generator, fitness: FloatArray, n: int,
-                 maximize: bool = True) -> IntArray:
-        return fitness_proportional(rng, fitness, n, maximize=maximize,
-                                    transform=self.transform, floor=self.floor)
-
-
-@attrs.frozen
-class Tournament:
-    """The best of ``k`` members drawn uniformly with replacement (:func:`tournament`);
-    ``k=2`` is the binary tournament, ``k = sample_size`` regularized evolution's."""
-
-    k: int = attrs.field(default=3, converter=_positive_int("Tournament k"))
-
-    def __call__(self, rng: np.random.Generator, fitness: FloatArray, n: int,
-                 maximize: bool = True) -> IntArray:
-        return tournament(rng, fitness, n, size=self.k, maximize=maximize)
-
-
-@attrs.frozen
-class Truncation:
-    """Uniformly among the best ``ceil(fraction * size)`` members (:func:`truncation`)."""
-
-    fraction: float = attrs.field(
-        default=0.5,
-        converter=lambda v: check_probability(v, "Truncation fraction", open_low=True))
-
-    def __call__(self, rng: np.random.Generator, fitness: FloatArray, n: int,
-                 maximize: bool = True) -> IntArray:
-        return truncation(rng, fitness, n, fraction=self.fraction, maximize=maximize)
