@@ -45,6 +45,7 @@ from .objectives import ObjectiveMeter
 from .progress import Reporter
 from .record import Record
 from .rungs import RungBook
+from .settings import LoopSettings
 from .store import RunStore
 
 __all__ = ["MAX_RETRIES", "SearchLoop", "candidate_seed"]
@@ -62,17 +63,13 @@ def candidate_seed(seed: int, key: tuple[int, ...]) -> int:
 class SearchLoop:
     """Runs one search to completion against a strategy and an evaluator."""
 
-    def __init__(self, schema: Any, strategy: Any, evaluator: Evaluator, store: RunStore, *,
-                 generations: int, population_size: int, seed: int, metric: str,
-                 maximize: bool, asynchronous: bool, reporter: Reporter,
-                 breaker_window: int | None = None,
+    def __init__(self, schema: Any, strategy: Any, evaluator: Evaluator, store: RunStore,
+                 settings: LoopSettings, reporter: Reporter, *,
                  on_record: Callable[[dict[str, Any]], None] | None = None,
-                 meter: ObjectiveMeter | None = None, fidelity: Fidelity | None = None,
-                 epochs: int = 1):
+                 meter: ObjectiveMeter | None = None, fidelity: Fidelity | None = None):
         self.schema, self.strategy, self.evaluator, self.store = schema, strategy, evaluator, store
-        self.generations, self.population_size = generations, population_size
-        self.seed, self.metric, self.maximize = seed, metric, maximize
-        self.asynchronous, self.reporter, self.on_record = asynchronous, reporter, on_record
+        self.settings, self.reporter, self.on_record = settings, reporter, on_record
+        maximize = settings.maximize
         legacy = devol_columns(schema)
         self.columns = legacy or list(schema.column_names)
         self._devol_csv = legacy is not None
@@ -81,14 +78,15 @@ class SearchLoop:
         self.cache: dict[tuple[int, ...], dict[str, Any]] = {}  # key -> highest trained record
         self.training: dict[tuple[tuple[int, ...], int], list[Task]] = {}  # (key, rung) -> tasks
         self.prior: dict[int, tuple[int, float]] = {}  # index -> (epochs, seconds) resumed from
-        self.rungs = RungBook(fidelity, epochs, maximize)
+        self.rungs = RungBook(fidelity, settings.epochs, maximize)
         self.ready: deque[dict[str, Any]] = deque()
         self.incumbent = Incumbent(maximize)
         self.next_index, self.told, self.generation = 0, 0, 0
         self.pending: list[Task] = []
         self.retried: dict[tuple[int, ...], int] = {}  # key -> retriable failures this session
-        self.breaker = CircuitBreaker(population_size if breaker_window is None
-                                      else breaker_window)
+        self.breaker = CircuitBreaker(settings.population_size
+                                      if settings.breaker_window is None
+                                      else settings.breaker_window)
         self.meter = meter
         self.front = None if meter is None else ParetoFront(
             meter.names, [o.maximize for o in meter.objectives])
@@ -142,8 +140,8 @@ class SearchLoop:
 
     # -- running ------------------------------------------------------------------------------
     def run(self) -> None:
-        budget = self.generations * self.population_size
-        if self.asynchronous:
+        budget = self.settings.generations * self.settings.population_size
+        if self.settings.asynchronous:
             self._run_async(budget)
         else:
             self._run_generations(budget)
@@ -154,7 +152,7 @@ class SearchLoop:
         genomes = np.asarray(self.strategy.ask(n), dtype=np.int64).reshape(-1, len(self.schema))
         tasks = []
         for g in genomes:
-            tasks.append(self._task(self.next_index, g, candidate_seed(self.seed,
+            tasks.append(self._task(self.next_index, g, candidate_seed(self.settings.seed,
                                                                        self.schema.key(g))))
             self.next_index += 1
         self.pending.extend(tasks)
@@ -186,7 +184,8 @@ class SearchLoop:
         if self.meter is not None:
             return None
         best = None if self.best is None else self.best["fitness"]
-        return BetterThan(self.metric, self.maximize, best, never=rung < self.rungs.top)
+        return BetterThan(self.settings.metric, self.settings.maximize, best,
+                          never=rung < self.rungs.top)
 
     def _fitness(self, record: dict[str, Any]) -> float | np.ndarray:
         if self.meter is not None:
@@ -246,7 +245,8 @@ class SearchLoop:
         in_flight = list(self.pending)
         for t in in_flight:
             self._dispatch(t)
-        self.reporter.start_generation(self.told // self.population_size, budget - self.told)
+        self.reporter.start_generation(self.told // self.settings.population_size,
+                                       budget - self.told)
         window: list[dict[str, Any]] = []
         while True:
             while len(in_flight) < max(1, self.evaluator.capacity):
@@ -275,9 +275,9 @@ class SearchLoop:
             if task.rung == 0:  # the budget counts candidates, not promotions
                 self.told += 1
                 window.append(record)
-            self.generation = self.told // self.population_size
+            self.generation = self.told // self.settings.population_size
             self._checkpoint()
-            if task.rung == 0 and self.told % self.population_size == 0:
+            if task.rung == 0 and self.told % self.settings.population_size == 0:
                 self.reporter.end_generation(self.generation - 1, window, self.best)
                 window = []
 
@@ -350,7 +350,7 @@ class SearchLoop:
         else:
             metrics, source, weights = result["metrics"], result["index"], None
             rung, spent = result["rung"], (0, 0.0)
-        fitness = (EvalResult.from_dict(metrics).fitness(self.metric))
+        fitness = (EvalResult.from_dict(metrics).fitness(self.settings.metric))
         record: Record = {
             "index": task.index, "generation": self.generation, "genome": list(task.genome),
             "key": list(key), "csv_genome": self._csv_genome(task.vector), "seed": task.seed,
@@ -396,5 +396,5 @@ class SearchLoop:
 
     def _best_info(self, record: dict[str, Any]) -> dict[str, Any]:
         return {"index": record["index"], "genome": record["genome"],
-                "fitness": record["fitness"], "metric": self.metric,
+                "fitness": record["fitness"], "metric": self.settings.metric,
                 "layers": self.schema.describe(record["genome"]), "metrics": record["metrics"]}

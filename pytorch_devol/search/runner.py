@@ -43,6 +43,7 @@ from .objectives import (
 )
 from .progress import Reporter
 from .result import SearchResult
+from .settings import LoopSettings
 from .store import RunStore
 from .strategies import STRATEGIES, StrategyContext, make_strategy
 
@@ -332,15 +333,14 @@ class Search:
         if not self._resuming:
             store.create(self._config())
         reporter = Reporter(self.metric, self.verbose, progress_bar=self.progress_bar)
-        loop = SearchLoop(self.schema, self.strategy, self.evaluator, store,
-                          generations=self.generations, population_size=self.population_size,
-                          seed=self.seed, metric=self.metric, maximize=self.maximize,
-                          asynchronous=bool(self.strategy.steady_state), reporter=reporter,
-                          breaker_window=self.circuit_breaker, on_record=self.on_record,
-                          meter=None if self.objectives is None else ObjectiveMeter(
-                              self.schema, self.objectives, self.constraints,
-                              str(self.train_config.resolve_device()), self.latency_batch),
-                          fidelity=self.fidelity, epochs=self.train_config.epochs)
+        settings = LoopSettings(self.generations, self.population_size, self.seed, self.metric,
+                                self.maximize, bool(self.strategy.steady_state),
+                                self.train_config.epochs, self.circuit_breaker)
+        meter = None if self.objectives is None else ObjectiveMeter(
+            self.schema, self.objectives, self.constraints,
+            str(self.train_config.resolve_device()), self.latency_batch)
+        loop = SearchLoop(self.schema, self.strategy, self.evaluator, store, settings, reporter,
+                          on_record=self.on_record, meter=meter, fidelity=self.fidelity)
         loop.restore()
         if self._resuming:
             reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} candidates logged, "
