@@ -6,25 +6,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
-from pathlib import Path
 
 import pytest
 
 from pytorch_devol import Search
 from pytorch_devol.search import Fidelity
 from tests.parallel_helpers import tiny_schema
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def _readme_scheduler() -> str:
-    """The code block of README's "A fidelity scheduler of your own", run as printed."""
-    text = README.read_text()
-    section = text[text.index("### A fidelity scheduler of your own"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    return code
+from tests.test_readme import BLOCKS
 
 
 class MedianStopping:
@@ -47,7 +36,7 @@ class MedianStopping:
 def test_readme_scheduler_runs_a_search_and_promotes_the_better_half(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(_readme_scheduler(), "README.md", "exec"), namespace)  # our own README
+    exec(compile(BLOCKS[4], "README.md", "exec"), namespace)  # README's scheduler, as printed
     result = namespace["result"]
     assert isinstance(namespace["BetterHalf"](), Fidelity)
     records = result.history
