@@ -60,10 +60,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-from machine import code_state, cpu_name  # noqa: E402
-
+from benchmarks.common import code_state, cpu_name  # noqa: E402
 from pytorch_devol.compat import DEvol, GenomeHandler  # noqa: E402
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
 from pytorch_devol.search import Search, SerialEvaluator, load_result  # noqa: E402

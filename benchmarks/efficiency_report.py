@@ -3,12 +3,22 @@ so a saved run can be re-rendered: ``search_efficiency.py --from-json FILE``).""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.common import (
+    fmt_quartiles,
+    json_number,
+    json_numbers,
+    number,
+    paired_differences,
+    provenance_lines,
+    quartiles,
+    write_result,
+)
 
 ARM_LABELS = {"ga": "GA (full fidelity)", "ga_sh": "GA + successive halving",
               "re": "regularized evolution", "re_asha": "regularized evolution + ASHA",
@@ -52,34 +62,6 @@ def first_reach(tr: list[dict[str, Any]], target: float, key: str = "epochs") ->
         if p["test"] is not None and p["test"] >= target - 1e-12:
             return float(p[key])
     return math.inf
-
-
-def quartiles(values: list[float]) -> dict[str, Any]:
-    """Median and IQR; with inf among the values (not reached) they may be inf; NaN: not
-    defined for every seed."""
-    vals = [float(v) for v in values]
-    if not vals or any(math.isnan(v) for v in vals):
-        return {"median": None, "iqr": [None, None], "values": _json_vals(vals)}
-    # inf (not reached) as a huge stand-in, so that a quartile between a finite value and a
-    # "not reached" one is "not reached" too, never NaN
-    big = 1e300
-    q = np.percentile([min(v, big) for v in vals], [25, 50, 75])
-    q1, med, q3 = (math.inf if x >= big / 4 else float(x) for x in q)
-    return {"median": _finite(med), "iqr": [_finite(q1), _finite(q3)],
-            "values": _json_vals(vals)}
-
-
-def _finite(x: float) -> float | str:
-    x = float(x)
-    return x if math.isfinite(x) else ("inf" if x > 0 else "nan")
-
-
-def _json_vals(vals: list[float]) -> list[Any]:
-    return [_finite(v) if not math.isnan(v) else None for v in vals]
-
-
-def _num(x: Any) -> float:
-    return math.inf if x == "inf" else (math.nan if x is None or x == "nan" else float(x))
 
 
 def grid_curve(traces: list[list[dict[str, Any]]], key: str, points: np.ndarray
@@ -161,36 +143,31 @@ def analyse(runs: dict[str, list[dict[str, Any]]], budget: int) -> dict[str, Any
     for i in range(n):
         cut = min(traces[arm][i][-1]["epochs"] if traces[arm][i] else 0 for arm in arms)
         paired.append({"seed": runs[arms[0]][i]["seed"], "epochs": cut,
-                       **{arm: _finite(at(traces[arm][i], cut)) if not math.isnan(
+                       **{arm: json_number(at(traces[arm][i], cut)) if not math.isnan(
                            at(traces[arm][i], cut)) else None for arm in arms}})
     out["equal_epochs"] = paired
-    out["equal_epochs_summary"] = {arm: quartiles([_num(p[arm]) for p in paired])
+    out["equal_epochs_summary"] = {arm: quartiles([number(p[arm]) for p in paired])
                                    for arm in arms}
     return out
 
 
 def paired_verdict(paired: list[dict[str, Any]], ours: str, other: str) -> dict[str, Any]:
-    diffs = [_num(p[ours]) - _num(p[other]) for p in paired]
+    diffs = [number(p[ours]) - number(p[other]) for p in paired]
     if any(math.isnan(d) for d in diffs):
-        return {"ours": ours, "other": other, "diffs": _json_vals(diffs), "met": None,
+        return {"ours": ours, "other": other, "diffs": json_numbers(diffs), "met": None,
                 "note": "an arm had no incumbent at the equal-compute cut in some seed"}
-    wins = sum(1 for d in diffs if d >= 0)
-    return {"ours": ours, "other": other, "diffs": diffs, "median_diff": float(np.median(diffs)),
-            "ours_at_least_as_good_in": wins, "seeds": len(diffs),
-            "met": bool(np.median(diffs) >= 0),
-            # a claim of a difference only when every seed lies on the same side of 0
-            "consistent": len(diffs) > 1 and (min(diffs) > 0 or max(diffs) < 0)}
+    return {"ours": ours, "other": other, **paired_differences(diffs)}
 
 
 def verdicts(summary: dict[str, Any], runs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     arms = summary["arms"]
     if "ga" in runs and "ga_sh" in runs and "reach_target" in arms["ga_sh"]:
-        frac = _num(arms["ga_sh"]["reach_target"]["fraction_of_ga_epochs"]["median"])
+        frac = number(arms["ga_sh"]["reach_target"]["fraction_of_ga_epochs"]["median"])
         out["sh_speedup"] = {
             "target": "GA + SH reaches the full GA's final median test accuracy with at most "
                       "1/3 of the GA's epochs (median over seeds)",
-            "median_fraction": _finite(frac) if not math.isnan(frac) else None,
+            "median_fraction": json_number(frac) if not math.isnan(frac) else None,
             "met": bool(frac <= 1 / 3 + 1e-9)}
     else:
         out["sh_speedup"] = {"met": None, "note": "needs the ga and ga_sh arms"}
@@ -249,75 +226,46 @@ def plot(summary: dict[str, Any], path: Path) -> str | None:
 
 # -- report --------------------------------------------------------------------------------------
 
-def _q(s: dict[str, Any], fmt: str = "{:.4f}") -> str:
-    def one(v: Any) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, str):
-            return "not reached" if v == "inf" else v
-        return fmt.format(v)
-    if s.get("median") is None:
-        return "-"
-    return f"{one(s['median'])} [{one(s['iqr'][0])}, {one(s['iqr'][1])}]"
-
-
-def _code_change(start: dict[str, Any], end: dict[str, Any]) -> str:
-    if end == start:
-        return ""
-    if end["pytorch_devol_sha256"] == start["pytorch_devol_sha256"]:
-        return (f"; HEAD moved to {end['git_head']} during the run, pytorch_devol/ itself "
-                "unchanged")
-    return (f"; pytorch_devol/ changed during the run (sha256 {end['pytorch_devol_sha256']} "
-            "at the end); the modules measured were imported at the start")
+_q = fmt_quartiles
 
 
 def _met(v: dict[str, Any]) -> str:
     return {True: "**met**", False: "**not met**", None: "**not evaluated**"}[v.get("met")]
 
 
-def report(meta: dict[str, Any], summary: dict[str, Any], runs: dict[str, Any],
-           verdict: dict[str, Any], out: Path) -> str:
+def _setting(meta: dict[str, Any], seeds: list[int], budget: int) -> list[str]:
+    """What was run: data, space, training, budget, fidelity, seeds; what is reported."""
     s = meta["setting"]
     space = s["space"]
-    arms = list(runs)
-    seeds = [r["seed"] for r in runs[arms[0]]]
-    budget = summary["budget_epochs"]
-    lines = [f"# Search efficiency at equal compute (cpu, {meta['date']})", "",
-             f"{meta['machine']['cpu']}; {meta['machine']['threads']} torch threads; torch "
-             f"{meta['versions']['torch']}, optuna {meta['versions']['optuna']}, Python "
-             f"{meta['versions']['python']}; load average {meta['machine']['loadavg_before']} "
-             f"before, {meta['machine']['loadavg_after']} after; {meta['wall_seconds']:.0f} s "
-             f"in all. Code: git {meta['code']['git_head']}"
-             + (" + uncommitted changes in pytorch_devol/"
-                if meta['code']['pytorch_devol_uncommitted_changes'] else "")
-             + f" (pytorch_devol sha256 {meta['code']['pytorch_devol_sha256']}, at the start"
-             + _code_change(meta["code"], meta.get("code_at_end", meta["code"])) + ").", "",
-             f"Command: `{meta['command']}`", "",
-             f"{meta['data']}. Space: `GenomeSchema.devol(max_conv_layers="
-             f"{space['max_conv_layers']}, max_dense_layers={space['max_dense_layers']}, "
-             f"max_filters={space['max_filters']}, max_dense_nodes={space['max_dense_nodes']})`"
-             f" ({meta['space_genes']} genes). Every network trains at most {s['epochs']} epochs "
-             f"(`TrainConfig(patience=None)`, batch 128, the same learning-rate schedule length "
-             f"for a paused and continued network), with the training seed "
-             f"`candidate_seed(seed, canonical key)` in every arm. Every arm has the same budget "
-             f"of {budget} cumulative training epochs (the full GA's {s['generations']} "
-             f"generations x {s['population']} x {s['epochs']} epochs"
-             + ("" if budget == s['generations'] * s['population'] * s['epochs']
-                else ", overridden by --budget-epochs")
-             + f") and runs until it has spent it; population {s['population']}. Fidelity: "
-             f"rungs of {s['min_epochs']} x {s['eta']}^k epochs up to {s['epochs']} "
-             f"(`SuccessiveHalving` / `ASHA` with min_epochs={s['min_epochs']}, eta={s['eta']};"
-             f" Optuna `HyperbandPruner(min_resource={s['min_epochs']}, max_resource="
-             f"{s['epochs']}, reduction_factor={s['eta']})`). A genome already trained is a "
-             f"cached copy (no epochs, no seconds). {len(seeds)} seeds "
-             f"({', '.join(map(str, seeds))}), arms interleaved within each seed, order rotated "
-             f"by seed.", "",
-             "Incumbent: the candidate with the best validation accuracy among those trained at "
-             f"the full {s['epochs']} epochs (Optuna: among completed, unpruned trials); its "
-             "held-out test accuracy is what is reported. Epochs and seconds are training only "
-             "(`rung_epochs` / `rung_seconds` of the search's records; the Optuna objective's "
-             "own count), summed in log order; this machine is shared, so seconds are noisy.",
-             "", "## Final and equal-compute accuracy", "",
+    return [f"{meta['data']}. Space: `GenomeSchema.devol(max_conv_layers="
+            f"{space['max_conv_layers']}, max_dense_layers={space['max_dense_layers']}, "
+            f"max_filters={space['max_filters']}, max_dense_nodes={space['max_dense_nodes']})`"
+            f" ({meta['space_genes']} genes). Every network trains at most {s['epochs']} epochs "
+            f"(`TrainConfig(patience=None)`, batch 128, the same learning-rate schedule length "
+            f"for a paused and continued network), with the training seed "
+            f"`candidate_seed(seed, canonical key)` in every arm. Every arm has the same budget "
+            f"of {budget} cumulative training epochs (the full GA's {s['generations']} "
+            f"generations x {s['population']} x {s['epochs']} epochs"
+            + ("" if budget == s['generations'] * s['population'] * s['epochs']
+               else ", overridden by --budget-epochs")
+            + f") and runs until it has spent it; population {s['population']}. Fidelity: "
+            f"rungs of {s['min_epochs']} x {s['eta']}^k epochs up to {s['epochs']} "
+            f"(`SuccessiveHalving` / `ASHA` with min_epochs={s['min_epochs']}, eta={s['eta']};"
+            f" Optuna `HyperbandPruner(min_resource={s['min_epochs']}, max_resource="
+            f"{s['epochs']}, reduction_factor={s['eta']})`). A genome already trained is a "
+            f"cached copy (no epochs, no seconds). {len(seeds)} seeds "
+            f"({', '.join(map(str, seeds))}), arms interleaved within each seed, order rotated "
+            f"by seed.", "",
+            "Incumbent: the candidate with the best validation accuracy among those trained at "
+            f"the full {s['epochs']} epochs (Optuna: among completed, unpruned trials); its "
+            "held-out test accuracy is what is reported. Epochs and seconds are training only "
+            "(`rung_epochs` / `rung_seconds` of the search's records; the Optuna objective's "
+            "own count), summed in log order; this machine is shared, so seconds are noisy."]
+
+
+def _final_table(summary: dict[str, Any], runs: dict[str, Any]) -> list[str]:
+    """Final and equal-compute accuracy, compute spent and counts per arm."""
+    lines = ["## Final and equal-compute accuracy", "",
              "Median [IQR] over seeds. Equal compute: each seed's arms cut at the largest "
              "cumulative epoch count all arms of that seed reached (paired). Trainer calls: "
              "trainings that cost epochs (one per rung reached for the fidelity arms, one per "
@@ -329,7 +277,7 @@ def report(meta: dict[str, Any], summary: dict[str, Any], runs: dict[str, Any],
              "wall seconds | candidates | trainer calls | cached copies | training state bytes "
              "(peak) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     eq = summary["equal_epochs_summary"]
-    for arm in arms:
+    for arm in runs:
         a = summary["arms"][arm]
         c = a["counts"]
         peaks = [r["state_bytes"]["peak"] for r in runs[arm] if r.get("state_bytes")]
@@ -340,28 +288,41 @@ def report(meta: dict[str, Any], summary: dict[str, Any], runs: dict[str, Any],
                      f"{_q(quartiles([r['wall_seconds'] for r in runs[arm]]), '{:.0f}')} | "
                      f"{_q(c['candidates'], '{:.0f}')} | {_q(c['trainings'], '{:.0f}')} | "
                      f"{_q(c['cached_records'], '{:.0f}')} | {state} |")
+    return lines
+
+
+def _speedup_table(summary: dict[str, Any], arms: list[str]) -> list[str]:
+    """Compute each arm needed to reach the full GA's final median ([] without a target)."""
     target = (summary.get("target_accuracy") or {}).get("value")
-    if target is not None:
-        lines += ["", "## Speed-up", "",
-                  f"Compute each arm needed until its incumbent's test accuracy first reached "
-                  f"{target:.4f}, the full GA's final median: as a fraction of that seed's full "
-                  "GA epochs (and training seconds), median [IQR] over seeds; a seed that never "
-                  "reached it counts as infinitely slow (\"not reached\").", "",
-                  "| arm | fraction of GA epochs | fraction of GA seconds | epochs | seeds "
-                  "reached |", "| --- | --- | --- | --- | --- |"]
-        for arm in arms:
-            rt = summary["arms"][arm].get("reach_target")
-            if rt is None:
-                continue
-            lines.append(f"| {ARM_LABELS[arm]} | {_q(rt['fraction_of_ga_epochs'], '{:.3f}')} | "
-                         f"{_q(rt['fraction_of_ga_seconds'], '{:.3f}')} | "
-                         f"{_q(rt['epochs'], '{:.0f}')} | {rt['seeds_reached']} of "
-                         f"{rt['seeds']} |")
-    lines += ["", "## Incumbent's test accuracy along the budget", "",
-              "Median [IQR] over seeds at these fractions of the budget of "
-              f"{budget} epochs (\"-\": some seed had no incumbent yet).", "",
-              "| arm | " + " | ".join(f"{f:.2g} ({f * budget:.0f} ep)" for f in FRACTIONS) + " |",
-              "| --- " * (len(FRACTIONS) + 1) + "|"]
+    if target is None:
+        return []
+    lines = ["", "## Speed-up", "",
+             f"Compute each arm needed until its incumbent's test accuracy first reached "
+             f"{target:.4f}, the full GA's final median: as a fraction of that seed's full "
+             "GA epochs (and training seconds), median [IQR] over seeds; a seed that never "
+             "reached it counts as infinitely slow (\"not reached\").", "",
+             "| arm | fraction of GA epochs | fraction of GA seconds | epochs | seeds "
+             "reached |", "| --- | --- | --- | --- | --- |"]
+    for arm in arms:
+        rt = summary["arms"][arm].get("reach_target")
+        if rt is None:
+            continue
+        lines.append(f"| {ARM_LABELS[arm]} | {_q(rt['fraction_of_ga_epochs'], '{:.3f}')} | "
+                     f"{_q(rt['fraction_of_ga_seconds'], '{:.3f}')} | "
+                     f"{_q(rt['epochs'], '{:.0f}')} | {rt['seeds_reached']} of "
+                     f"{rt['seeds']} |")
+    return lines
+
+
+def _along_budget(meta: dict[str, Any], summary: dict[str, Any], arms: list[str],
+                  out: Path) -> list[str]:
+    """The incumbent's test accuracy at fractions of the budget, the plot, the per-seed cut."""
+    budget = summary["budget_epochs"]
+    lines = ["", "## Incumbent's test accuracy along the budget", "",
+             "Median [IQR] over seeds at these fractions of the budget of "
+             f"{budget} epochs (\"-\": some seed had no incumbent yet).", "",
+             "| arm | " + " | ".join(f"{f:.2g} ({f * budget:.0f} ep)" for f in FRACTIONS) + " |",
+             "| --- " * (len(FRACTIONS) + 1) + "|"]
     for arm in arms:
         lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(
             _q(p["test_accuracy"]) for p in summary["arms"][arm]["at_fraction_of_budget"])
@@ -373,35 +334,50 @@ def report(meta: dict[str, Any], summary: dict[str, Any], runs: dict[str, Any],
               "| --- " * (len(arms) + 2) + "|"]
     for p in summary["equal_epochs"]:
         lines.append(f"| {p['seed']} | {p['epochs']} | " + " | ".join(
-            "-" if p[a] is None else f"{_num(p[a]):.4f}" for a in arms) + " |")
-    lines += ["", "## Per arm", "",
-              "| arm | what ran | stopped by (seeds) | records | final records | failed |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for arm in arms:
-        r0 = runs[arm][0]
-        what = r0.get("fidelity") or ("uniform random genomes" if arm == "random"
-                                      else r0.get("strategy"))
-        if r0.get("strategy_options"):
-            what = f"{what} {r0['strategy_options']}"
-        if arm == "optuna":
-            totals: dict[str, int] = {}
-            for r in runs[arm]:
-                for k, v in r["trial_states"].items():
-                    totals[k] = totals.get(k, 0) + v
-            retrained = sum(r["retrained_from_scratch"] for r in runs[arm])
-            what += " (trials, all seeds: " + ", ".join(
-                f"{v} {k.lower().replace('_', ' ')}" for k, v in totals.items()) \
-                + f"; genomes retrained from scratch: {retrained})"
+            "-" if p[a] is None else f"{number(p[a]):.4f}" for a in arms) + " |")
+    return lines
+
+
+def _what_ran(arm: str, arm_runs: list[dict[str, Any]]) -> str:
+    """One arm's strategy (or fidelity) and options; Optuna's trial states over all seeds."""
+    r0 = arm_runs[0]
+    what = r0.get("fidelity") or ("uniform random genomes" if arm == "random"
+                                  else r0.get("strategy"))
+    if r0.get("strategy_options"):
+        what = f"{what} {r0['strategy_options']}"
+    if arm == "optuna":
+        totals: dict[str, int] = {}
+        for r in arm_runs:
+            for k, v in r["trial_states"].items():
+                totals[k] = totals.get(k, 0) + v
+        retrained = sum(r["retrained_from_scratch"] for r in arm_runs)
+        what += " (trials, all seeds: " + ", ".join(
+            f"{v} {k.lower().replace('_', ' ')}" for k, v in totals.items()) \
+            + f"; genomes retrained from scratch: {retrained})"
+    return what
+
+
+def _per_arm(summary: dict[str, Any], runs: dict[str, Any]) -> list[str]:
+    """What ran in each arm, what stopped it, its record counts."""
+    lines = ["", "## Per arm", "",
+             "| arm | what ran | stopped by (seeds) | records | final records | failed |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for arm in runs:
         stops: dict[str, int] = {}
         for r in runs[arm]:
             stops[r["stop"]] = stops.get(r["stop"], 0) + 1
         c = summary["arms"][arm]["counts"]
-        lines.append(f"| {ARM_LABELS[arm]} | {what} | "
+        lines.append(f"| {ARM_LABELS[arm]} | {_what_ran(arm, runs[arm])} | "
                      + ", ".join(f"{k}: {v}" for k, v in stops.items())
                      + f" | {_q(c['records'], '{:.0f}')} | {_q(c['final_records'], '{:.0f}')} | "
                      f"{_q(c['failed_records'], '{:.0f}')} |")
+    return lines
+
+
+def _targets(verdict: dict[str, Any]) -> list[str]:
+    """The two targets' verdicts, then the further paired comparisons."""
     sp, vo = verdict["sh_speedup"], verdict["sh_vs_optuna"]
-    lines += ["", "## Targets", ""]
+    lines = ["", "## Targets", ""]
     if sp.get("met") is None:
         lines.append(f"- GA + SH reaches the full GA's final median accuracy with at most 1/3 "
                      f"of its epochs: {_met(sp)} ({sp['note']}).")
@@ -429,6 +405,19 @@ def report(meta: dict[str, Any], summary: dict[str, Any], runs: dict[str, Any],
         lines.append(f"- {ARM_LABELS[v['ours']]} - {ARM_LABELS[v['other']]} at equal epochs: "
                      f"median {v['median_diff']:+.4f}, >= in {v['ours_at_least_as_good_in']} of "
                      f"{v['seeds']} seeds.")
+    return lines
+
+
+def report(meta: dict[str, Any], summary: dict[str, Any], runs: dict[str, Any],
+           verdict: dict[str, Any], out: Path) -> str:
+    """The Markdown page of a run (also of a saved one: ``--from-json``)."""
+    arms = list(runs)
+    seeds = [r["seed"] for r in runs[arms[0]]]
+    lines = [f"# Search efficiency at equal compute (cpu, {meta['date']})", "",
+             *provenance_lines(meta), "", *_setting(meta, seeds, summary["budget_epochs"]), "",
+             *_final_table(summary, runs), *_speedup_table(summary, arms),
+             *_along_budget(meta, summary, arms, out), *_per_arm(summary, runs),
+             *_targets(verdict)]
     notes = meta.get("notes") or []
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
@@ -438,15 +427,14 @@ def report(meta: dict[str, Any], summary: dict[str, Any], runs: dict[str, Any],
 
 
 def write_outputs(meta: dict[str, Any], runs: dict[str, Any], out: Path) -> str:
+    """Analyse ``runs``, plot, and write ``out``.json, .md and .png; returns the Markdown."""
     summary = analyse(runs, meta["setting"]["budget"])
     verdict = verdicts(summary, runs)
     out.parent.mkdir(parents=True, exist_ok=True)
     note = plot(summary, out.with_suffix(".png"))
     meta = {**meta, "plot_note": note}
-    out.with_suffix(".json").write_text(json.dumps(
-        {**meta, "summary": summary, "verdicts": verdict, "runs": runs}, indent=1))
+    write_result(out.with_suffix(".json"),  # first: a failing report cannot lose it
+                 {**meta, "summary": summary, "verdicts": verdict, "runs": runs})
     text = report(meta, summary, runs, verdict, out)
     out.with_suffix(".md").write_text(text)
     return text
-
-

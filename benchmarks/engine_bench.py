@@ -47,9 +47,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-from machine import (  # noqa: E402
+from benchmarks.common import (  # noqa: E402
     code_state,
     cpu_name,
     fmt_spread,
@@ -58,7 +57,6 @@ from machine import (  # noqa: E402
     ratio_verdict,
     spread,
 )
-
 from pytorch_devol.evolution import GeneticAlgorithm, RegularizedEvolution  # noqa: E402
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
 

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from machine import fmt_spread, now  # noqa: E402
+from benchmarks.common import fmt_spread, now  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -27,9 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
-import shlex
 import statistics
 import sys
 import time
@@ -40,22 +37,20 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from machine import (  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import (  # noqa: E402
+    RESULTS,
     Budget,
-    code_state,
-    cpu_name,
+    Provenance,
     default_data_root,
     fmt_spread,
     loadavg,
-    now,
-    ratio_verdict,
+    provenance_lines,
+    ratio_spread,
+    settings_of,
     spread,
+    write_result,
 )
-
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
 from pytorch_devol.search import SerialEvaluator, Task  # noqa: E402
 from pytorch_devol.search.evaluators.pool import ProcessPoolEvaluator, usable_cores  # noqa: E402
@@ -104,25 +99,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-dense-layers", type=int, default=4)
     p.add_argument("--max-filters", type=int, default=256)
     p.add_argument("--max-dense-nodes", type=int, default=1024)
-    p.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results")
+    p.add_argument("--out-dir", type=Path, default=RESULTS)
     p.add_argument("--tag", default=None, help="file name suffix (default: the device type)")
     p.add_argument("--note", action="append", default=[], help="a note for the .md")
     p.add_argument("--no-write", action="store_true", help="print only, write no files")
     return p.parse_args(argv)
-
-
-def machine(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "date": now(), "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": np.__version__, "platform": platform.platform(), "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(), "usable_cores": usable_cores(), "device": str(device),
-        "loadavg_at_start": loadavg(), "code": code_state(),
-    }
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(0)
-        info.update(gpu=props.name, gpus=torch.cuda.device_count(),
-                    gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
-    return info
 
 
 def flops_per_image(schema: GenomeSchema, genome: tuple[int, ...],
@@ -197,28 +178,9 @@ def measure(evaluator: Any, schema: GenomeSchema, data: Any, config: TrainConfig
             "loadavg_before": load_before, "loadavg_after": loadavg()}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    budget = Budget(args.max_minutes)
-    root = args.data_root or default_data_root()
-    limit = None if args.train_size is None and args.test_size is None else (
-        args.train_size, args.test_size)
-    data = load_dataset(args.dataset, root=root, seed=args.seed, limit=limit)
-    schema = GenomeSchema.devol(
-        max_conv_layers=args.max_conv_layers, max_dense_layers=args.max_dense_layers,
-        max_filters=args.max_filters, max_dense_nodes=args.max_dense_nodes,
-        input_shape=data.input_shape, n_classes=data.n_outputs)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=None,
-                         device=args.device, seed=args.seed, precision=args.precision)
-    device = config.resolve_device()
-    info = machine(device)
-    drawn = draw_genomes(schema, args.n_genomes, args.seed)
-    costs = {g: flops_per_image(schema, g, data.input_shape) for g in drawn}
-    genomes = sorted(drawn, key=lambda g: -costs[g])  # largest first within a pass
-    print(f"{data.summary()}; {len(genomes)} genomes, {args.epochs} epochs, {device}",
-          flush=True)
-
+def make_plans(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+    """The configurations: in-process (unless --no-serial), then the pools (K per GPU on
+    CUDA; 1, 2, 4, ... workers up to the usable cores, or --workers, on CPU)."""
     plans: list[dict[str, Any]] = []
     if not args.no_serial:
         plans.append({"mode": "in-process", "workers": 1, "workers_per_gpu": None})
@@ -229,24 +191,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         counts = args.workers or [2**i for i in range(8) if 2**i <= usable_cores()]
         plans.extend({"mode": "pool", "workers": n, "workers_per_gpu": None} for n in counts)
+    return plans
 
+
+def make_evaluator(plan: dict[str, Any], args: argparse.Namespace,
+                   device: torch.device) -> Any:
+    if plan["mode"] == "in-process":
+        return SerialEvaluator()
+    if device.type == "cuda":
+        return ProcessPoolEvaluator(workers=plan["workers"],
+                                    workers_per_gpu=plan["workers_per_gpu"],
+                                    threads_per_worker=args.threads_per_worker)
+    return ProcessPoolEvaluator(devices=["cpu"] * plan["workers"],
+                                threads_per_worker=args.threads_per_worker)
+
+
+def run_plans(plans: list[dict[str, Any]], args: argparse.Namespace, device: torch.device,
+              schema: GenomeSchema, data: Any, config: TrainConfig,
+              genomes: list[tuple[int, ...]], budget: Budget
+              ) -> tuple[list[list[dict[str, Any]]], list[dict[str, Any]]]:
+    """Every plan once per round, rounds interleaving the plans (load drifts evenly); a
+    measurement not started before the budget is spent is skipped (and returned as such)."""
     runs: list[list[dict[str, Any]]] = [[] for _ in plans]
     skipped: list[dict[str, Any]] = []
-    for round_ in range(args.rounds):      # rounds interleave the plans: load drifts evenly
+    for round_ in range(args.rounds):
         for plan, done in zip(plans, runs, strict=True):
             if budget.spent():
                 skipped.append({"round": round_, **plan})
                 continue
-            if plan["mode"] == "in-process":
-                evaluator: Any = SerialEvaluator()
-            elif device.type == "cuda":
-                evaluator = ProcessPoolEvaluator(
-                    workers=plan["workers"], workers_per_gpu=plan["workers_per_gpu"],
-                    threads_per_worker=args.threads_per_worker)
-            else:
-                evaluator = ProcessPoolEvaluator(
-                    devices=["cpu"] * plan["workers"],
-                    threads_per_worker=args.threads_per_worker)
+            evaluator = make_evaluator(plan, args, device)
             threads = torch.get_num_threads()
             if plan["mode"] == "in-process" and args.serial_threads:
                 torch.set_num_threads(args.serial_threads)
@@ -262,7 +235,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             run["round"] = round_
             done.append(run)
             print(json.dumps({**plan, **run}), flush=True)
+    return runs, skipped
 
+
+def summarise_rows(plans: list[dict[str, Any]],
+                   runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per plan: medians over rounds with their range; the speed-up per round against
+    that round's in-process rate (when the in-process baseline ran)."""
     base_by_round = ({r["round"]: r["candidates_per_min"] for r in runs[0]}
                      if plans and plans[0]["mode"] == "in-process" else {})
     rows = []
@@ -278,25 +257,49 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "threads_per_worker": done[0]["threads_per_worker"]
                                if done else None}
         if base_by_round:
-            sp = spread(r["candidates_per_min"] / base_by_round[r["round"]] for r in done
-                        if r["round"] in base_by_round)
-            sp["verdict"] = ratio_verdict(sp, "the in-process rate", "slower than in-process")
-            row["speedup_vs_in_process"] = sp
+            row["speedup_vs_in_process"] = ratio_spread(
+                (r["candidates_per_min"] / base_by_round[r["round"]] for r in done
+                 if r["round"] in base_by_round),
+                "the in-process rate", "slower than in-process")
         rows.append(row)
+    return rows
 
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    provenance = Provenance("parallel_scaling.py", argv)
+    budget = Budget(args.max_minutes)
+    root = args.data_root or default_data_root()
+    limit = None if args.train_size is None and args.test_size is None else (
+        args.train_size, args.test_size)
+    data = load_dataset(args.dataset, root=root, seed=args.seed, limit=limit)
+    schema = GenomeSchema.devol(
+        max_conv_layers=args.max_conv_layers, max_dense_layers=args.max_dense_layers,
+        max_filters=args.max_filters, max_dense_nodes=args.max_dense_nodes,
+        input_shape=data.input_shape, n_classes=data.n_outputs)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=None,
+                         device=args.device, seed=args.seed, precision=args.precision)
+    device = config.resolve_device()
+    drawn = draw_genomes(schema, args.n_genomes, args.seed)
+    costs = {g: flops_per_image(schema, g, data.input_shape) for g in drawn}
+    genomes = sorted(drawn, key=lambda g: -costs[g])  # largest first within a pass
+    print(f"{data.summary()}; {len(genomes)} genomes, {args.epochs} epochs, {device}",
+          flush=True)
+
+    plans = make_plans(args, device)
+    runs, skipped = run_plans(plans, args, device, schema, data, config, genomes, budget)
+    rows = summarise_rows(plans, runs)
     measured = [r for r in rows if r["mode"] == "pool" and r["rounds"]]
     best = max(measured, key=lambda r: r["candidates_per_min"]["median"]) if measured else None
-    info.update(loadavg_at_end=loadavg(), wall_seconds=round(budget.elapsed(), 1))
+    header = provenance.header(device)
     n_runs = sum(len(done) for done in runs)
     outcome = (f"{n_runs} of {len(plans) * args.rounds} measurements made "
                f"({sum(r['candidates'] for done in runs for r in done)} candidates evaluated) "
-               f"in {info['wall_seconds']:.0f} s"
+               f"in {header['wall_seconds']:.0f} s"
                + (f", {len(skipped)} skipped by --max-minutes" if skipped else ""))
     result = {
-        "benchmark": "parallel_scaling", "machine": info,
-        "command": shlex.join(["python", "benchmarks/parallel_scaling.py", *argv]),
-        "settings": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                     "data_root": str(root), "data": data.summary(),
+        "benchmark": "parallel_scaling", **header,
+        "settings": {**settings_of(args), "data_root": str(root), "data": data.summary(),
                      "genomes": [list(g) for g in genomes],
                      "train_flops_per_image": [costs[g] for g in genomes]},
         "outcome": outcome, "rows": rows, "runs": runs, "skipped": skipped,
@@ -311,25 +314,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def code_line(c: dict[str, Any]) -> str:
-    return (f"git {c['git_head']}" + (" + uncommitted changes in pytorch_devol/"
-                                      if c["pytorch_devol_uncommitted_changes"] else "")
-            + f" (pytorch_devol sha256 {c['pytorch_devol_sha256']})")
-
-
 def write(result: dict[str, Any], out_dir: Path, tag: str) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"parallel_{tag}.json").write_text(json.dumps(result, indent=1) + "\n")
-    m, s = result["machine"], result["settings"]
-    gpus = f" x {m['gpus']}" if "gpus" in m else ""
+    s = result["settings"]
     lines = [
         f"# Parallel evaluation scaling ({tag})", "",
-        f"{m['date']}; {m.get('gpu', m['cpu'])}{gpus}; {m['usable_cores']} usable cores; "
-        f"torch {m['torch']}, Python {m['python']}; load average "
-        f"{' '.join(m['loadavg_at_start'] or [])} at start, "
-        f"{' '.join(m['loadavg_at_end'] or [])} at the end; {m['wall_seconds']} s in all. "
-        f"Code: {code_line(m['code'])}.", "",
-        f"Command: `{result['command']}`", "",
+        *provenance_lines(result), "",
         f"{s['data']}. {len(s['genomes'])} genomes drawn with seed {s['seed']} from "
         f"GenomeSchema.devol(max_conv_layers={s['max_conv_layers']}, "
         f"max_dense_layers={s['max_dense_layers']}, max_filters={s['max_filters']}, "
@@ -375,7 +364,7 @@ def write(result: dict[str, Any], out_dir: Path, tag: str) -> None:
     if s.get("note"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in s["note"]]
     lines.append("")
-    (out_dir / f"parallel_{tag}.md").write_text("\n".join(lines))
+    write_result(out_dir / f"parallel_{tag}.json", result, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.machine import code_state, cpu_name, now  # noqa: E402
+from benchmarks.common import code_state, cpu_name, now  # noqa: E402
 from pytorch_devol import GenomeSchema  # noqa: E402
 from pytorch_devol.evolution import GeneticAlgorithm, RegularizedEvolution  # noqa: E402
 from pytorch_devol.search import load_result  # noqa: E402

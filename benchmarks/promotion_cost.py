@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.machine import (  # noqa: E402
+from benchmarks.common import (  # noqa: E402
     code_state,
     cpu_name,
     default_data_root,

@@ -58,33 +58,27 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
-import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.efficiency_report import ARM_LABELS, arm_counts, write_outputs  # noqa: E402
-from benchmarks.machine import (  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    RESULTS,
     Budget,
-    code_state,
-    cpu_name,
+    Provenance,
     default_data_root,
     loadavg,
-    now,
+    settings_of,
 )
+from benchmarks.efficiency_report import ARM_LABELS, arm_counts, write_outputs  # noqa: E402
 from benchmarks.random_search import RandomStrategy  # noqa: E402
 from pytorch_devol import ASHA, GenomeSchema, Search, SuccessiveHalving, load_dataset  # noqa: E402
 from pytorch_devol.search.loop import candidate_seed  # noqa: E402
 from pytorch_devol.training import TrainConfig, Trainer  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SPACE = dict(max_conv_layers=2, max_dense_layers=2, max_filters=32, max_dense_nodes=128)
 ARMS = ("ga", "ga_sh", "re", "re_asha", "random", "optuna")
 FIDELITY_ARMS = ("ga_sh", "re_asha")
@@ -185,76 +179,97 @@ def run_search(arm: str, schema: GenomeSchema, data, seed: int, args: argparse.N
             if arm in FIDELITY_ARMS else None}
 
 
+class OptunaObjective:
+    """Optuna's objective: trains a trial's genome epoch by epoch with continuation, reports
+    the validation accuracy after each epoch, prunes when Hyperband says so, and logs every
+    epoch as a record (raising BudgetSpent once the epochs spent reach ``budget``)."""
+
+    def __init__(self, schema: GenomeSchema, trainer: Trainer, seed: int, top: int,
+                 budget: int) -> None:
+        self.schema, self.trainer, self.seed, self.top, self.budget = \
+            schema, trainer, seed, top, budget
+        self.names = list(schema.column_names)
+        self.cards = [int(c) for c in schema.cardinalities]
+        # key -> per-epoch results so far: [{"val", "test", "status"}, ...] (epoch e at e - 1)
+        self.cache: dict[tuple[int, ...], list[dict[str, Any]]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.spent = {"epochs": 0, "peak_state_bytes": 0, "retrained": 0}
+
+    def log(self, trial: Any, e: int, step: dict[str, Any], epochs: int, seconds: float,
+            cached: bool) -> None:
+        ok = step["status"] == "ok"
+        self.events.append({"index": trial.number, "rung": e - 1, "cached": cached,
+                            "epochs": epochs, "seconds": round(seconds, 4),
+                            "final": e == self.top and ok, "status": step["status"],
+                            "network_epochs": e,
+                            "val_accuracy": step["val"] if ok else None,
+                            "test_accuracy": step["test"] if ok else None})
+        self.spent["epochs"] += epochs
+        if self.spent["epochs"] >= self.budget:
+            raise BudgetSpent
+
+    def train_to(self, genome: list[int], e: int, train_seed: int, live: Any,
+                 done_seconds: float) -> tuple[dict[str, Any], int, float, Any, float]:
+        """Train ``genome`` on to epoch ``e`` (from ``live``, or from scratch when it is None
+        and e > 1: a genome pruned earlier); returns (step, epochs paid, seconds paid, the
+        paused network, its cumulative seconds)."""
+        if live is None and e > 1:
+            self.spent["retrained"] += 1
+            cost, done_seconds = e, 0.0
+        else:
+            cost = 1
+        result = self.trainer.evaluate(self.schema, genome, seed=train_seed, epochs=e,
+                                       resume=live, keep_state=True)
+        seconds = float(result.train_seconds) - done_seconds  # cumulative in result
+        if not math.isfinite(seconds):
+            seconds = 0.0
+        done_seconds = float(result.train_seconds) if result.ok else 0.0
+        live = result.train_state
+        if live is not None:
+            self.spent["peak_state_bytes"] = max(self.spent["peak_state_bytes"], live.nbytes())
+        step = {"val": result.val_accuracy if result.ok else None,
+                "test": result.test_accuracy if result.ok else None, "status": result.status}
+        if result.ok and result.stop_reason not in (None, "paused", "max_epochs"):
+            raise RuntimeError(f"unexpected stop {result.stop_reason!r} with patience=None")
+        return step, cost, seconds, live, done_seconds
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        genome = [trial.suggest_categorical(name, list(range(card)))
+                  for name, card in zip(self.names, self.cards, strict=True)]
+        key = self.schema.key(genome)
+        steps = self.cache.setdefault(key, [])
+        train_seed = candidate_seed(self.seed, key)
+        live, done_seconds = None, 0.0   # this trial's paused network, its seconds so far
+        for e in range(1, self.top + 1):
+            if len(steps) >= e:          # trained before (this genome, this many epochs)
+                step, cost, seconds, cached = steps[e - 1], 0, 0.0, True
+                live = None
+            else:
+                step, cost, seconds, live, done_seconds = self.train_to(
+                    genome, e, train_seed, live, done_seconds)
+                steps.append(step)
+                cached = False
+            self.log(trial, e, step, cost, seconds, cached)
+            if step["status"] != "ok":
+                return float("nan")      # Optuna marks the trial failed
+            trial.report(step["val"], e)
+            if e < self.top and trial.should_prune():
+                raise optuna.TrialPruned()
+        return steps[self.top - 1]["val"]
+
+
 def run_optuna(schema: GenomeSchema, trainer: Trainer, seed: int, args: argparse.Namespace,
                budget: int) -> dict[str, Any]:
     """Optuna TPE + Hyperband, each trial trained epoch by epoch with continuation."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    names, cards = list(schema.column_names), [int(c) for c in schema.cardinalities]
-    top = args.epochs
-    # key -> per-epoch results so far: [{"val", "test", "status"}, ...] (epoch e at e - 1)
-    cache: dict[tuple[int, ...], list[dict[str, Any]]] = {}
-    events: list[dict[str, Any]] = []
-    spent = {"epochs": 0, "peak_state_bytes": 0, "retrained": 0}
-
-    def log(trial, e: int, step: dict[str, Any], epochs: int, seconds: float,
-            cached: bool) -> None:
-        ok = step["status"] == "ok"
-        events.append({"index": trial.number, "rung": e - 1, "cached": cached,
-                       "epochs": epochs, "seconds": round(seconds, 4),
-                       "final": e == top and ok, "status": step["status"],
-                       "network_epochs": e,
-                       "val_accuracy": step["val"] if ok else None,
-                       "test_accuracy": step["test"] if ok else None})
-        spent["epochs"] += epochs
-        if spent["epochs"] >= budget:
-            raise BudgetSpent
-
-    def objective(trial):
-        genome = [trial.suggest_categorical(name, list(range(card)))
-                  for name, card in zip(names, cards, strict=True)]
-        key = schema.key(genome)
-        steps = cache.setdefault(key, [])
-        train_seed = candidate_seed(seed, key)
-        live, done_seconds = None, 0.0   # this trial's paused network, its seconds so far
-        for e in range(1, top + 1):
-            if len(steps) >= e:          # trained before (this genome, this many epochs)
-                step, cost, seconds, cached = steps[e - 1], 0, 0.0, True
-                live = None
-            else:
-                if live is None and e > 1:   # pruned earlier: from scratch up to epoch e
-                    spent["retrained"] += 1
-                    cost, done_seconds = e, 0.0
-                else:
-                    cost = 1
-                result = trainer.evaluate(schema, genome, seed=train_seed, epochs=e,
-                                          resume=live, keep_state=True)
-                seconds = float(result.train_seconds) - done_seconds  # cumulative in result
-                if not math.isfinite(seconds):
-                    seconds = 0.0
-                done_seconds = float(result.train_seconds) if result.ok else 0.0
-                live = result.train_state
-                if live is not None:
-                    spent["peak_state_bytes"] = max(spent["peak_state_bytes"], live.nbytes())
-                step = {"val": result.val_accuracy if result.ok else None,
-                        "test": result.test_accuracy if result.ok else None,
-                        "status": result.status}
-                steps.append(step)
-                cached = False
-                if result.ok and result.stop_reason not in (None, "paused", "max_epochs"):
-                    raise RuntimeError(f"unexpected stop {result.stop_reason!r} with "
-                                       "patience=None")
-            log(trial, e, step, cost, seconds, cached)
-            if step["status"] != "ok":
-                return float("nan")      # Optuna marks the trial failed
-            trial.report(step["val"], e)
-            if e < top and trial.should_prune():
-                raise optuna.TrialPruned()
-        return steps[top - 1]["val"]
-
+    objective = OptunaObjective(schema, trainer, seed, args.epochs, budget)
     sampler = optuna.samplers.TPESampler(seed=seed)
-    pruner = optuna.pruners.HyperbandPruner(min_resource=args.min_epochs, max_resource=top,
+    pruner = optuna.pruners.HyperbandPruner(min_resource=args.min_epochs,
+                                            max_resource=args.epochs,
                                             reduction_factor=args.eta)
     # A fixed study name: Hyperband assigns brackets by hashing it with the trial number.
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner,
@@ -269,14 +284,14 @@ def run_optuna(schema: GenomeSchema, trainer: Trainer, seed: int, args: argparse
     states = [t.state.name for t in study.trials[:-1 if stop == "budget" else None]]
     if stop == "budget":
         states.append("STOPPED_BY_BUDGET")
-    return {"events": events, "stop": stop, "strategy": "optuna TPE + Hyperband",
+    return {"events": objective.events, "stop": stop, "strategy": "optuna TPE + Hyperband",
             "trial_states": {s: states.count(s) for s in sorted(set(states))},
-            "retrained_from_scratch": spent["retrained"],
+            "retrained_from_scratch": objective.spent["retrained"],
             "state_bytes": {"where": "in memory, one trial's paused network at a time",
-                            "peak": spent["peak_state_bytes"]}}
+                            "peak": objective.spent["peak_state_bytes"]}}
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--limit", type=int, default=1500, help="training images (+ val)")
@@ -304,36 +319,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--from-json", default=None,
                         help="re-render the report and plot of a saved run (trains nothing)")
     args = parser.parse_args(argv)
-    reading = Path(args.reading).read_text() if args.reading else None
     if args.from_json:
-        saved = json.loads(Path(args.from_json).read_text())
-        meta = {k: v for k, v in saved.items()
-                if k not in ("summary", "verdicts", "runs", "plot_note")}
-        if reading is not None:
-            meta["reading"] = reading
-        print(write_outputs(meta, saved["runs"], Path(args.out)))
-        return
-
-    arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
+        return args
+    args.arm_list = tuple(a.strip() for a in args.arms.split(",") if a.strip())
+    arms = args.arm_list
     unknown = sorted(set(arms) - set(ARMS))
     if unknown or not arms or len(set(arms)) != len(arms):
         parser.error(f"--arms: choose distinct arms from {', '.join(ARMS)} (got {args.arms!r})")
     if args.min_epochs < 1 or args.eta < 2 or args.epochs < args.min_epochs:
         parser.error("need 1 <= --min-epochs <= --epochs and --eta >= 2")
-    budget = args.budget_epochs or args.generations * args.population * args.epochs
-    if "optuna" in arms:
-        import optuna
-        optuna_version = optuna.__version__
-    else:
-        optuna_version = None
+    return args
 
-    wall = Budget(args.max_minutes)
-    load_before = loadavg()
-    code_before = code_state()  # what was imported; others may edit the tree meanwhile
-    data = load_dataset(args.dataset, root=default_data_root(), limit=(args.limit, args.test),
-                        val_fraction=args.val_fraction)
-    schema = GenomeSchema.devol(input_shape=data.input_shape, n_classes=10, **SPACE)
-    trainer = Trainer(data, TrainConfig(patience=None, epochs=args.epochs))
+
+def rerender(path: str, out: Path, reading: str | None) -> None:
+    """Re-render the report and plot of a saved run (trains nothing)."""
+    saved = json.loads(Path(path).read_text())
+    meta = {k: v for k, v in saved.items()
+            if k not in ("summary", "verdicts", "runs", "plot_note")}
+    if reading is not None:
+        meta["reading"] = reading
+    print(write_outputs(meta, saved["runs"], out))
+
+
+def run_seeds(arms: tuple[str, ...], schema: GenomeSchema, data: Any, trainer: Trainer,
+              args: argparse.Namespace, budget: int, wall: Budget
+              ) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
+    """Every arm once per seed, interleaved in an order rotated by seed; a seed not started
+    before the budget of minutes is spent is skipped (and returned as such)."""
     runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     skipped = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -352,9 +364,31 @@ def main(argv: list[str] | None = None) -> None:
             print(f"seed {seed} {arm}: {c['candidates']} candidates, {c['trainings']} "
                   f"trainings, {c['epochs']} epochs, {c['seconds']:.0f} s training, "
                   f"{runs[arm][-1]['wall_seconds']:.0f} s wall", flush=True)
+    return runs, skipped
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    reading = Path(args.reading).read_text() if args.reading else None
+    if args.from_json:
+        rerender(args.from_json, Path(args.out), reading)
+        return
+    arms = args.arm_list
+    budget = args.budget_epochs or args.generations * args.population * args.epochs
+    optuna_version = None
+    if "optuna" in arms:
+        import optuna
+        optuna_version = optuna.__version__
+
+    wall = Budget(args.max_minutes)
+    provenance = Provenance("search_efficiency.py", argv)  # the code imported is measured
+    data = load_dataset(args.dataset, root=default_data_root(), limit=(args.limit, args.test),
+                        val_fraction=args.val_fraction)
+    schema = GenomeSchema.devol(input_shape=data.input_shape, n_classes=10, **SPACE)
+    trainer = Trainer(data, TrainConfig(patience=None, epochs=args.epochs))
+    runs, skipped = run_seeds(arms, schema, data, trainer, args, budget, wall)
     if not runs[arms[0]]:
         raise SystemExit("no seed ran (--max-minutes too small?)")
-    setting = {k: v for k, v in vars(args).items() if k not in ("reading", "from_json")}
     notes = []
     if skipped:
         notes.append(f"Seeds {skipped} were skipped: the run passed --max-minutes "
@@ -362,20 +396,12 @@ def main(argv: list[str] | None = None) -> None:
     notes.append("Optuna trials that re-propose a genome pruned earlier replay its cached "
                  "epochs, then train it again from scratch to go further (a trial keeps its "
                  "network's paused state only while it runs); those epochs count.")
-    meta = {"date": now(),
-            "command": "python " + " ".join(shlex.quote(a) for a in
-                                            ["benchmarks/search_efficiency.py",
-                                             *(sys.argv[1:] if argv is None else argv)]),
-            "machine": {"cpu": cpu_name(), "threads": torch.get_num_threads(),
-                        "platform": platform.platform(), "loadavg_before": load_before,
-                        "loadavg_after": loadavg(),
-                        "note": "2 cores shared with other jobs: seconds are noisy"},
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "optuna": optuna_version, "numpy": np.__version__},
-            "code": code_before, "code_at_end": code_state(), "wall_seconds": wall.elapsed(),
+    meta = {**provenance.header(trainer.device, "2 cores shared with other jobs: seconds are "
+                                "noisy", optuna=optuna_version),
             "data": data.summary() if hasattr(data, "summary") else str(data),
             "space_genes": len(schema),
-            "setting": {**setting, "arms": list(arms), "budget": budget, "space": SPACE,
+            "setting": {**settings_of(args, "reading", "from_json", "arm_list"),
+                        "arms": list(arms), "budget": budget, "space": SPACE,
                         "arm_labels": {a: ARM_LABELS[a] for a in arms},
                         "train_config": "TrainConfig(patience=None), batch 128",
                         "candidate_cap": f"{CANDIDATE_CAP} x budget",

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.machine import cpu_name, default_data_root, loadavg  # noqa: E402
+from benchmarks.common import cpu_name, default_data_root, loadavg  # noqa: E402
 from pytorch_devol import GenomeSchema, Search, load_dataset  # noqa: E402
 from pytorch_devol.schema import (  # noqa: E402
     BatchSizeGene,

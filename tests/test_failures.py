@@ -23,7 +23,7 @@ from pytorch_devol.schema import DenseGene, GeneError, InvalidGenomeError, Optim
 from pytorch_devol.search import SerialEvaluator
 from pytorch_devol.search.loop import MAX_RETRIES
 from pytorch_devol.training import EvalResult, TrainConfig
-from pytorch_devol.training.trainer import classify_failure
+from pytorch_devol.training.failures import classify_failure
 
 from .genes_for_tests import BuggyGene, ExplodingGene, TrainTimeBugGene
 from .parallel_helpers import Scripted

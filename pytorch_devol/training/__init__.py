@@ -12,10 +12,11 @@ from pytorch_devol.training.datasets import (
     default_data_root,
     load_dataset,
 )
+from pytorch_devol.training.failures import NonFiniteLossError
 from pytorch_devol.training.idx import read_idx
 from pytorch_devol.training.result import FAILURE_KINDS, METRICS, RETRIED_FAILURES, EvalResult
 from pytorch_devol.training.splits import TASKS, DataSplits
-from pytorch_devol.training.trainer import NonFiniteLossError, Trainer, train_and_evaluate
+from pytorch_devol.training.trainer import Trainer, train_and_evaluate
 from pytorch_devol.training.validate import (
     as_splits,
     check_compatible,

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import torch
 
-__all__ = ["TrainState"]
+__all__ = ["TrainState", "BestSoFar", "copy_state"]
 
 STATE_FORMAT = 1
 
@@ -138,3 +138,30 @@ class TrainState:
             if not isinstance(kwargs[key], dict):
                 raise ValueError(f"saved training state's {key} is not a dict")
         return cls(**kwargs)
+
+
+@attrs.define
+class BestSoFar:
+    """The best validation epoch so far, while training runs: what early stopping and
+    ``restore_best`` need (a `TrainState` keeps it across a pause)."""
+
+    loss: float = math.inf
+    metric: float = math.nan
+    epoch: int = 0
+    waited: int = 0  # epochs since it
+    state: dict[str, torch.Tensor] | None = None  # its weights, when kept
+
+    def update(self, epoch: int, loss: float, metric: float, model: torch.nn.Module,
+               keep_copy: bool) -> None:
+        if loss < self.loss:
+            self.loss, self.metric, self.epoch, self.waited = loss, metric, epoch, 0
+            self.state = None  # free the previous copy first
+            if keep_copy:
+                self.state = copy_state(model)
+        else:
+            self.waited += 1
+
+
+def copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's weights and buffers, on its device."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -17,9 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-import os
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,71 +29,15 @@ from torch import nn
 from pytorch_devol.schema.errors import InvalidGenomeError
 from pytorch_devol.training.augment import augment_batch
 from pytorch_devol.training.config import TrainConfig
+from pytorch_devol.training.failures import NonFiniteLossError, describe_failure
 from pytorch_devol.training.fast_ops import swap_cpu_dropout
 from pytorch_devol.training.result import EvalResult
 from pytorch_devol.training.schedules import make_schedule
 from pytorch_devol.training.splits import DataSplits
-from pytorch_devol.training.state import TrainState
+from pytorch_devol.training.state import BestSoFar, TrainState, copy_state
 from pytorch_devol.training.validate import as_splits, check_compatible
 
-__all__ = ["Trainer", "train_and_evaluate", "NonFiniteLossError", "classify_failure",
-           "error_origin"]
-
-_MAX_REASON = 2000
-# Where torch and our own code live: an error's origin is the innermost frame outside them.
-_LIBRARY_DIRS = (os.path.dirname(torch.__file__) + os.sep,
-                 os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep)
-
-
-class NonFiniteLossError(ArithmeticError):
-    """The training or validation loss became NaN or infinite."""
-
-
-def _is_sticky_cuda_error(exc: BaseException) -> bool:
-    """A CUDA error after which this process's context is unusable (illegal access, assert)."""
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and not isinstance(exc, torch.OutOfMemoryError) and (
-        "CUDA error" in text or "cudaError" in text or "device-side assert" in text)
-
-
-def classify_failure(exc: BaseException, shared_device: bool = False) -> str:
-    """The failure kind (see ``FAILURE_KINDS``) of an exception raised by a candidate.
-
-    A candidate's own fault: ``InvalidGenomeError`` (a gene that cannot take its input),
-    ``NonFiniteLossError``, and out of memory on a device it has to itself. Out of memory on a
-    device shared with other workers, and a broken CUDA context, are the machine's fault.
-    Anything else is "unexpected": possibly a bug, which the search's circuit breaker watches.
-    """
-    if isinstance(exc, torch.OutOfMemoryError):
-        return "infrastructure" if shared_device else "candidate"
-    if _is_sticky_cuda_error(exc):
-        return "infrastructure"
-    if isinstance(exc, (InvalidGenomeError, NonFiniteLossError)):
-        return "candidate"
-    return "unexpected"
-
-
-def _detach(exc: BaseException) -> BaseException:
-    """Drop the tracebacks of ``exc`` and its chain, so it no longer holds the frames (and
-    the model and optimizer in them) alive."""
-    seen: set[int] = set()
-    node: BaseException | None = exc
-    while node is not None and id(node) not in seen:
-        seen.add(id(node))
-        node.__traceback__ = None
-        node = node.__cause__ or node.__context__
-    return exc
-
-
-def error_origin(exc: BaseException) -> str | None:
-    """``file:line in function`` of the innermost frame outside torch and pytorch-devol (the
-    user's code), else of the innermost frame; None without a traceback."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return None
-    ours = [f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
-    f = (ours or frames)[-1]
-    return f"{f.filename}:{f.lineno} in {f.name}"
+__all__ = ["Trainer", "train_and_evaluate"]
 
 
 @attrs.define
@@ -105,6 +47,26 @@ class _Progress:
     params: int = 0
     epochs: int = 0
     history: dict[str, list[float]] = attrs.Factory(dict)
+
+
+@attrs.define
+class _Fit:
+    """One candidate's training run: its settings, network, optimizer and random stream."""
+
+    config: TrainConfig
+    model: nn.Module
+    optimizer: Any
+    scheduler: Any
+    generator: torch.Generator
+    batch: int
+    n_used: int  # examples per epoch (one dropped where it would be a batch of its own)
+    augment: bool
+    smoothing: float
+    metric_name: str
+
+
+def _last(values: list[float]) -> float:
+    return values[-1] if values else math.nan
 
 
 class Trainer:
@@ -151,7 +113,8 @@ class Trainer:
     def evaluate(self, schema: Any, genome: Any, seed: int | None = None,
                  keep_weights: bool | Callable[[EvalResult], bool] = False, *,
                  epochs: int | None = None, resume: TrainState | None = None,
-                 keep_state: bool = False) -> EvalResult:
+                 keep_state: bool = False,
+                 initial: dict[str, torch.Tensor] | None = None) -> EvalResult:
         """Train ``genome`` of ``schema`` and score it on the validation and test parts.
 
         ``seed`` (default ``config.seed``) fixes weight init, dropout and batch order without
@@ -169,6 +132,10 @@ class Trainer:
         continued gives exactly the network, metrics and history of never pausing (same
         device, same seed). ``epochs``, ``history`` and ``train_seconds`` count every epoch
         the network has had, before the pause too.
+
+        Heredity: ``initial`` is a partial state dict (a donor's tensors, see
+        ``schema.heredity``) loaded over the fresh network before training; the optimizer
+        starts fresh. Ignored with ``resume``.
         """
         check_compatible(self.data, schema)  # a few tuple comparisons
         if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
@@ -182,19 +149,16 @@ class Trainer:
         try:
             with self._seeded(seed):
                 return self._train(schema, genome, seed, keep_weights, progress, start,
-                                   epochs, resume, keep_state)
+                                   epochs, resume, keep_state, initial)
         except Exception as exc:  # noqa: BLE001 - every candidate failure becomes a result
-            reason = f"{type(exc).__name__}: {exc}"
-            if len(reason) > _MAX_REASON:
-                reason = reason[:_MAX_REASON] + "..."
-            failure, origin = classify_failure(exc, self.shared_device), error_origin(exc)
-            self.broken = self.broken or _is_sticky_cuda_error(exc)
-            error = _detach(exc)  # keep the exception, not the frames it holds
+            failure = describe_failure(exc, self.shared_device)
+            self.broken = self.broken or failure.sticky
         # Out of the except block: the traceback and the frames holding the model and
         # optimizer are released, so the memory can really be freed now.
         self._cleanup()
         return EvalResult.failed(
-            reason, failure, origin=origin, error=error, task=self.data.task,
+            failure.reason, failure.kind, origin=failure.origin, error=failure.error,
+            task=self.data.task,
             epochs=progress.epochs, params=progress.params, history=progress.history,
             total_seconds=time.perf_counter() - start,
         )
@@ -231,10 +195,46 @@ class Trainer:
 
     def _train(self, schema: Any, genome: Any, seed: int, keep_weights: Any,
                progress: _Progress, start: float, epochs: int | None,
-               resume: TrainState | None, keep_state: bool) -> EvalResult:
-        config = self.config.with_overrides(dict(schema.training_overrides(genome)))
+               resume: TrainState | None, keep_state: bool,
+               initial: dict[str, torch.Tensor] | None) -> EvalResult:
+        fit = self._prepare(schema, genome, seed, progress, None if resume else initial)
+        config = fit.config
+        best, spent = self._restore(fit, resume, progress)
         target = config.epochs if epochs is None else min(epochs, config.epochs)
-        model = schema.build_model(genome)
+        stop_reason = "max_epochs" if target == config.epochs else "paused"
+        if resume is not None and resume.stop_reason != "paused":  # it had finished already
+            stop_reason, target = resume.stop_reason, progress.epochs
+        deadline = None if config.max_seconds is None else start + config.max_seconds - spent
+        train_start, first = time.perf_counter(), progress.epochs + 1
+        for epoch in range(first, target + 1):
+            train_loss, out_of_time = self._train_epoch(fit, deadline, check_shape=epoch == first)
+            progress.epochs = epoch
+            self._validate(fit, epoch, train_loss, best, progress.history)
+            if out_of_time:
+                stop_reason = "max_seconds"
+                break
+            if config.patience is not None and best.waited >= config.patience:
+                stop_reason = "early_stopping"
+                break
+        train_seconds = spent + time.perf_counter() - train_start
+        state = None
+        if keep_state and stop_reason != "max_epochs":  # the last epoch's weights, before
+            state = TrainState.capture(                # the best are restored in _result
+                fit.model, fit.optimizer, fit.scheduler, fit.generator, self.device,
+                progress.history, stop_reason=stop_reason, epoch=progress.epochs,
+                best_model=best.state, best_loss=best.loss, best_metric=best.metric,
+                best_epoch=best.epoch, waited=best.waited, seconds=train_seconds)
+        return self._result(fit, best, progress, stop_reason, train_seconds,
+                            time.perf_counter() - start, state, keep_weights)
+
+    def _prepare(self, schema: Any, genome: Any, seed: int, progress: _Progress,
+                 initial: dict[str, torch.Tensor] | None) -> _Fit:
+        """The candidate's network (from ``initial`` where given), optimizer, schedule and
+        random stream (its training genes override the config), and its empty history."""
+        config = self.config.with_overrides(dict(schema.training_overrides(genome)))
+        model = schema.build_model(genome)  # initialised first: the same random stream after
+        if initial:
+            model.load_state_dict(initial, strict=False)
         progress.params = sum(p.numel() for p in model.parameters())
         if self.device.type == "cpu":
             swap_cpu_dropout(model)  # same maths, ~3x faster masks (see fast_ops)
@@ -243,8 +243,7 @@ class Trainer:
         else:
             model = model.to(self.device)
         optimizer = schema.make_optimizer(genome, model.parameters(), device=self.device)
-
-        x, y = self.data.x_train, self.data.y_train
+        x = self.data.x_train
         n = int(x.shape[0])
         batch = min(config.batch_size, n)
         # A last batch of one example breaks BatchNorm in training mode: drop that one example
@@ -254,113 +253,106 @@ class Trainer:
         generator.manual_seed(seed)
         scheduler = make_schedule(optimizer, config.schedule,
                                   config.epochs * math.ceil(n_used / batch))
-        augment = (config.augment_shift > 0 or config.augment_flip) and x.dim() == 4
-        smoothing = config.label_smoothing if self.data.task == "classification" else 0.0
-
-        history: dict[str, list[float]] = progress.history
-        metric_name = "val_accuracy" if self.data.task == "classification" else "val_mae"
+        classification = self.data.task == "classification"
+        metric_name = "val_accuracy" if classification else "val_mae"
         for key in ("train_loss", "val_loss", metric_name):
-            history[key] = []
-        best_loss, best_metric, best_epoch, waited = math.inf, math.nan, 0, 0
-        best_state: dict[str, torch.Tensor] | None = None
-        spent = 0.0
-        if resume is not None:
-            resume.restore(model, optimizer, scheduler, generator, self.device)
-            for key, values in resume.history.items():
-                history[key] = list(values)
-            progress.epochs, spent = resume.epoch, resume.seconds
-            best_loss, best_metric = resume.best_loss, resume.best_metric
-            best_epoch, waited = resume.best_epoch, resume.waited
-            if resume.best_model is not None:
-                best_state = {k: v.to(self.device) for k, v in resume.best_model.items()}
-            elif config.restore_best and best_epoch == resume.epoch:  # the last was the best
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        last_loss = history["val_loss"][-1] if history["val_loss"] else math.nan
-        last_metric = history[metric_name][-1] if history[metric_name] else math.nan
-        deadline = None if config.max_seconds is None else start + config.max_seconds - spent
-        stop_reason = "max_epochs" if target == config.epochs else "paused"
-        if resume is not None and resume.stop_reason != "paused":  # it had finished already
-            stop_reason, target = resume.stop_reason, progress.epochs
-        out_shape = (self.data.n_outputs,)
-        train_start = time.perf_counter()
-        for epoch in range(progress.epochs + 1, target + 1):
-            model.train()
-            perm = torch.randperm(n, generator=generator, device=self.device)
-            total = torch.zeros((), device=self.device)
-            seen = 0
-            out_of_time = False
-            for lo in range(0, n_used, batch):
-                idx = perm[lo:min(lo + batch, n_used)]
-                xb = x[idx]
-                if augment:
-                    xb = augment_batch(xb, config.augment_shift, config.augment_flip, generator)
-                with self._autocast():
-                    out = model(xb)
-                if out_shape is not None:  # checked on the first batch only (no sync)
-                    if tuple(out.shape[1:]) != out_shape:
-                        raise InvalidGenomeError(
-                            f"model outputs shape {tuple(out.shape)} for a batch of "
-                            f"{idx.numel()}, the data needs (batch, {out_shape[0]})")
-                    out_shape = None
-                loss = self._loss(out, y[idx], label_smoothing=smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                total += loss.detach() * idx.numel()
-                seen += idx.numel()
-                if deadline is not None and time.perf_counter() > deadline:
-                    out_of_time = True
-                    break
-            train_loss = float(total) / seen  # the epoch's one host sync
-            progress.epochs = epoch
-            history["train_loss"].append(train_loss)
-            if not math.isfinite(train_loss):
-                raise NonFiniteLossError(f"training loss is {train_loss} in epoch {epoch}")
-            last_loss, last_metric = self._score(model, "val")
-            history["val_loss"].append(last_loss)
-            history[metric_name].append(last_metric)
-            if not math.isfinite(last_loss):
-                raise NonFiniteLossError(f"validation loss is {last_loss} after epoch {epoch}")
-            if last_loss < best_loss:
-                best_loss, best_metric, best_epoch, waited = last_loss, last_metric, epoch, 0
-                best_state = None  # free the previous copy first
-                if config.restore_best and epoch < config.epochs:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                waited += 1
-            if out_of_time:
-                stop_reason = "max_seconds"
-                break
-            if config.patience is not None and waited >= config.patience:
-                stop_reason = "early_stopping"
-                break
-        train_seconds = spent + time.perf_counter() - train_start
-        state = None
-        if keep_state and stop_reason != "max_epochs":  # the last epoch's weights, before
-            state = TrainState.capture(                # the best are restored below
-                model, optimizer, scheduler, generator, self.device, history,
-                stop_reason=stop_reason, epoch=progress.epochs, best_model=best_state,
-                best_loss=best_loss, best_metric=best_metric, best_epoch=best_epoch,
-                waited=waited, seconds=train_seconds)
+            progress.history[key] = []
+        return _Fit(config, model, optimizer, scheduler, generator, batch, n_used,
+                    augment=(config.augment_shift > 0 or config.augment_flip) and x.dim() == 4,
+                    smoothing=config.label_smoothing if classification else 0.0,
+                    metric_name=metric_name)
 
-        if not config.restore_best:  # keep (and report) the last epoch, as DEvol did
-            best_loss, best_metric, best_epoch = last_loss, last_metric, progress.epochs
-        elif best_state is not None and best_epoch != progress.epochs:
-            model.load_state_dict(best_state)
-        del best_state, optimizer, scheduler
+    def _restore(self, fit: _Fit, resume: TrainState | None,
+                 progress: _Progress) -> tuple[BestSoFar, float]:
+        """Put a paused run (``resume``) back: weights, optimizer, schedule, random stream and
+        history; returns its best-so-far and the seconds it had trained (a fresh start: none)."""
+        if resume is None:
+            return BestSoFar(), 0.0
+        resume.restore(fit.model, fit.optimizer, fit.scheduler, fit.generator, self.device)
+        for key, values in resume.history.items():
+            progress.history[key] = list(values)
+        progress.epochs = resume.epoch
+        best = BestSoFar(resume.best_loss, resume.best_metric, resume.best_epoch, resume.waited)
+        if resume.best_model is not None:
+            best.state = {k: v.to(self.device) for k, v in resume.best_model.items()}
+        elif fit.config.restore_best and best.epoch == resume.epoch:  # the last was the best
+            best.state = copy_state(fit.model)
+        return best, resume.seconds
+
+    def _train_epoch(self, fit: _Fit, deadline: float | None,
+                     check_shape: bool) -> tuple[float, bool]:
+        """One pass over the training data in random batches: (mean training loss, whether the
+        time limit cut it short). The loss is read once, at the end (the epoch's host sync)."""
+        x, y = self.data.x_train, self.data.y_train
+        fit.model.train()
+        perm = torch.randperm(int(x.shape[0]), generator=fit.generator, device=self.device)
+        total = torch.zeros((), device=self.device)
+        seen = 0
+        for lo in range(0, fit.n_used, fit.batch):
+            idx = perm[lo:min(lo + fit.batch, fit.n_used)]
+            xb = x[idx]
+            if fit.augment:
+                xb = augment_batch(xb, fit.config.augment_shift, fit.config.augment_flip,
+                                   fit.generator)
+            with self._autocast():
+                out = fit.model(xb)
+            if check_shape and tuple(out.shape[1:]) != (self.data.n_outputs,):
+                raise InvalidGenomeError(
+                    f"model outputs shape {tuple(out.shape)} for a batch of "
+                    f"{idx.numel()}, the data needs (batch, {self.data.n_outputs})")
+            check_shape = False  # the first batch only (no sync)
+            loss = self._loss(out, y[idx], label_smoothing=fit.smoothing)
+            fit.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            fit.optimizer.step()
+            if fit.scheduler is not None:
+                fit.scheduler.step()
+            total += loss.detach() * idx.numel()
+            seen += idx.numel()
+            if deadline is not None and time.perf_counter() > deadline:
+                return float(total) / seen, True
+        return float(total) / seen, False
+
+    def _validate(self, fit: _Fit, epoch: int, train_loss: float, best: BestSoFar,
+                  history: dict[str, list[float]]) -> None:
+        """Log the epoch, score it on the validation split and update the best-so-far; a NaN
+        or infinite loss ends the candidate."""
+        history["train_loss"].append(train_loss)
+        if not math.isfinite(train_loss):
+            raise NonFiniteLossError(f"training loss is {train_loss} in epoch {epoch}")
+        loss, metric = self._score(fit.model, "val")
+        history["val_loss"].append(loss)
+        history[fit.metric_name].append(metric)
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(f"validation loss is {loss} after epoch {epoch}")
+        # the final epoch needs no copy: its weights are the model's at the end
+        best.update(epoch, loss, metric, fit.model,
+                    keep_copy=fit.config.restore_best and epoch < fit.config.epochs)
+
+    def _result(self, fit: _Fit, best: BestSoFar, progress: _Progress, stop_reason: str,
+                train_seconds: float, seconds: float, state: TrainState | None,
+                keep_weights: Any) -> EvalResult:
+        """Score the best epoch's weights (the last epoch's, without ``restore_best``) on the
+        test split, and keep the weights if asked."""
+        history, model = progress.history, fit.model
+        if fit.config.restore_best:
+            loss, metric, best_epoch = best.loss, best.metric, best.epoch
+            if best.state is not None and best.epoch != progress.epochs:
+                model.load_state_dict(best.state)
+        else:  # keep (and report) the last epoch, as DEvol did
+            loss, metric = _last(history["val_loss"]), _last(history[fit.metric_name])
+            best_epoch = progress.epochs
+        best.state = fit.optimizer = fit.scheduler = None  # freed before scoring
         test_loss, test_metric = self._score(model, "test")
         classification = self.data.task == "classification"
         result = EvalResult(
-            status="ok", task=self.data.task,
-            val_loss=best_loss, test_loss=test_loss,
-            val_accuracy=best_metric if classification else math.nan,
+            status="ok", task=self.data.task, val_loss=loss, test_loss=test_loss,
+            val_accuracy=metric if classification else math.nan,
             test_accuracy=test_metric if classification else math.nan,
-            val_mae=math.nan if classification else best_metric,
+            val_mae=math.nan if classification else metric,
             test_mae=math.nan if classification else test_metric,
             epochs=progress.epochs, best_epoch=best_epoch, stop_reason=stop_reason,
-            train_seconds=train_seconds, total_seconds=time.perf_counter() - start,
+            train_seconds=train_seconds, total_seconds=seconds,
             params=progress.params, history=history, train_state=state,
         )
         if keep_weights is True or (callable(keep_weights) and keep_weights(result)):

@@ -190,6 +190,46 @@ def _unpack(data: Any) -> list[tuple[Any, Any]]:
     return pairs
 
 
+def _inputs(xs: list[torch.Tensor], ys: list[torch.Tensor], part_names: list[str],
+            in_shape: tuple[int, ...] | None) -> list[torch.Tensor]:
+    """The parts' inputs as NCHW float tensors (one layout for all, decided on x_train), after
+    checking that every part has examples, as many as labels, and one example shape."""
+    for x, y, p in zip(xs, ys, part_names, strict=True):
+        if x.dim() == 0 or y.dim() == 0:
+            raise ValueError(f"x_{p} and y_{p} must be arrays with a batch axis")
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"x_{p} has {x.shape[0]} examples but y_{p} has {y.shape[0]}")
+        if x.shape[0] == 0:
+            raise ValueError(f"the {p} part is empty (x_{p} has 0 examples)")
+    shape = tuple(int(d) for d in xs[0].shape[1:])
+    layout = _images_layout(shape, in_shape, "x_train")
+    for x, p in zip(xs, part_names, strict=True):
+        if tuple(x.shape[1:]) != shape:
+            raise ValueError(f"x_{p} has examples of shape {tuple(x.shape[1:])} but x_train has "
+                             f"{shape}")
+    return [_convert_x(x, layout, f"x_{p}") for x, p in zip(xs, part_names, strict=True)]
+
+
+def _labels(ys: list[torch.Tensor], part_names: list[str], task: str,
+            n_outputs: int | None) -> tuple[list[torch.Tensor], int]:
+    """The parts' labels (class indices, or float targets of shape (N, outputs)) and the
+    number of outputs, inferred where not given and checked against one-hot widths."""
+    names = [f"y_{p}" for p in part_names]
+    if task != "classification":
+        ys = [_convert_y_regression(y, name) for y, name in zip(ys, names, strict=True)]
+        return ys, int(ys[0].shape[1]) if n_outputs is None else n_outputs
+    widths = {int(raw.shape[1]) for raw in ys if _is_one_hot(raw)}
+    ys = [_convert_y_classification(y, name) for y, name in zip(ys, names, strict=True)]
+    if len(widths) > 1:
+        raise ValueError(f"one-hot labels of different widths {sorted(widths)} across parts")
+    if n_outputs is None:
+        n_outputs = widths.pop() if widths else int(max(int(y.max()) for y in ys)) + 1
+    elif widths and widths != {int(n_outputs)}:
+        raise ValueError(f"one-hot labels have {widths.pop()} columns but n_outputs is "
+                         f"{n_outputs}")
+    return ys, n_outputs
+
+
 def as_splits(data: Any, *, val_fraction: float = 0.1, seed: int = 0, task: str | None = None,
               input_shape: Sequence[int] | None = None, n_outputs: int | None = None,
               name: str = "custom") -> DataSplits:
@@ -212,40 +252,10 @@ def as_splits(data: Any, *, val_fraction: float = 0.1, seed: int = 0, task: str 
     part_names = ["train", "test", "val"][: len(pairs)]
     xs = [_to_tensor(x, f"x_{p}") for (x, _), p in zip(pairs, part_names, strict=True)]
     ys = [_to_tensor(y, f"y_{p}") for (_, y), p in zip(pairs, part_names, strict=True)]
-    for x, y, p in zip(xs, ys, part_names, strict=True):
-        if x.dim() == 0 or y.dim() == 0:
-            raise ValueError(f"x_{p} and y_{p} must be arrays with a batch axis")
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"x_{p} has {x.shape[0]} examples but y_{p} has {y.shape[0]}")
-        if x.shape[0] == 0:
-            raise ValueError(f"the {p} part is empty (x_{p} has 0 examples)")
-
-    shape = tuple(int(d) for d in xs[0].shape[1:])
     in_shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
-    layout = _images_layout(shape, in_shape, "x_train")
-    for x, p in zip(xs, part_names, strict=True):
-        if tuple(x.shape[1:]) != shape:
-            raise ValueError(f"x_{p} has examples of shape {tuple(x.shape[1:])} but x_train has "
-                             f"{shape}")
-    xs = [_convert_x(x, layout, f"x_{p}") for x, p in zip(xs, part_names, strict=True)]
-
+    xs = _inputs(xs, ys, part_names, in_shape)
     task = task or _infer_task(ys)
-    if task == "classification":
-        raw_ys = ys
-        ys = [_convert_y_classification(y, f"y_{p}") for y, p in zip(ys, part_names,
-                                                                     strict=True)]
-        widths = {int(raw.shape[1]) for raw in raw_ys if _is_one_hot(raw)}
-        if len(widths) > 1:
-            raise ValueError(f"one-hot labels of different widths {sorted(widths)} across parts")
-        if n_outputs is None:
-            n_outputs = widths.pop() if widths else int(max(int(y.max()) for y in ys)) + 1
-        elif widths and widths != {int(n_outputs)}:
-            raise ValueError(f"one-hot labels have {widths.pop()} columns but n_outputs is "
-                             f"{n_outputs}")
-    else:
-        ys = [_convert_y_regression(y, f"y_{p}") for y, p in zip(ys, part_names, strict=True)]
-        if n_outputs is None:
-            n_outputs = int(ys[0].shape[1])
+    ys, n_outputs = _labels(ys, part_names, task, n_outputs)
 
     # Check the parts as the user gave them, so indices in messages are the user's indices.
     for x, y, p in zip(xs, ys, part_names, strict=True):

@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 
 from ...training import EvalResult, Trainer
-from ...training.trainer import error_origin
+from ...training.failures import error_origin
 from .base import Task, build_trainer, set_threads, train_task
 from .pool_protocol import PROTOCOL, register_missing, unpack
 

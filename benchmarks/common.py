@@ -1,0 +1,373 @@
+"""The tools every benchmark shares, so that its results read alike and are comparable.
+
+* statistics: medians over interleaved repeats with their spread (never best-of), quartiles
+  over seeds that keep "not reached" (inf) and "not defined" (NaN) apart, ratio and paired
+  verdicts that claim a difference only when every repeat or seed lies on one side;
+* the machine record: one function, one set of fields, for every result;
+* the provenance header: when, by which command, on which code (git commit, uncommitted changes,
+  a hash of pytorch_devol/), with which versions; and its one-line Markdown rendering;
+* result writing: ``<name>.json`` and its ``<name>.md``, by default under benchmarks/results/.
+
+Scripts import it after putting the repository first on ``sys.path``::
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.common import ...  # noqa: E402
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "REPO", "RESULTS", "default_data_root", "data_root_candidates",
+    "spread", "ratio_spread", "ratio_verdict", "fmt_spread",
+    "quartiles", "fmt_quartiles", "json_number", "json_numbers", "number", "paired_differences",
+    "cpu_name", "loadavg", "machine_record", "versions",
+    "now", "code_state", "code_change", "command_line", "Provenance", "provenance_lines",
+    "Budget", "settings_of", "write_result",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+def data_root_candidates() -> list[Path]:
+    """Where the real datasets may be, in order: $PYTORCH_DEVOL_DATA, <repo>/datasets (the GPU
+    machine's copy, git-ignored), <repo>/../shared/datasets."""
+    env = os.environ.get("PYTORCH_DEVOL_DATA")
+    return [Path(p) for p in (env, REPO / "datasets", REPO.parent / "shared" / "datasets") if p]
+
+
+def default_data_root() -> Path:
+    """$PYTORCH_DEVOL_DATA when set, else the first candidate folder that exists (else
+    <repo>/datasets, so that the error names it)."""
+    if os.environ.get("PYTORCH_DEVOL_DATA"):
+        return Path(os.environ["PYTORCH_DEVOL_DATA"])
+    return next((p for p in data_root_candidates() if p.is_dir()), REPO / "datasets")
+
+
+# -- statistics ----------------------------------------------------------------------------------
+
+def spread(values: Iterable[float]) -> dict[str, Any]:
+    """Median, min, max and count of the finite values (all values kept for the record): the
+    summary of repeated timings."""
+    vals = [float(v) for v in values]
+    finite = [v for v in vals if math.isfinite(v)]
+    if not finite:
+        return {"median": math.nan, "min": math.nan, "max": math.nan, "n": 0, "values": vals}
+    return {"median": statistics.median(finite), "min": min(finite), "max": max(finite),
+            "n": len(finite), "values": vals}
+
+
+def ratio_verdict(ratios: dict[str, Any], above: str = "faster",
+                  below: str = "slower") -> str:
+    """How to state a ratio measured over repeats: a claim only when every repeat lies on the
+    same side of 1 (the spread is smaller than the effect). ``above`` names a ratio > 1 (e.g.
+    time of the baseline / time of ours = "faster"), ``below`` a ratio < 1 (stated as its
+    inverse)."""
+    lo, hi, med, n = ratios["min"], ratios["max"], ratios["median"], ratios["n"]
+    if n == 0:
+        return "not measured"
+    if n > 1 and lo <= 1.0 <= hi:
+        return (f"no measurable difference: the repeats range {lo:.2f}x-{hi:.2f}x, across 1 "
+                f"(median {med:.2f}x)")
+    if med >= 1.0:
+        text = f"{med:.2f}x {above}"
+        rng = f"range {lo:.2f}-{hi:.2f}x"
+    else:
+        text = f"{1 / med:.2f}x {below}"
+        rng = f"range {1 / hi:.2f}-{1 / lo:.2f}x"
+    if n == 1:
+        return f"{text} (one repeat only: no spread measured)"
+    return f"{text} (median of {n} repeats, {rng})"
+
+
+def ratio_spread(ratios: Iterable[float], above: str = "faster",
+                 below: str = "slower") -> dict[str, Any]:
+    """``spread`` of per-repeat ratios with its ``verdict`` (see ``ratio_verdict``)."""
+    out = spread(ratios)
+    out["verdict"] = ratio_verdict(out, above, below)
+    return out
+
+
+def fmt_spread(s: dict[str, Any], digits: int = 1, scale: float = 1.0) -> str:
+    """A ``spread`` as 'median (min-max)' for a table cell."""
+    if s["n"] == 0:
+        return "-"
+    f = f"{{:.{digits}f}}"
+    if s["n"] == 1:
+        return f.format(s["median"] * scale)
+    dash = " to " if s["min"] < 0 else "-"
+    return (f"{f.format(s['median'] * scale)} ({f.format(s['min'] * scale)}{dash}"
+            f"{f.format(s['max'] * scale)})")
+
+
+def json_number(x: float) -> float | str:
+    """A float for JSON: finite as is, inf as "inf", NaN as "nan" (JSON has neither)."""
+    x = float(x)
+    return x if math.isfinite(x) else ("inf" if x > 0 else "nan")
+
+
+def json_numbers(vals: Iterable[float]) -> list[Any]:
+    """Floats for JSON: finite as is, inf as "inf", NaN (not defined) as None."""
+    return [None if math.isnan(v) else json_number(v) for v in map(float, vals)]
+
+
+def number(x: Any) -> float:
+    """Back from ``json_number``/``json_numbers``: "inf" is inf, None and "nan" are NaN."""
+    return math.inf if x == "inf" else (math.nan if x is None or x == "nan" else float(x))
+
+
+def quartiles(values: Iterable[float]) -> dict[str, Any]:
+    """Median and IQR over seeds, in JSON form. inf among the values ("not reached", e.g. a
+    seed that never hit a target) may make a quartile "inf", never NaN; a NaN anywhere (not
+    defined for some seed) makes median and IQR None rather than a made-up figure."""
+    vals = [float(v) for v in values]
+    if not vals or any(math.isnan(v) for v in vals):
+        return {"median": None, "iqr": [None, None], "values": json_numbers(vals)}
+    # inf as a huge stand-in, so that a quartile between a finite value and a "not reached"
+    # one is "not reached" too, never NaN
+    big = 1e300
+    q = np.percentile([min(v, big) for v in vals], [25, 50, 75])
+    q1, med, q3 = (math.inf if x >= big / 4 else float(x) for x in q)
+    return {"median": json_number(med), "iqr": [json_number(q1), json_number(q3)],
+            "values": json_numbers(vals)}
+
+
+def fmt_quartiles(s: dict[str, Any], fmt: str = "{:.4f}") -> str:
+    """A ``quartiles`` as 'median [q1, q3]' for a table cell ("-": not defined)."""
+    def one(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, str):
+            return "not reached" if v == "inf" else v
+        return fmt.format(v)
+    if s.get("median") is None:
+        return "-"
+    return f"{one(s['median'])} [{one(s['iqr'][0])}, {one(s['iqr'][1])}]"
+
+
+def paired_differences(diffs: Sequence[float]) -> dict[str, Any]:
+    """The verdict on per-seed paired differences (ours - other, finite): met when the median
+    is >= 0; a difference is claimed ("consistent") only when every seed lies on the same side
+    of 0."""
+    diffs = [float(d) for d in diffs]
+    median = float(np.median(diffs))
+    return {"diffs": diffs, "median_diff": median,
+            "ours_at_least_as_good_in": sum(1 for d in diffs if d >= 0), "seeds": len(diffs),
+            "met": bool(median >= 0),
+            "consistent": len(diffs) > 1 and (min(diffs) > 0 or max(diffs) < 0)}
+
+
+# -- the machine ---------------------------------------------------------------------------------
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo, else platform.processor())."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def loadavg() -> list[str] | None:
+    """1/5/15-minute load averages (Linux): how busy the machine was around the run."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[:3]
+    except OSError:
+        return None
+
+
+def machine_record(device: Any = None) -> dict[str, Any]:
+    """Where a benchmark ran, the same fields in every result: CPU, its cores (all, and those
+    this process may use), torch's threads, the platform, the training device (None: the
+    benchmark trains nothing), whether the device has native bf16 kernels, torch's CUDA build
+    and the visible GPUs; on a CUDA device also its name, memory and cuDNN version."""
+    import torch
+
+    from pytorch_devol.search.evaluators.devices import usable_cores
+    from pytorch_devol.training.config import cpu_has_fast_bf16
+
+    dev = None if device is None else torch.device(device)
+    cuda = torch.cuda.is_available()
+    info: dict[str, Any] = {
+        "cpu": cpu_name(), "cpu_count": os.cpu_count(), "usable_cores": usable_cores(),
+        "threads": torch.get_num_threads(), "platform": platform.platform(),
+        "device": None if dev is None else str(dev),
+        "native_bf16": (torch.cuda.is_bf16_supported() if dev is not None and dev.type == "cuda"
+                        else cpu_has_fast_bf16()),
+        "cuda": torch.version.cuda,
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if cuda else [],
+    }
+    if dev is not None and dev.type == "cuda":
+        props = torch.cuda.get_device_properties(dev)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
+                    cudnn=torch.backends.cudnn.version())
+    return info
+
+
+def versions(**extra: str | None) -> dict[str, str | None]:
+    """Python, torch and numpy versions, and ``extra`` ones (e.g. optuna=optuna.__version__)."""
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, **extra}
+
+
+# -- provenance ----------------------------------------------------------------------------------
+
+def now() -> str:
+    """UTC time stamp, seconds precision."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def code_state() -> dict[str, Any]:
+    """Which code was measured: the git commit, whether pytorch_devol/ differs from it, and a
+    SHA-256 over pytorch_devol/**/*.py (identifies an uncommitted tree too). Read-only: git
+    runs with --no-optional-locks, so it never rewrites the index."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "pytorch_devol").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    state: dict[str, Any] = {"pytorch_devol_sha256": digest.hexdigest()[:16]}
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "--no-optional-locks", *args], cwd=REPO,
+                                 capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    state["git_head"] = git("rev-parse", "--short", "HEAD")
+    changed = git("status", "--porcelain", "--untracked-files=all", "--", "pytorch_devol")
+    state["pytorch_devol_uncommitted_changes"] = None if changed is None else bool(changed)
+    return state
+
+
+def code_change(start: dict[str, Any], end: dict[str, Any]) -> str:
+    """What changed in the code between a run's start and its end ("" when nothing): others
+    may edit the tree meanwhile, and the modules measured are those imported at the start."""
+    if end == start:
+        return ""
+    if end["pytorch_devol_sha256"] == start["pytorch_devol_sha256"]:
+        return (f"; HEAD moved to {end['git_head']} during the run, pytorch_devol/ itself "
+                "unchanged")
+    return (f"; pytorch_devol/ changed during the run (sha256 {end['pytorch_devol_sha256']} "
+            "at the end); the modules measured were imported at the start")
+
+
+def command_line(script: str, argv: Sequence[str] | None = None) -> str:
+    """How to run it again: ``python benchmarks/<script> ARGS`` (argv: default sys.argv[1:])."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return shlex.join(["python", f"benchmarks/{script}", *args])
+
+
+class Provenance:
+    """A run's provenance: created when the run starts (time, load average, code imported),
+    ``header()`` when it writes its result."""
+
+    def __init__(self, script: str, argv: Sequence[str] | None = None) -> None:
+        self.command = command_line(script, argv)
+        self.started = now()
+        self.loadavg_before = loadavg()
+        self.code = code_state()
+        self._start = time.monotonic()
+
+    def header(self, device: Any = None, note: str | None = None,
+               **extra_versions: str | None) -> dict[str, Any]:
+        """The first keys of every result: date (the end), started, command, machine (with the
+        load averages before and after, and ``note``), versions, code at the start and at the
+        end, wall seconds so far."""
+        machine = {**machine_record(device), "loadavg_before": self.loadavg_before,
+                   "loadavg_after": loadavg()}
+        if note:
+            machine["note"] = note
+        return {"date": now(), "started": self.started, "command": self.command,
+                "machine": machine, "versions": versions(**extra_versions), "code": self.code,
+                "code_at_end": code_state(),
+                "wall_seconds": round(time.monotonic() - self._start, 1)}
+
+
+def _load(value: Any) -> str:
+    return " ".join(value) if isinstance(value, list) else str(value)
+
+
+def provenance_lines(record: dict[str, Any]) -> list[str]:
+    """A result's provenance for its Markdown: one paragraph (date, machine, versions, load,
+    wall time, code), a blank line, the command. Reads results written before ``Provenance``
+    too (fewer machine fields)."""
+    m, v, c = record["machine"], record.get("versions", {}), record["code"]
+    gpus = m.get("gpus") or []
+    where = m.get("gpu", m["cpu"]) + (f" x {len(gpus)}" if "gpu" in m and len(gpus) > 1 else "")
+    cores = (f"{m['cpu_count']} CPUs ({m.get('usable_cores', '?')} usable), "
+             if "cpu_count" in m else "")
+    vers = ", ".join(f"{k} {v[k]}" for k in ("torch", "numpy", "optuna") if v.get(k))
+    code = (f"git {c['git_head']}" + (" + uncommitted changes in pytorch_devol/"
+                                      if c["pytorch_devol_uncommitted_changes"] else "")
+            + f" (pytorch_devol sha256 {c['pytorch_devol_sha256']}")
+    if "code_at_end" in record:
+        code += ", at the start" + code_change(c, record["code_at_end"])
+    line = (f"{record['date']}; {where}; {cores}{m['threads']} torch threads; {vers}, Python "
+            f"{v.get('python')}; load average {_load(m.get('loadavg_before'))} at the start, "
+            f"{_load(m.get('loadavg_after'))} at the end")
+    if record.get("wall_seconds") is not None:
+        line += f"; {record['wall_seconds']:.0f} s in all"
+    if m.get("note"):
+        line += f" ({m['note']})"
+    return [f"{line}. Code: {code}).", "", f"Command: `{record['command']}`"]
+
+
+class Budget:
+    """A soft time budget: ``spent()`` once ``minutes`` have passed (never, when None)."""
+
+    def __init__(self, minutes: float | None) -> None:
+        self.start = time.monotonic()
+        self.deadline = None if minutes is None else self.start + 60.0 * minutes
+
+    def spent(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+
+# -- result writing ------------------------------------------------------------------------------
+
+def settings_of(args: argparse.Namespace, *leave_out: str) -> dict[str, Any]:
+    """A script's parsed arguments for its result (paths as strings), less ``leave_out``."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+            if k not in leave_out}
+
+
+def write_result(path: Path | str, record: dict[str, Any],
+                 markdown: str | None = None) -> Path:
+    """Write the result ``record`` to ``path`` (a .json file; its folder is made) and
+    ``markdown``, when given, next to it with the suffix .md; returns ``path``. Non-finite
+    floats are written as JSON's NaN/Infinity extension (Python reads them back)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    if markdown is not None:
+        path.with_suffix(".md").write_text(markdown)
+    return path
