@@ -22,12 +22,14 @@ from benchmarks.common import (
 
 ARM_LABELS = {"ga": "GA (full fidelity)", "ga_sh": "GA + successive halving",
               "re": "regularized evolution", "re_asha": "regularized evolution + ASHA",
-              "random": "random search", "optuna": "Optuna TPE + Hyperband"}
+              "random": "random search", "optuna": "Optuna TPE + Hyperband",
+              "ga_inherit": "GA + heredity", "ga_sh_inherit": "GA + SH + heredity"}
 # Incumbent test accuracy is reported at these fractions of the full GA's epoch budget.
 FRACTIONS = (1 / 9, 1 / 6, 1 / 3, 1 / 2, 2 / 3, 1.0)
 # Further paired comparisons at equal epochs (reported, no target attached).
 EXTRA_PAIRS = (("ga_sh", "ga"), ("re_asha", "re"), ("ga_sh", "random"), ("re_asha", "optuna"),
-               ("ga", "random"))
+               ("ga", "random"), ("ga_inherit", "ga"), ("ga_sh_inherit", "ga_sh"),
+               ("ga_sh_inherit", "random"), ("ga_inherit", "optuna"))
 
 # -- analysis ------------------------------------------------------------------------------------
 
@@ -178,6 +180,11 @@ def verdicts(summary: dict[str, Any], runs: dict[str, Any]) -> dict[str, Any]:
             **paired_verdict(summary["equal_epochs"], "ga_sh", "optuna")}
     else:
         out["sh_vs_optuna"] = {"met": None, "note": "needs the ga_sh and optuna arms"}
+    if "ga_sh_inherit" in runs and "optuna" in runs:
+        out["heredity_vs_optuna"] = {
+            "target": "at equal compute GA + SH + heredity is at least as good as Optuna TPE + "
+                      "Hyperband (median paired difference >= 0)",
+            **paired_verdict(summary["equal_epochs"], "ga_sh_inherit", "optuna")}
     for ours, other in EXTRA_PAIRS:
         if ours in runs and other in runs:
             out[f"{ours}_vs_{other}"] = paired_verdict(summary["equal_epochs"], ours, other)
@@ -272,7 +279,7 @@ def _final_table(summary: dict[str, Any], runs: dict[str, Any]) -> list[str]:
              "epoch for Optuna); cached copies: records that cost nothing. Wall seconds: the whole "
              "arm (training, scoring, building models, saving and loading paused states, the "
              "strategy). Training state: what the fidelity arms keep to continue paused "
-             "networks.", "",
+             "networks, and the heredity arms' donor weights.", "",
              "| arm | final test acc | test acc at equal epochs | epochs | train seconds | "
              "wall seconds | candidates | trainer calls | cached copies | training state bytes "
              "(peak) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -283,6 +290,9 @@ def _final_table(summary: dict[str, Any], runs: dict[str, Any]) -> list[str]:
         peaks = [r["state_bytes"]["peak"] for r in runs[arm] if r.get("state_bytes")]
         state = f"{int(np.median(peaks)):,} ({runs[arm][0]['state_bytes']['where']})" \
             if peaks else "-"
+        donors = [r["donor_bytes"]["peak"] for r in runs[arm] if r.get("donor_bytes")]
+        if donors:
+            state += f"; donor weights {int(np.median(donors)):,} (run_dir/donors)"
         lines.append(f"| {ARM_LABELS[arm]} | {_q(a['final_test_accuracy'])} | {_q(eq[arm])} | "
                      f"{_q(c['epochs'], '{:.0f}')} | {_q(c['seconds'], '{:.0f}')} | "
                      f"{_q(quartiles([r['wall_seconds'] for r in runs[arm]]), '{:.0f}')} | "

@@ -14,6 +14,9 @@ epochs (the record that reaches B is the last one counted) or its candidate cap:
 * ``re_asha``: regularized evolution with ``fidelity=ASHA(min_epochs=1, eta)``;
 * ``random``: random search at full fidelity (an ask/tell strategy that asks uniformly random
   genomes, as in ``multi_objective.py``);
+* ``ga_inherit``, ``ga_sh_inherit``: ``ga`` and ``ga_sh`` with ``inherit_weights=True``: each
+  new candidate starts from the trained weights of the pool member it shares the most
+  parameters with (heredity, ``pytorch_devol.search.donors``);
 * ``optuna``: Optuna's ``TPESampler(seed=s)`` with ``HyperbandPruner(min_resource=1,
   max_resource=E, reduction_factor=eta)`` through Optuna's own API, one categorical parameter per
   genome position; each trial trains its genome epoch by epoch (``Trainer.evaluate(...,
@@ -80,7 +83,7 @@ from pytorch_devol.search.loop import candidate_seed  # noqa: E402
 from pytorch_devol.training import TrainConfig, Trainer  # noqa: E402
 
 SPACE = dict(max_conv_layers=2, max_dense_layers=2, max_filters=32, max_dense_nodes=128)
-ARMS = ("ga", "ga_sh", "re", "re_asha", "random", "optuna")
+ARMS = ("ga", "ga_sh", "re", "re_asha", "random", "optuna", "ga_inherit", "ga_sh_inherit")
 FIDELITY_ARMS = ("ga_sh", "re_asha")
 CANDIDATE_CAP = 3  # at most CANDIDATE_CAP x B candidates per arm (cached copies cost nothing)
 
@@ -131,6 +134,8 @@ def _dir_bytes(path: Path) -> tuple[int, int]:
 def run_search(arm: str, schema: GenomeSchema, data, seed: int, args: argparse.Namespace,
                budget: int) -> dict[str, Any]:
     """One Search arm until it has spent ``budget`` training epochs (or its candidate cap)."""
+    inherit = arm.endswith("_inherit")
+    arm = arm.removesuffix("_inherit")
     strategy: Any = {"ga": "ga", "ga_sh": "ga", "re": "regularized",
                      "re_asha": "regularized"}.get(arm)
     if arm == "random":
@@ -141,10 +146,10 @@ def run_search(arm: str, schema: GenomeSchema, data, seed: int, args: argparse.N
         extra["fidelity"] = kind(min_epochs=args.min_epochs, eta=args.eta)
     cap = CANDIDATE_CAP * budget
     events: list[dict[str, Any]] = []
-    state = {"spent": 0, "peak_bytes": 0, "peak_files": 0}
+    state = {"spent": 0, "peak_bytes": 0, "peak_files": 0, "donor_bytes": 0, "donor_files": 0}
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
-        states = run_dir / "states"
+        states, donors = run_dir / "states", run_dir / "donors"
 
         def on_record(record: dict[str, Any]) -> None:
             events.append(_event(record))
@@ -153,6 +158,10 @@ def run_search(arm: str, schema: GenomeSchema, data, seed: int, args: argparse.N
                 size, files = _dir_bytes(states)
                 state["peak_bytes"] = max(state["peak_bytes"], size)
                 state["peak_files"] = max(state["peak_files"], files)
+            if inherit:
+                size, files = _dir_bytes(donors)
+                state["donor_bytes"] = max(state["donor_bytes"], size)
+                state["donor_files"] = max(state["donor_files"], files)
             if state["spent"] >= budget:
                 raise BudgetSpent
 
@@ -160,7 +169,7 @@ def run_search(arm: str, schema: GenomeSchema, data, seed: int, args: argparse.N
                         population_size=args.population, epochs=args.epochs, seed=seed,
                         strategy=strategy, train_config=TrainConfig(patience=None),
                         verbose=False, progress_bar=False, run_dir=run_dir,
-                        on_record=on_record, **extra)
+                        on_record=on_record, inherit_weights=inherit, **extra)
         try:
             search.run()
             stop = "candidate cap"
@@ -176,7 +185,9 @@ def run_search(arm: str, schema: GenomeSchema, data, seed: int, args: argparse.N
             "state_bytes": {"where": "run_dir/states on disk",
                             "peak": state["peak_bytes"], "peak_files": state["peak_files"],
                             "at_end": end_bytes, "files_at_end": end_files}
-            if arm in FIDELITY_ARMS else None}
+            if arm in FIDELITY_ARMS else None,
+            "donor_bytes": {"where": "run_dir/donors on disk", "peak": state["donor_bytes"],
+                            "peak_files": state["donor_files"]} if inherit else None}
 
 
 class OptunaObjective:

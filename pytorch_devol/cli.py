@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "candidate trains in full, as in DEvol)")
     s.add_argument("--min-epochs", type=int, metavar="N", help="--fidelity: first rung's epochs")
     s.add_argument("--eta", type=int, metavar="K", help="--fidelity: keep 1/K per rung (3)")
+    s.add_argument("--inherit-weights", action="store_true", default=None,
+                   help="start each new candidate from the trained weights of the best "
+                        "network it shares the most layers with (heredity)")
     s.add_argument("--run-dir", metavar="DIR")
     s.add_argument("--resume", metavar="RUN_DIR", help="continue a run with its saved settings")
     s.add_argument("--workers", type=_workers, metavar="N",
@@ -164,7 +167,7 @@ def _search(args: argparse.Namespace) -> int:
             "max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
             "generations", "population", "epochs", "batch_size", "patience", "seed",
             "strategy", "metric", "run_dir", "limit", "precision", "objectives", "fidelity",
-            "min_epochs", "eta")
+            "min_epochs", "eta", "inherit_weights")
             if getattr(args, k) is not None]
         if ignored and not args.quiet:
             print(f"note: resuming with the settings saved in {args.resume}; ignoring "
@@ -200,7 +203,7 @@ def _search(args: argparse.Namespace) -> int:
                         strategy=args.strategy, metric=args.metric, evaluator=evaluator,
                         train_config=TrainConfig(**train), verbose=not args.quiet,
                         objectives=args.objectives, constraints=args.constraint or None,
-                        fidelity=_fidelity(args))
+                        fidelity=_fidelity(args), inherit_weights=bool(args.inherit_weights))
         RunStore(search.run_dir).check_new()
         if not args.quiet:
             print(f"Searching {schema} on {data.summary()}")
@@ -245,6 +248,7 @@ def _show(args: argparse.Namespace) -> int:
           f"test accuracy {_fmt(m.get('test_accuracy'))}, {m.get('params')} parameters")
     for line in result.describe():
         print(f"  {line}")
+    _show_lineage(result)
     top = result.top(args.top)
     print(f"Top {len(top)}:")
     header = f"{'index':>6} {'gen':>4} {'rung':>4} {'val_acc':>8} {'val_loss':>8} " \
@@ -259,6 +263,18 @@ def _show(args: argparse.Namespace) -> int:
               f"{_fmt(m.get('train_seconds'), 1):>8}")
     _show_front(result)
     return 0
+
+
+def _show_lineage(result: Any) -> None:
+    """Where the best network's weights came from, when they came down a lineage."""
+    chain = result.lineage(result.best_record["index"])
+    best = chain[0]
+    if best["parent"] is None:
+        return
+    path = " <- ".join(str(r["index"]) for r in chain)
+    print(f"  weights: inherited from candidate {best['parent']} ({best['inherited_params']} "
+          f"parameters copied; lineage {path}; {best['lineage_epochs']} epochs of training "
+          "before its own)")
 
 
 def _show_rungs(fidelity: dict[str, Any] | None, epochs: int, result: Any) -> None:

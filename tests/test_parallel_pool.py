@@ -76,8 +76,9 @@ pytestmark = pytest.mark.slow
 
 
 def _search(data, run_dir, evaluator, schema=None, strategy=None, seed=0, population_size=4,
-            **options):
-    return Search(schema or tiny_schema(), data, generations=2, population_size=population_size,
+            generations=2, **options):
+    return Search(schema or tiny_schema(), data, generations=generations,
+                  population_size=population_size,
                   seed=seed, run_dir=run_dir, evaluator=evaluator, strategy=strategy,
                   train_config=CONFIG, verbose=False, **options).run()
 
@@ -191,6 +192,23 @@ def test_successive_halving_through_the_pool_matches_in_process(pool, digits, tm
     assert {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in parallel.history} == \
         {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in serial.history}
     assert parallel.best_fitness == serial.best_fitness
+
+
+def test_inherited_weights_through_the_pool_match_in_process(pool, digits, tmp_path,
+                                                             one_thread):
+    """Donor weights travel with the task to whichever worker trains it: the same records
+    (and lineage) as in-process."""
+    def run(name, evaluator):
+        return _search(digits, tmp_path / name, evaluator, generations=3, population_size=5,
+                       inherit_weights=True)
+
+    serial = run("serial", SerialEvaluator())
+    parallel = run("pool", _lent(pool, digits))
+    assert _metrics(parallel) == _metrics(serial)
+    lineage = [(r["index"], r["parent"], r["inherited_params"]) for r in serial.history]
+    assert any(parent is not None for _, parent, _ in lineage)
+    assert sorted(lineage) == sorted((r["index"], r["parent"], r["inherited_params"])
+                                     for r in parallel.history)
 
 
 def test_regularized_evolution_runs_asynchronously_through_the_pool(pool, digits, tmp_path):

@@ -76,8 +76,8 @@ def local_ray(kill_dir):
             os.environ[key] = value
 
 
-def _search(data, run_dir, evaluator, seed=0, **options):
-    return Search(tiny_schema(), data, generations=2, population_size=4, seed=seed,
+def _search(data, run_dir, evaluator, seed=0, generations=2, **options):
+    return Search(tiny_schema(), data, generations=generations, population_size=4, seed=seed,
                   run_dir=run_dir, evaluator=evaluator, train_config=CONFIG, verbose=False,
                   **options).run()
 
@@ -164,6 +164,16 @@ class TestOneGpuPerCandidate:
         assert {info["device"] for info in lent.assignments.values()} == {"cpu"}  # logical
         # The evaluator did not start this instance.
         assert not whole_gpus.owns_ray and ray.is_initialized()
+
+    def test_inherited_weights_on_ray_match_in_process(self, whole_gpus, digits, tmp_path,
+                                                        one_thread):
+        serial = _search(digits, tmp_path / "serial", None, generations=3, inherit_weights=True)
+        lent = Lent(whole_gpus, tiny_schema(), digits, CONFIG)
+        on_ray = _search(digits, tmp_path / "ray", lent, generations=3, inherit_weights=True)
+        assert _metrics(on_ray) == _metrics(serial)
+        assert any(r["parent"] is not None for r in serial.history)
+        assert sorted((r["index"], r["parent"]) for r in on_ray.history) == \
+            sorted((r["index"], r["parent"]) for r in serial.history)
 
     def test_asha_and_successive_halving_on_ray(self, whole_gpus, digits, tmp_path, one_thread):
         serial = _search(digits, tmp_path / "serial", None, fidelity="sh")

@@ -23,7 +23,7 @@ from .genes import flat_size
 from .registry import make_optimizer
 from .spec import portable, restore, schema_from_spec, schema_to_spec
 
-__all__ = ["GenomeSchema", "Slot"]
+__all__ = ["GenomeSchema", "Part", "Slot"]
 
 TASKS = ("classification", "regression")
 
@@ -46,6 +46,17 @@ class Slot:
     @property
     def optional(self) -> bool:
         return "active" in self.fields
+
+
+@attrs.frozen
+class Part:
+    """One slot of a built network: the slot's name, its gene values (its positions of the
+    genome), the input shape it was built for and its modules, in `build_model`'s order."""
+
+    slot: str
+    values: tuple[int, ...]
+    input_shape: tuple[int, ...]
+    modules: tuple[nn.Module, ...] = attrs.field(eq=False, repr=False)
 
 
 class GenomeSchema:
@@ -259,11 +270,15 @@ class GenomeSchema:
         Raises `InvalidGenomeError` when a gene cannot take its input shape; any other
         exception from a gene's ``build`` is a bug in the gene and propagates unchanged.
         """
+        return nn.Sequential(*(m for part in self.build_parts(vector) for m in part.modules))
+
+    def build_parts(self, vector: Any) -> list[Part]:
+        """The network slot by slot: each active layer slot's modules with the shape they take,
+        then the head (slot ``"head"``). `build_model` chains them; heredity matches them."""
         arr = self.validate(vector)
-        genes = self.decode(arr)
-        modules: list[nn.Module] = []
+        parts: list[Part] = []
         shape = self.input_shape
-        for s, g in zip(self.slots, genes):
+        for s, g in zip(self.slots, self.decode(arr)):
             if s.training or not self.is_active(s, arr):
                 continue
             try:
@@ -277,12 +292,13 @@ class GenomeSchema:
             if not out or min(out) <= 0:
                 raise InvalidGenomeError(f"gene {type(g).__name__} in slot {s.name} produced "
                                          f"an empty output shape {out} from {shape}")
-            modules.extend(new)
+            parts.append(Part(s.name, tuple(int(v) for v in arr[s.start:s.stop]), shape,
+                              tuple(new)))
             shape = out
-        if len(shape) > 1:
-            modules.append(nn.Flatten())
-        modules.append(nn.Linear(flat_size(shape), self.n_outputs))
-        return nn.Sequential(*modules)
+        head = ([nn.Flatten()] if len(shape) > 1 else []) + \
+            [nn.Linear(flat_size(shape), self.n_outputs)]
+        parts.append(Part("head", (self.n_outputs,), shape, tuple(head)))
+        return parts
 
     def describe(self, vector: Any) -> list[str]:
         """One readable line per active slot (and the head), for logs and ``show``."""

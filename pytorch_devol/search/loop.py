@@ -37,6 +37,7 @@ from ..evolution import BaseStrategy
 from ..schema import devol_columns, to_devol
 from ..training import EvalResult
 from .breaker import CircuitBreaker
+from .donors import NO_LINEAGE, DonorPool
 from .evaluators import BetterThan, Evaluator, Task
 from .fidelity import Fidelity
 from .front import ParetoFront, violation_of
@@ -45,6 +46,7 @@ from .objectives import ObjectiveMeter
 from .progress import Reporter
 from .record import Record
 from .rungs import RungBook
+from .scheduling import run_async, run_generations
 from .settings import LoopSettings
 from .store import RunStore
 
@@ -90,6 +92,8 @@ class SearchLoop:
         self.meter = meter
         self.front = None if meter is None else ParetoFront(
             meter.names, [o.maximize for o in meter.objectives])
+        self.donors = DonorPool(store.path, schema, settings.population_size, maximize) \
+            if settings.inherit_weights else None
 
     # -- state --------------------------------------------------------------------------------
     def restore(self) -> None:
@@ -109,6 +113,8 @@ class SearchLoop:
                 if self.front is not None and r.get("objectives"):
                     self.front.add(r["index"], self._vector(r), violation_of(r), r)
             self.incumbent.consider(r)
+            if self.donors is not None:
+                self.donors.add(r)
         if self.front is not None and self.records:
             self.front.save(self.store.path)  # repairs a crash between weights and log
         ckpt = self.store.checkpoint()
@@ -116,8 +122,8 @@ class SearchLoop:
             self.strategy.load_state_dict(ckpt["strategy"])
             self.next_index, self.told = ckpt["next_index"], ckpt["told"]
             self.generation = ckpt["generation"]
-            self.pending = [self._task(t["index"], t["genome"], t["seed"], t["rung"])
-                            for t in ckpt["pending"]]
+            self.pending = [self._task(t["index"], t["genome"], t["seed"], t["rung"],
+                                       t.get("donor")) for t in ckpt["pending"]]
             for t in self.pending:
                 if t.rung > 0:
                     self.rungs.mark_sent(t.index, t.rung - 1)
@@ -125,52 +131,59 @@ class SearchLoop:
                 asked = [r["genome"] for r in self.records] + [t.genome for t in self.pending]
                 if asked:
                     self.strategy.remember(np.asarray(asked, dtype=np.int64))
+        self._prune_donors()
 
     def _compact_state(self) -> bool:
         return isinstance(self.strategy, BaseStrategy)
 
-    def _checkpoint(self) -> None:
+    def checkpoint(self) -> None:
         state = self.strategy.state_dict(include_seen=False) if self._compact_state() \
             else self.strategy.state_dict()
         self.store.save_checkpoint({
             "strategy": state, "next_index": self.next_index,
             "told": self.told, "generation": self.generation,
             "pending": [{"index": t.index, "genome": list(t.genome), "seed": t.seed,
-                         "rung": t.rung} for t in self.pending]})
+                         "rung": t.rung, "donor": t.donor} for t in self.pending]})
+
+    def _prune_donors(self) -> None:
+        if self.donors is not None:
+            self.donors.prune({t.donor for t in self.pending if t.donor is not None})
 
     # -- running ------------------------------------------------------------------------------
     def run(self) -> None:
         budget = self.settings.generations * self.settings.population_size
-        if self.settings.asynchronous:
-            self._run_async(budget)
-        else:
-            self._run_generations(budget)
+        (run_async if self.settings.asynchronous else run_generations)(self, budget)
         self.store.drop_states()  # the search is over: no promotion can use them
+        if self.donors is not None:
+            self.donors.drop()
         self.reporter.close()
 
-    def _ask(self, n: int | None) -> list[Task]:
+    def ask(self, n: int | None) -> list[Task]:
         genomes = np.asarray(self.strategy.ask(n), dtype=np.int64).reshape(-1, len(self.schema))
         tasks = []
         for g in genomes:
-            tasks.append(self._task(self.next_index, g, candidate_seed(self.settings.seed,
-                                                                       self.schema.key(g))))
+            donor = None if self.donors is None else self.donors.choose(g)
+            tasks.append(self._task(self.next_index, g, candidate_seed(
+                self.settings.seed, self.schema.key(g)), donor=donor))
             self.next_index += 1
         self.pending.extend(tasks)
-        self._checkpoint()
+        self.checkpoint()
+        self._prune_donors()
         return tasks
 
-    def _task(self, index: int, genome: Any, seed: int, rung: int = 0) -> Task:
+    def _task(self, index: int, genome: Any, seed: int, rung: int = 0,
+              donor: int | None = None) -> Task:
         return Task(index, tuple(int(x) for x in genome), seed, self._keep(rung),
-                    **self.rungs.task_fields(rung))
+                    **self.rungs.task_fields(rung), donor=donor if rung == 0 else None)
 
-    def _promote(self, index: int, rung: int) -> Task:
+    def promote(self, index: int, rung: int) -> Task:
         """A task taking candidate ``index`` from ``rung - 1`` on to ``rung`` (checkpointed)."""
         record = self.rungs.latest[index]
         task = self._task(index, record["genome"], record["seed"], rung)
         self.rungs.mark_sent(index, rung - 1)
         if not any(t.index == index and t.rung == rung for t in self.pending):  # resumed
             self.pending.append(task)
-            self._checkpoint()
+            self.checkpoint()
         return task
 
     def _csv_genome(self, vector: np.ndarray) -> list[int]:
@@ -184,6 +197,8 @@ class SearchLoop:
         if self.meter is not None:
             return None
         best = None if self.best is None else self.best["fitness"]
+        if self.donors is not None:  # a new donor needs its weights too
+            best = self.donors.threshold()
         return BetterThan(self.settings.metric, self.settings.maximize, best,
                           never=rung < self.rungs.top)
 
@@ -197,7 +212,7 @@ class SearchLoop:
         return np.array([math.nan if values.get(n) is None else values[n]
                          for n in self.meter.names], dtype=np.float64)
 
-    def _tell(self, tasks: list[Task], records: list[dict[str, Any]]) -> None:
+    def tell(self, tasks: list[Task], records: list[dict[str, Any]]) -> None:
         genomes = np.array([t.genome for t in tasks], dtype=np.int64)
         fitness = np.array([self._fitness(r) for r in records])
         if tasks[0].rung > 0:  # an asynchronous promotion: a better score for a told genome
@@ -212,74 +227,13 @@ class SearchLoop:
         else:
             self.strategy.tell(genomes, fitness)
 
-    def _run_generations(self, budget: int) -> None:
-        while self.told < budget:
-            tasks = [t for t in self.pending if t.rung == 0] or self._ask(budget - self.told)
-            if not tasks:
-                raise RuntimeError("the generational strategy asked for no genome")
-            self.reporter.start_generation(self.generation, len(tasks))
-            self._collect(tasks)
-            indices = [t.index for t in tasks]
-            for rung in range(self.rungs.top):  # successive halving, rung by rung
-                self._collect([self._promote(i, rung + 1)
-                               for i in self.rungs.halving(indices, rung)])
-            ordered = [self.rungs.latest[i] for i in indices]
-            self._tell(tasks, ordered)
-            self.told += len(tasks)
-            self.pending = []
-            self.generation += 1
-            self._checkpoint()
-            for record in ordered:  # no later generation continues these (a copy would
-                self.store.drop_states(tuple(record["key"]))  # retrain to the same result)
-            self.reporter.end_generation(self.generation - 1, ordered, self.best)
-
-    def _collect(self, tasks: list[Task]) -> None:
+    def collect(self, tasks: list[Task]) -> None:
         """Dispatch ``tasks`` and wait for all of their records."""
         for t in tasks:
-            self._dispatch(t)
+            self.dispatch(t)
         waiting = {t.index for t in tasks}
         while waiting:
-            waiting.discard(self._next_record()["index"])
-
-    def _run_async(self, budget: int) -> None:
-        in_flight = list(self.pending)
-        for t in in_flight:
-            self._dispatch(t)
-        self.reporter.start_generation(self.told // self.settings.population_size,
-                                       budget - self.told)
-        window: list[dict[str, Any]] = []
-        while True:
-            while len(in_flight) < max(1, self.evaluator.capacity):
-                found = self.rungs.next_promotion(  # ASHA: a promotion before a newcomer
-                    drain=not in_flight and self.next_index >= budget)
-                if found is not None:
-                    new = [self._promote(found[0], found[1] + 1)]
-                elif self.next_index < budget:
-                    new = self._ask(1)
-                else:
-                    break
-                if not new:
-                    break
-                in_flight.extend(new)
-                for t in new:
-                    self._dispatch(t)
-            if not in_flight:
-                if self.told < budget:
-                    raise RuntimeError("the strategy asked for nothing while results were due")
-                break
-            record = self._next_record()
-            task = next(t for t in in_flight if t.index == record["index"])
-            in_flight.remove(task)
-            self.pending = [t for t in self.pending if t.index != task.index]
-            self._tell([task], [record])
-            if task.rung == 0:  # the budget counts candidates, not promotions
-                self.told += 1
-                window.append(record)
-            self.generation = self.told // self.settings.population_size
-            self._checkpoint()
-            if task.rung == 0 and self.told % self.settings.population_size == 0:
-                self.reporter.end_generation(self.generation - 1, window, self.best)
-                window = []
+            waiting.discard(self.next_record()["index"])
 
     # -- dispatch and collection -------------------------------------------------------------
     def _logged_at(self, index: int, rung: int) -> dict[str, Any] | None:
@@ -294,7 +248,7 @@ class SearchLoop:
         if old is None or old["rung"] < record["rung"]:
             self.cache[key] = record
 
-    def _dispatch(self, task: Task) -> None:
+    def dispatch(self, task: Task) -> None:
         done = self._logged_at(task.index, task.rung)
         if done is not None:                   # finished before a crash: never retrained
             self.ready.append(done)
@@ -315,9 +269,11 @@ class SearchLoop:
         if state is not None:
             self.prior[task.index] = (state.epoch, state.seconds)
             task = attrs.evolve(task, resume=state)
+        elif task.donor is not None and self.donors is not None:
+            task = self.donors.attach(task, self.logged[task.donor][self.rungs.top])
         self.evaluator.submit(task)
 
-    def _next_record(self) -> dict[str, Any]:
+    def next_record(self) -> dict[str, Any]:
         if self.ready:
             return self.ready.popleft()
         task, result = self.evaluator.next_result()
@@ -358,6 +314,7 @@ class SearchLoop:
             "fitness": None if math.isnan(fitness) else fitness, "metrics": metrics,
             "rung": rung, "rung_epochs": spent[0], "rung_seconds": spent[1],
             "final": rung == self.rungs.top, "finished_at": time.time(),
+            **self._lineage(task, result),
         }
         joined = self._measure(record, result, task) if self.meter is not None else False
         if weights is not None and record["final"] and \
@@ -365,6 +322,8 @@ class SearchLoop:
             self.store.save_best(weights, self._best_info(record))
         if joined and weights is not None:  # weights first: the log names them
             self.front.save_weights(self.store.path, task.index, weights)
+        if weights is not None and self.donors is not None and self.donors.would_join(record):
+            self.donors.save(task.index, weights)  # before the log, which names it
         state = getattr(result, "train_state", None)
         if state is not None:  # before the log: a logged pause can always be continued
             self.store.save_state(key, rung, state)
@@ -377,10 +336,21 @@ class SearchLoop:
         self.logged.setdefault(task.index, {})[rung] = record
         self.rungs.observe(record)
         self.incumbent.consider(record)
+        if self.donors is not None:
+            self.donors.add(record)
         self.reporter.candidate(record)
         if self.on_record is not None:
             self.on_record(record)
         return record
+
+    def _lineage(self, task: Task, result: EvalResult | dict[str, Any]) -> dict[str, Any]:
+        """Which weights the record's network started from (a cached copy: its source's)."""
+        if isinstance(result, dict):
+            return {k: result[k] for k in NO_LINEAGE}
+        if self.donors is None:
+            return dict(NO_LINEAGE)
+        return self.donors.lineage(task.index, self.rungs.latest.get(task.index)
+                                   if task.rung > 0 else None)
 
     def _measure(self, record: dict[str, Any], result: EvalResult | dict[str, Any],
                  task: Task) -> bool:

@@ -35,6 +35,9 @@ class Record(_MultiObjective):
     rung_seconds: float
     final: bool  # trained at the full budget: only final records can be the best
     finished_at: float  # time.time() when it was logged
+    parent: int | None  # heredity: the donor its weights started from (None: random)
+    inherited_params: int  # parameters copied from the donor
+    lineage_epochs: int  # epochs its starting weights had seen, through all its ancestors
 
 
 def as_record(raw: dict[str, Any]) -> Record:
@@ -43,5 +46,6 @@ def as_record(raw: dict[str, Any]) -> Record:
     defaults: dict[str, Any] = {
         "rung": 0, "rung_epochs": metrics.get("epochs", 0),
         "rung_seconds": metrics.get("train_seconds") or 0.0, "final": True, "cached": False,
-        "source_index": raw.get("index"), "finished_at": 0.0}
+        "source_index": raw.get("index"), "finished_at": 0.0,
+        "parent": None, "inherited_params": 0, "lineage_epochs": 0}
     return {**defaults, **raw}  # type: ignore[typeddict-item]

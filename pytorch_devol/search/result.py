@@ -112,6 +112,18 @@ class SearchResult:
         model.load_state_dict(state)
         return model.eval()
 
+    def lineage(self, index: int) -> list[dict[str, Any]]:
+        """Candidate ``index``'s final record, then its donor's, and so on back to a network
+        that started from random weights (``inherit_weights``; one record without it)."""
+        finals = {r["index"]: r for r in self.history if r["final"]}
+        chain: list[dict[str, Any]] = []
+        while index in finals and all(r["index"] != index for r in chain):
+            chain.append(finals[index])
+            if chain[-1]["parent"] is None:
+                break
+            index = chain[-1]["parent"]
+        return chain
+
     def describe(self) -> list[str]:
         genome = self.best_genome
         return [] if genome is None else self.schema.describe(genome)

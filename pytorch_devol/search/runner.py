@@ -119,6 +119,10 @@ class Search:
     (`SuccessiveHalving`, with the GA) or "asha" (`ASHA`, with regularized evolution), or any
     `Fidelity` scheduler: candidates train a few epochs first and only the best continue, from
     where they paused, up to ``epochs`` (see ``pytorch_devol.search.fidelity``).
+    ``inherit_weights``: each new candidate starts from the trained weights of a donor, the
+    one of the population's best it can copy the most parameters from, slot by slot (see
+    ``pytorch_devol.search.donors``); its record says which (``parent``), how many parameters
+    (``inherited_params``) and how many epochs those weights had seen (``lineage_epochs``).
     """
 
     def __init__(self, schema: GenomeSchema, data: Any, generations: int = 20,
@@ -132,7 +136,8 @@ class Search:
                  on_record: Callable[[dict[str, Any]], None] | None = None,
                  objectives: Sequence[str | Objective] | None = None,
                  constraints: Sequence[str | Constraint] | None = None,
-                 latency_batch: int = 1, fidelity: str | Fidelity | None = None):
+                 latency_batch: int = 1, fidelity: str | Fidelity | None = None,
+                 inherit_weights: bool = False):
         if not isinstance(schema, GenomeSchema):
             raise TypeError(f"schema must be a GenomeSchema, got {type(schema).__name__}")
         self.schema = schema
@@ -165,6 +170,9 @@ class Search:
         self.latency_batch = check_int(latency_batch, "latency_batch")
         self.strategy_name, self.strategy = self._make_strategy(strategy)
         self.fidelity = self._check_fidelity(fidelity)
+        if not isinstance(inherit_weights, bool):
+            raise TypeError(f"inherit_weights must be True or False, got {inherit_weights!r}")
+        self.inherit_weights = inherit_weights
         self.evaluator = evaluator if evaluator is not None else SerialEvaluator()
         for method in ("open", "submit", "next_result", "close"):
             if not callable(getattr(self.evaluator, method, None)):
@@ -264,7 +272,8 @@ class Search:
                        if self.fitness else None,
                        **objectives_config(self.objectives, self.constraints,
                                            self.latency_batch),
-                       "fidelity": fidelity_config(self.fidelity, self.train_config.epochs)},
+                       "fidelity": fidelity_config(self.fidelity, self.train_config.epochs),
+                       "inherit_weights": self.inherit_weights},
             "train": attrs.asdict(self.train_config),
         }
 
@@ -319,7 +328,8 @@ class Search:
                      verbose=verbose, progress_bar=progress_bar, on_record=on_record,
                      objectives=saved_objectives, constraints=constraints,
                      latency_batch=latency_batch,
-                     fidelity=_saved_fidelity(s.get("fidelity"), fidelity, run_dir))
+                     fidelity=_saved_fidelity(s.get("fidelity"), fidelity, run_dir),
+                     inherit_weights=s.get("inherit_weights", False))
         if search.data.fingerprint() != saved["fingerprint"]:
             raise ValueError(f"the data differs from the data {run_dir} was searched on "
                              f"(saved: {saved['summary']})")
@@ -335,7 +345,8 @@ class Search:
         reporter = Reporter(self.metric, self.verbose, progress_bar=self.progress_bar)
         settings = LoopSettings(self.generations, self.population_size, self.seed, self.metric,
                                 self.maximize, bool(self.strategy.steady_state),
-                                self.train_config.epochs, self.circuit_breaker)
+                                self.train_config.epochs, self.circuit_breaker,
+                                self.inherit_weights)
         meter = None if self.objectives is None else ObjectiveMeter(
             self.schema, self.objectives, self.constraints,
             str(self.train_config.resolve_device()), self.latency_batch)

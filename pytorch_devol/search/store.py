@@ -40,7 +40,8 @@ STATES = "states"
 # fill them with validation results), then ours.
 CSV_METRIC_COLUMNS = ["Val Loss", "Val Accuracy", "test_loss", "test_accuracy", "val_mae",
                       "test_mae", "params", "epochs", "train_seconds", "status", "failure",
-                      "reason", "generation", "index", "cached", "rung", "rung_epochs"]
+                      "reason", "generation", "index", "cached", "rung", "rung_epochs",
+                      "parent", "inherited_params", "lineage_epochs"]
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -173,7 +174,9 @@ class RunStore:
                 num(m.get("train_seconds")), m["status"], m.get("failure") or "",
                 m.get("reason") or "",
                 record["generation"], record["index"], int(record["cached"]),
-                record["rung"], record["rung_epochs"]]
+                record["rung"], record["rung_epochs"],
+                "" if record["parent"] is None else record["parent"],
+                record["inherited_params"], record["lineage_epochs"]]
 
     # -- checkpoint ---------------------------------------------------------------------------
     def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -48,7 +48,11 @@ class Task:
     Multi-fidelity: ``rung`` of the search's fidelity scheduler, ``epochs`` the epochs the
     network should have in all at the end (None: the full budget), ``resume`` the
     `TrainState` it paused in at the rung below (None: from scratch) and ``keep_state``
-    whether the result must carry the state it pauses in (a later rung may continue it)."""
+    whether the result must carry the state it pauses in (a later rung may continue it).
+
+    Heredity: ``donor`` is the index of the trained candidate whose weights it starts from
+    (chosen when it was asked) and ``initial`` those weights, as the child's partial state
+    dict (see ``schema.heredity``); they travel with the task like ``resume``."""
 
     index: int
     genome: tuple[int, ...]
@@ -58,6 +62,8 @@ class Task:
     epochs: int | None = None
     resume: TrainState | None = attrs.field(default=None, repr=False)
     keep_state: bool = False
+    donor: int | None = None
+    initial: dict[str, torch.Tensor] | None = attrs.field(default=None, repr=False)
 
     @property
     def vector(self) -> np.ndarray:
@@ -84,7 +90,8 @@ class Evaluator(Protocol):
 def train_task(trainer: Trainer, schema: Any, task: Task) -> EvalResult:
     """Train ``task`` with ``trainer``: what every evaluator runs, in-process or in a worker."""
     return trainer.evaluate(schema, task.vector, seed=task.seed, keep_weights=task.keep or True,
-                            epochs=task.epochs, resume=task.resume, keep_state=task.keep_state)
+                            epochs=task.epochs, resume=task.resume, keep_state=task.keep_state,
+                            initial=task.initial)
 
 
 def set_threads(threads: int | None) -> None:

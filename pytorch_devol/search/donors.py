@@ -1,0 +1,151 @@
+"""Donors: the trained candidates whose weights new candidates start from (``inherit_weights``).
+
+The pool is the ``size`` best fully trained candidates in the log (by fitness, then by index),
+a function of the log alone, so a resumed search rebuilds it exactly. A new candidate's donor
+is chosen when it is asked: the pool member it can copy the most parameters from
+(``schema.heredity``; ties go to the better member), saved with the task in the checkpoint, so
+kill -9 and resume, and every evaluator, start it from the same weights.
+
+Donor weights live in ``donors/<index>.pt`` while the candidate is in the pool or a pending
+task names it (at most the pool plus one generation's newcomers), and go when the search ends.
+They are read with ``weights_only=True``; an unreadable file means "train from scratch", with a
+warning, never a failed search.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from ..schema.heredity import inherited_state, layout, plan_inheritance
+from .evaluators import Task
+from .store import atomic_write
+
+__all__ = ["DONORS", "NO_LINEAGE", "DonorPool"]
+
+DONORS = "donors"
+# A record's lineage fields when it started from random weights.
+NO_LINEAGE: dict[str, Any] = {"parent": None, "inherited_params": 0, "lineage_epochs": 0}
+
+
+class DonorPool:
+    """The best ``size`` fully trained records, their weights on disk and the donor rule."""
+
+    def __init__(self, path: str | Path, schema: Any, size: int, maximize: bool) -> None:
+        self.folder = Path(path) / DONORS
+        self.schema, self.size, self.maximize = schema, size, maximize
+        self.members: list[dict[str, Any]] = []  # best first
+        self._layouts: dict[tuple[int, ...], Any] = {}
+        self._started: dict[int, dict[str, Any]] = {}  # index -> its lineage fields
+
+    def _rank(self, record: dict[str, Any]) -> tuple[float, int]:
+        fitness = float(record["fitness"])
+        return (-fitness if self.maximize else fitness, int(record["index"]))
+
+    def would_join(self, record: dict[str, Any]) -> bool:
+        """Whether ``record`` belongs in the pool (a trained, final, successful record that
+        beats the pool's worst member or finds it not full)."""
+        if not record["final"] or record["cached"] or record["fitness"] is None:
+            return False
+        if any(m["index"] == record["index"] for m in self.members):
+            return False
+        return len(self.members) < self.size or self._rank(record) < self._rank(self.members[-1])
+
+    def add(self, record: dict[str, Any]) -> None:
+        if self.would_join(record):
+            self.members.append(record)
+            self.members.sort(key=self._rank)
+            del self.members[self.size:]
+
+    def threshold(self) -> float | None:
+        """The fitness a result needs to bring its weights back (None: any result)."""
+        return None if len(self.members) < self.size else float(self.members[-1]["fitness"])
+
+    def _layout(self, genome: Any) -> Any:
+        key = tuple(int(v) for v in genome)
+        if key not in self._layouts:
+            self._layouts[key] = layout(self.schema, key)
+        return self._layouts[key]
+
+    def choose(self, genome: Any) -> int | None:
+        """The index of the pool member ``genome`` can copy the most parameters from (None:
+        no member shares a slot with it)."""
+        child, key = self._layout(genome), self.schema.key(genome)
+        best: tuple[int, int] | None = None
+        for member in self.members:
+            if tuple(member["key"]) == key:  # the same network: a cached copy, not a child
+                continue
+            params = plan_inheritance(child, self._layout(member["genome"])).params
+            if params > 0 and (best is None or params > best[0]):
+                best = (params, int(member["index"]))
+        self._layouts.pop(tuple(int(v) for v in genome), None)
+        return None if best is None else best[1]
+
+    def _path(self, index: int) -> Path:
+        return self.folder / f"{int(index)}.pt"
+
+    def save(self, index: int, weights: dict[str, torch.Tensor]) -> None:
+        """Keep candidate ``index``'s trained weights as a donor (atomic)."""
+        buf = io.BytesIO()
+        torch.save(weights, buf)
+        self.folder.mkdir(exist_ok=True)
+        atomic_write(self._path(index), buf.getvalue())
+
+    def initial(self, genome: Any, donor: dict[str, Any]) -> tuple[dict[str, torch.Tensor],
+                                                                  int] | None:
+        """The partial state dict ``genome`` starts from, taken from ``donor``'s saved weights,
+        and its parameter count; None when there is nothing to copy or the file is missing
+        or damaged (a warning says so: the candidate trains from scratch)."""
+        plan = plan_inheritance(layout(self.schema, genome), self._layout(donor["genome"]))
+        if not plan:
+            return None
+        path = self._path(donor["index"])
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict):
+                raise ValueError("not a state dict")
+            return inherited_state(plan, state), plan.params
+        except Exception as err:  # noqa: BLE001 - damaged or missing: train from scratch
+            warnings.warn(f"cannot read the donor weights {path} ({err}); candidate starts "
+                          "from random weights instead", RuntimeWarning, stacklevel=2)
+            return None
+
+    def attach(self, task: Task, donor: dict[str, Any]) -> Task:
+        """``task`` with its donor's weights, ready to send (as it is when none can be read)."""
+        found = self.initial(task.genome, donor)
+        if found is None:
+            return task
+        self._started[task.index] = {
+            "parent": int(donor["index"]), "inherited_params": found[1],
+            "lineage_epochs": int(donor["lineage_epochs"]) + int(donor["metrics"]["epochs"])}
+        return attrs.evolve(task, initial=found[0])
+
+    def lineage(self, index: int, below: dict[str, Any] | None) -> dict[str, Any]:
+        """The lineage fields of candidate ``index``'s record: what it started from when it
+        was sent, or (a promotion) those of its record one rung below."""
+        if index in self._started:
+            return self._started.pop(index)
+        if below is not None:
+            return {k: below[k] for k in NO_LINEAGE}
+        return dict(NO_LINEAGE)
+
+    def prune(self, referenced: set[int]) -> None:
+        """Delete the weights of candidates neither in the pool nor named by a pending task."""
+        if not self.folder.is_dir():
+            return
+        keep = {int(m["index"]) for m in self.members} | referenced
+        for path in self.folder.glob("*.pt"):
+            if path.stem.isdigit() and int(path.stem) not in keep:
+                path.unlink(missing_ok=True)
+        members = {tuple(int(v) for v in m["genome"]) for m in self.members}
+        self._layouts = {k: v for k, v in self._layouts.items() if k in members}
+
+    def drop(self) -> None:
+        """The search is over: no candidate will inherit again."""
+        shutil.rmtree(self.folder, ignore_errors=True)
