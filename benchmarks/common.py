@@ -40,7 +40,7 @@ __all__ = [
     "quartiles", "fmt_quartiles", "json_number", "json_numbers", "number", "paired_differences",
     "cpu_name", "loadavg", "machine_record", "versions",
     "now", "code_state", "code_change", "command_line", "Provenance", "provenance_lines",
-    "Budget", "settings_of", "write_result",
+    "Budget", "devol_schema", "settings_of", "write_result",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +62,17 @@ def default_data_root() -> Path:
     if os.environ.get("PYTORCH_DEVOL_DATA"):
         return Path(os.environ["PYTORCH_DEVOL_DATA"])
     return next((p for p in data_root_candidates() if p.is_dir()), REPO / "datasets")
+
+
+def devol_schema(args: argparse.Namespace, data: Any) -> Any:
+    """DEvol's space sized by a script's --max-conv-layers/--max-dense-layers/--max-filters/
+    --max-dense-nodes, for ``data``'s input shape and classes."""
+    from pytorch_devol import GenomeSchema
+
+    return GenomeSchema.devol(
+        max_conv_layers=args.max_conv_layers, max_dense_layers=args.max_dense_layers,
+        max_filters=args.max_filters, max_dense_nodes=args.max_dense_nodes,
+        input_shape=data.input_shape, n_classes=data.n_outputs)
 
 
 # -- statistics ----------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from benchmarks.common import (  # noqa: E402
     Budget,
     Provenance,
     default_data_root,
+    devol_schema,
     fmt_spread,
     loadavg,
     provenance_lines,
@@ -273,10 +274,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     limit = None if args.train_size is None and args.test_size is None else (
         args.train_size, args.test_size)
     data = load_dataset(args.dataset, root=root, seed=args.seed, limit=limit)
-    schema = GenomeSchema.devol(
-        max_conv_layers=args.max_conv_layers, max_dense_layers=args.max_dense_layers,
-        max_filters=args.max_filters, max_dense_nodes=args.max_dense_nodes,
-        input_shape=data.input_shape, n_classes=data.n_outputs)
+    schema = devol_schema(args, data)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=None,
                          device=args.device, seed=args.seed, precision=args.precision)
     device = config.resolve_device()

@@ -55,6 +55,7 @@ from benchmarks.common import (  # noqa: E402
     Budget,
     Provenance,
     default_data_root,
+    devol_schema,
     settings_of,
 )
 from benchmarks.train_loops import (  # noqa: E402
@@ -178,10 +179,7 @@ def setup(args: argparse.Namespace) -> Setup:
     limit = None if args.train_size >= 60000 and args.test_size >= 10000 else (
         args.train_size, args.test_size)
     data = load_dataset(args.dataset, root=root, seed=args.seed, limit=limit)
-    schema = GenomeSchema.devol(
-        max_conv_layers=args.max_conv_layers, max_dense_layers=args.max_dense_layers,
-        max_filters=args.max_filters, max_dense_nodes=args.max_dense_nodes,
-        input_shape=data.input_shape, n_classes=data.n_outputs)
+    schema = devol_schema(args, data)
     channels_last = {"auto": "auto", "on": True, "off": False}[args.channels_last]
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=None,
                          device=args.device, seed=args.seed, precision=args.precision,
