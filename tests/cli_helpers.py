@@ -39,6 +39,22 @@ def main(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def search_in_process(*args: str) -> str:
+    """``pytorch-devol search ARGS`` in this process on one torch thread, as the subprocesses
+    run (so its records equal theirs bit for bit), without their seconds of start-up; asserts
+    exit status 0 and returns stdout."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code, out, err = main("search", *args)
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, err
+    return out
+
+
 def kill_when_logged(args: list[str], log: Path, count: int) -> None:
     """Start ``pytorch-devol ARGS`` and kill -9 it once ``log`` holds ``count`` more lines than
     when it started (or once it ends by itself: callers assert that it did not)."""

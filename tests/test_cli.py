@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .cli_helpers import cli, kill_when_logged, main
+from .cli_helpers import cli, kill_when_logged, main, search_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def test_kill_9_twice_then_resume_loses_and_duplicates_nothing(finished_run, tmp
     assert first < 12, "the search finished before it could be killed"
     kill_when_logged(["search", "--resume", str(run), "--quiet"], log, 4)
     assert first <= len(records(run)) < 12, "the resumed search finished before the kill"
-    cli("search", "--resume", str(run), "--quiet")
+    search_in_process("--resume", str(run), "--quiet")
     after = records(run)
     indices = [r["index"] for r in after]
     assert len(indices) == len(set(indices)) == 12

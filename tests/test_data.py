@@ -54,6 +54,20 @@ def test_digits_is_a_seeded_partition_of_sklearn_digits(digits_splits):
     assert set(digits_splits.y_val.tolist()) == set(range(10))
 
 
+def test_digits_from_sklearns_file_equal_load_digits(monkeypatch):
+    """Digits are read from the file scikit-learn ships (no sklearn.datasets import: 3 s per
+    process), or through load_digits where the file is not found: the same table."""
+    from sklearn.datasets import load_digits
+
+    from pytorch_devol.training import datasets
+
+    bunch = load_digits()
+    table = datasets._digits_table()
+    np.testing.assert_array_equal(table, np.column_stack([bunch.data, bunch.target]))
+    monkeypatch.setattr(datasets.Path, "is_file", lambda self: False)
+    np.testing.assert_array_equal(datasets._digits_table(), table)
+
+
 def test_same_seed_same_data_other_seed_other_split(digits_splits):
     again = load_dataset("digits", seed=0)
     other = load_dataset("digits", seed=1)

@@ -22,7 +22,7 @@ from pytorch_devol.training import TrainConfig, Trainer
 from pytorch_devol.training.state import TrainState
 from tests.parallel_helpers import tiny_schema
 
-from .cli_helpers import cli, kill_when_logged, main
+from .cli_helpers import kill_when_logged, main, search_in_process
 
 CONFIG = TrainConfig(precision="fp32", epochs=4, patience=None)
 
@@ -398,7 +398,7 @@ def test_killed_multi_fidelity_search_resumes_to_the_same_result(tmp_path, fidel
     then resumed to the end: the same records and best as the run never interrupted."""
     args = [*TINY, *FIDELITIES[fidelity]]
     reference = tmp_path / "ref"
-    cli("search", *args, "--run-dir", str(reference), "--quiet")
+    search_in_process(*args, "--run-dir", str(reference), "--quiet")
     total = len(_records(reference))
     code, shown, _ = main("show", str(reference))
     assert code == 0 and f"fidelity: {fidelity}" in shown and "rung" in shown
@@ -409,7 +409,7 @@ def test_killed_multi_fidelity_search_resumes_to_the_same_result(tmp_path, fidel
     assert first < total, "the search finished before it could be killed"
     kill_when_logged(["search", "--resume", str(run), "--quiet"], log, 3)
     assert first <= len(_records(run)) < total, "the resumed search finished before the kill"
-    cli("search", "--resume", str(run), "--quiet")
+    search_in_process("--resume", str(run), "--quiet")
     assert _records(run) == _records(reference)
     best = json.loads((run / "best_genome.json").read_text())
     assert best["index"] == json.loads((reference / "best_genome.json").read_text())["index"]

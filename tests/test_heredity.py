@@ -19,7 +19,7 @@ from pytorch_devol.schema.heredity import inherited_state, layout, plan_inherita
 from pytorch_devol.search import donors as donors_module
 from pytorch_devol.search.donors import DONORS, DonorPool
 from pytorch_devol.training import TrainConfig, Trainer
-from tests.cli_helpers import cli, kill_when_logged, main
+from tests.cli_helpers import kill_when_logged, main, search_in_process
 from tests.genes_for_tests import KernelConvGene
 from tests.parallel_helpers import tiny_schema
 
@@ -236,12 +236,12 @@ def _records(run):
 @pytest.mark.slow
 def test_killed_search_with_heredity_resumes_to_the_same_records(tmp_path):
     reference = tmp_path / "ref"
-    cli("search", *TINY, "--run-dir", str(reference), "--quiet")
+    search_in_process(*TINY, "--run-dir", str(reference), "--quiet")
     expected = _records(reference)
     assert any(r[4] is not None for r in expected)
     run = tmp_path / "killed"
     kill_when_logged(["search", *TINY, "--run-dir", str(run), "--quiet"],
                      run / "results.jsonl", 12)
     assert len(_records(run)) < len(expected), "the search finished before it was killed"
-    cli("search", "--resume", str(run), "--quiet")
+    search_in_process("--resume", str(run), "--quiet")
     assert _records(run) == expected

@@ -238,15 +238,15 @@ def _records(run):
 
 @pytest.mark.slow
 def test_a_modern_search_resumes_after_kill_9_and_exports(tmp_path):
-    from .cli_helpers import cli, kill_when_logged, main
+    from .cli_helpers import kill_when_logged, main, search_in_process
 
     whole = tmp_path / "whole"
-    cli("search", *MODERN_CLI, "--run-dir", str(whole), "--quiet")
+    search_in_process(*MODERN_CLI, "--run-dir", str(whole), "--quiet")
     killed = tmp_path / "killed"
     log = killed / "results.jsonl"
     kill_when_logged(["search", *MODERN_CLI, "--run-dir", str(killed), "--quiet"], log, 3)
     assert log.read_text().count("\n") < 8, "finished before the kill"
-    cli("search", "--resume", str(killed), "--quiet")
+    search_in_process("--resume", str(killed), "--quiet")
     assert _records(killed) == _records(whole)
     for fmt in ("onnx", "torchscript"):
         code, out, err = main("export", str(killed), "--format", fmt)
