@@ -1,38 +1,58 @@
-"""At equal training budget, how good is the Pareto front of (validation accuracy, parameter
-count) that each method finds?
+"""At an equal budget of cumulative training epochs, how good is the Pareto front of
+(validation accuracy max, parameter count min) that each method finds, and does successive
+halving make NSGA-II cheaper?
 
-Arms, all with the same data (a Fashion-MNIST subset), the same search space (a small
-``GenomeSchema.devol``), the same trainer (``TrainConfig(patience=None)``, the same epochs per
-candidate, the same per-genome training seed ``candidate_seed(seed, key)``) and the same number
-of candidates (generations x population):
+Every arm gets the same data (a Fashion-MNIST subset), search space (a small
+``GenomeSchema.devol``), trainer (``TrainConfig(patience=None)``, E epochs for a full network,
+a genome's training seed ``candidate_seed(seed, canonical key)`` in every arm) and budget of
+B = --budget-candidates x E cumulative training epochs (by default 60 x 9 = 540):
 
-* ``ours``: ``Search(..., objectives=["val_accuracy", "params"])``, whose default strategy with
-  several objectives is NSGA-II;
-* ``random``: the same ``Search`` with a strategy that asks uniformly random genomes;
-* ``optuna``: Optuna's ``NSGAIISampler`` (population_size=P, seed=s) through its own API, one
-  categorical parameter per genome position, each trial trained by ``Trainer.evaluate``.
+* ``nsga2``: ``Search(objectives=["val_accuracy", "params"])`` (NSGA-II), every candidate
+  trained E epochs;
+* ``nsga2_sh``: the same with ``fidelity=SuccessiveHalving(min_epochs=1, eta=3,
+  pareto="crowding")``: each rung promotes by non-dominated rank, then crowding distance;
+* ``nsga2_sh_eps``: the same with ``pareto="epsilon"`` (MOASHA's epsilon-net order);
+* ``optuna``: Optuna's ``NSGAIISampler(population_size=P, seed=s)``, one categorical parameter
+  per genome position, every trial trained E epochs by ``Trainer.evaluate`` (it cannot prune);
+* ``moasha``: Syne Tune's ``MOASHA`` (max_t=E, grace_period=1, reduction_factor=3, metrics
+  error = 1 - val_accuracy and params, both minimised) through its scheduler API in-process,
+  one worker: a trial trains one epoch at a time, continued (``Trainer.evaluate(resume=state,
+  keep_state=True, epochs=e)``) while the scheduler says CONTINUE. MOASHA samples from numpy's
+  global RNG: it is seeded with ``np.random.seed(seed)`` for this arm only (and restored);
+* ``random``: ``Search`` with uniformly random genomes (``random_search.RandomStrategy``);
+* ``nsga2_sh_con`` (the constraint run): ``nsga2_sh`` with ``constraints=["params<=M"]``, M the
+  median parameter count of 200 random genomes (numpy default_rng(12345), never trained): how
+  many infeasible candidates it skips untrained, the epochs that saves, its feasible front.
 
-A genome whose canonical form was already trained is not trained again in any arm (``Search``
-caches it; the Optuna objective keeps the same cache): such a copy counts as a candidate but
-costs no epochs and no seconds. Reported per arm: the hypervolume of the candidates so far
-against cumulative training epochs and cumulative training seconds, at every generation
-boundary (every P candidates), as median and IQR over seeds; the final hypervolume; and the
-hypervolume at the largest epoch budget every arm of a seed reached (equal budget, paired by
-seed). Arms are interleaved within each seed, in an order rotated by seed.
+A genome already trained (same canonical key) costs nothing again (``Search``'s cache; the
+Optuna and MOASHA arms keep their own, per epoch count; a MOASHA trial that re-proposes a
+genome stopped earlier replays its epochs, then trains it again from scratch to go further).
+An arm stops once it has spent B epochs; the analysis then keeps the records whose cumulative
+epochs, up to and including them, are within B. Hypervolume counts only final candidates
+(trained E epochs), ok, against one fixed reference point (accuracy 0, params 1.1 x the
+largest network the space can build), normalised by the reference box. Arms are interleaved
+within each seed, in an order rotated by seed. A missing optional dependency (optuna,
+syne_tune) skips its arm with the reason recorded.
 
-    python benchmarks/multi_objective.py       # the recorded run: ~15 min on a shared 2-core CPU
-    python benchmarks/multi_objective.py --seeds 1 --generations 1 --population 2 --limit 300
+    python benchmarks/multi_objective.py      # the recorded run
+    python benchmarks/multi_objective.py --seeds 1 --epochs 3 --budget-candidates 4 \
+        --population 4 --limit 300 --test 100 --out /tmp/mo       # smoke, ~20 s
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import itertools
 import json
+import math
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (  # noqa: E402
@@ -45,115 +65,249 @@ from benchmarks.common import (  # noqa: E402
 )
 from benchmarks.multi_objective_report import (  # noqa: E402
     ARM_LABELS,
+    ARMS,
     DIRECTIONS,
     REFERENCE_FACTOR,
     write_outputs,
 )
 from benchmarks.random_search import RandomStrategy  # noqa: E402
-from pytorch_devol import GenomeSchema, Search, load_dataset  # noqa: E402
+from pytorch_devol import GenomeSchema, Search, SuccessiveHalving, load_dataset  # noqa: E402
 from pytorch_devol.search.loop import candidate_seed  # noqa: E402
+from pytorch_devol.search.objectives import count_params  # noqa: E402
 from pytorch_devol.training import TrainConfig, Trainer  # noqa: E402
 
 SPACE = dict(max_conv_layers=2, max_dense_layers=2, max_filters=32, max_dense_nodes=128)
 OBJECTIVES = ["val_accuracy", "params"]
-ARMS = ("ours", "random", "optuna")
+SH_ARMS = {"nsga2_sh": "crowding", "nsga2_sh_eps": "epsilon", "nsga2_sh_con": "crowding"}
+NEEDS = {"optuna": "optuna", "moasha": "syne_tune"}
+CANDIDATE_CAP = 3      # at most CANDIDATE_CAP x B candidates per arm (cached copies are free)
+CONSTRAINT_SAMPLE = (200, 12345)  # genomes, seed of the sample setting the params constraint
 
 
-def _candidate(index: int, genome: Any, cached: bool, metrics: dict[str, Any],
-               objectives: dict[str, Any] | None) -> dict[str, Any]:
-    """One candidate, the same fields for every arm; a cached copy costs 0 epochs/seconds."""
-    ok = metrics.get("status") == "ok"
-    objectives = objectives or {}
-    return {"index": index, "genome": [int(g) for g in genome], "cached": bool(cached),
-            "status": metrics.get("status"),
-            "val_accuracy": objectives.get("val_accuracy") if ok else None,
-            "params": objectives.get("params") if ok else None,
-            "test_accuracy": metrics.get("test_accuracy") if ok else None,
-            "epochs": 0 if cached else int(metrics.get("epochs") or 0),
-            "train_seconds": 0.0 if cached else float(metrics.get("train_seconds") or 0.0)}
+class BudgetSpent(Exception):
+    """Raised once an arm has spent its epoch budget: stops the arm."""
 
 
-# Search (pytorch_devol/search/runner.py, _make_strategy) compares a strategy object's
-# ``maximize`` with the single metric's bool even when objectives are given, so it rejects the
-# per-objective tuple (True, False) the Strategy protocol asks of a multi-objective strategy.
-# Until that is fixed, the benchmark builds the Search with the attribute hidden, then sets it;
-# nothing else in the search reads it. Which path ran is recorded.
-MAXIMIZE_WORKAROUND: list[bool] = []
+# -- the space -----------------------------------------------------------------------------------
+
+def largest_params(schema: GenomeSchema) -> int:
+    """Parameters of the largest network the space builds. Parameters grow with every width
+    (filters, units) and with batch norm, and do not depend on activation, dropout or
+    optimizer, so the largest is among the networks at the widest choices with every
+    combination of the layer-on and max-pool genes (32 here, counted without training)."""
+    free = [i for i, n in enumerate(schema.column_names) if n.endswith((".active", ".max_pool"))]
+    widest = [int(c) - 1 for c in schema.cardinalities]
+    best = 0
+    for values in itertools.product(*(range(int(schema.cardinalities[i])) for i in free)):
+        genome = list(widest)
+        for i, v in zip(free, values, strict=True):
+            genome[i] = v
+        best = max(best, count_params(schema, genome))
+    return best
 
 
-def _search(schema: GenomeSchema, data, seed: int, args: argparse.Namespace, strategy: Any,
-            run_dir: Path) -> Search:
-    def make() -> Search:
-        return Search(schema, data, generations=args.generations,
-                      population_size=args.population, epochs=args.epochs, seed=seed,
-                      objectives=OBJECTIVES, strategy=strategy,
-                      train_config=TrainConfig(patience=None), verbose=False, run_dir=run_dir)
-
-    if strategy is None:
-        return make()
-    try:
-        search = make()
-        MAXIMIZE_WORKAROUND.append(False)
-    except ValueError as exc:
-        if "maximize" not in str(exc):
-            raise
-        maximize = strategy.maximize
-        del strategy.maximize
-        search = make()
-        strategy.maximize = maximize
-        MAXIMIZE_WORKAROUND.append(True)
-    return search
+def constraint_limit(schema: GenomeSchema) -> int:
+    """The median parameter count of a fixed random sample of genomes (never trained)."""
+    n, seed = CONSTRAINT_SAMPLE
+    rng = np.random.default_rng(seed)
+    return int(np.median([count_params(schema, rng.integers(0, schema.cardinalities))
+                          for _ in range(n)]))
 
 
-def run_search(arm: str, schema: GenomeSchema, data, seed: int,
-               args: argparse.Namespace) -> list[dict[str, Any]]:
-    strategy = None if arm == "ours" else RandomStrategy(
-        schema.cardinalities, args.population, seed, maximize=(True, False))
+# -- the Search arms -----------------------------------------------------------------------------
+
+def _event(record: dict[str, Any]) -> dict[str, Any]:
+    """A Search log record as the fields the analysis needs, the same for every arm."""
+    m, obj = record["metrics"], record.get("objectives") or {}
+    ok = m.get("status") == "ok"
+    return {"index": int(record["index"]), "rung": int(record["rung"]),
+            "final": bool(record["final"]), "cached": bool(record["cached"]),
+            "epochs": int(record["rung_epochs"]),
+            "seconds": round(float(record.get("rung_seconds") or 0.0), 4),
+            "network_epochs": int(m.get("epochs") or 0), "status": m.get("status"),
+            "val_accuracy": obj.get("val_accuracy") if ok else None,
+            "params": obj.get("params"), "test_accuracy": m.get("test_accuracy") if ok else None}
+
+
+def run_search(arm: str, schema: GenomeSchema, data: Any, seed: int, args: argparse.Namespace,
+               budget: int) -> dict[str, Any]:
+    """One Search arm until it has spent ``budget`` epochs (or its candidate cap)."""
+    extra: dict[str, Any] = {}
+    if arm in SH_ARMS:
+        extra["fidelity"] = SuccessiveHalving(min_epochs=1, eta=args.eta, pareto=SH_ARMS[arm])
+    if arm == "nsga2_sh_con":
+        extra["constraints"] = [f"params<={args.constraint_params}"]
+    strategy = RandomStrategy(schema.cardinalities, args.population, seed,
+                              maximize=(True, False)) if arm == "random" else None
+    events: list[dict[str, Any]] = []
+
+    def on_record(record: dict[str, Any]) -> None:
+        events.append(_event(record))
+        if sum(e["epochs"] for e in events) >= budget:
+            raise BudgetSpent
+
     with tempfile.TemporaryDirectory() as tmp:
-        search = _search(schema, data, seed, args, strategy, Path(tmp) / "run")
-        if arm == "ours" and search.strategy_name != "nsga2":
+        search = Search(schema, data, generations=math.ceil(CANDIDATE_CAP * budget /
+                                                            args.population),
+                        population_size=args.population, epochs=args.epochs, seed=seed,
+                        objectives=OBJECTIVES, strategy=strategy,
+                        train_config=TrainConfig(patience=None), verbose=False,
+                        progress_bar=False, run_dir=Path(tmp) / "run", on_record=on_record,
+                        **extra)
+        if arm != "random" and search.strategy_name != "nsga2":
             raise RuntimeError(f"expected NSGA-II, the search chose {search.strategy_name!r}")
-        result = search.run()
-        history = sorted(result.history, key=lambda r: r["index"])
-    return [_candidate(r["index"], r["genome"], r["cached"], r["metrics"], r.get("objectives"))
-            for r in history]
+        try:
+            search.run()
+            stop = "candidate cap"
+        except BudgetSpent:
+            stop = "budget"
+    return {"events": events, "stop": stop, "strategy": search.strategy_name,
+            "fidelity": repr(extra.get("fidelity")), "constraints": extra.get("constraints")}
 
 
-def run_optuna(schema: GenomeSchema, trainer: Trainer, seed: int,
-               args: argparse.Namespace) -> list[dict[str, Any]]:
+# -- Optuna and MOASHA: their own loops, the same trainer ----------------------------------------
+
+class Trainings:
+    """Trains genomes for the Optuna and MOASHA arms and logs every result as an event:
+    a cache per (canonical key, epochs), the epochs spent, BudgetSpent once they reach
+    ``budget``."""
+
+    def __init__(self, schema: GenomeSchema, trainer: Trainer, seed: int, top: int,
+                 budget: int) -> None:
+        self.schema, self.trainer, self.seed, self.top, self.budget = \
+            schema, trainer, seed, top, budget
+        self.cache: dict[tuple[tuple[int, ...], int], dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.spent = 0
+        self.retrained = 0
+
+    def train(self, index: int, genome: list[int], e: int, live: Any = None) -> tuple[
+            dict[str, Any], Any]:
+        """``genome`` trained to ``e`` epochs in all (continuing ``live``, a paused network
+        at e - 1, when given; from scratch otherwise); returns (its step, the paused state)."""
+        key = self.schema.key(genome)
+        step, cost, seconds, cached = self.cache.get((key, e)), 0, 0.0, True
+        if step is None:
+            cached = False
+            if live is None and e > 1:
+                self.retrained += 1
+            before = 0.0 if live is None else self.cache[key, e - 1]["seconds"]
+            cost = e if live is None else 1
+            result = self.trainer.evaluate(self.schema, genome, epochs=e, resume=live,
+                                           keep_state=e < self.top,
+                                           seed=candidate_seed(self.seed, key))
+            seconds = float(result.train_seconds) - before if result.ok else 0.0
+            live = result.train_state if result.ok else None
+            step = {"status": result.status, "params": float(result.params),
+                    "val": result.val_accuracy if result.ok else None,
+                    "test": result.test_accuracy if result.ok else None,
+                    "seconds": float(result.train_seconds) if result.ok else 0.0}
+            self.cache[key, e] = step
+        else:
+            live = None
+        self._log(index, e, step, cost, seconds, cached)
+        return step, live
+
+    def _log(self, index: int, e: int, step: dict[str, Any], cost: int, seconds: float,
+             cached: bool) -> None:
+        ok = step["status"] == "ok"
+        self.events.append({"index": index, "rung": e, "final": e == self.top and ok,
+                            "cached": cached, "epochs": cost, "seconds": round(seconds, 4),
+                            "network_epochs": e, "status": step["status"],
+                            "val_accuracy": step["val"] if ok else None,
+                            "params": step["params"], "test_accuracy": step["test"]})
+        self.spent += cost
+        if self.spent >= self.budget:
+            raise BudgetSpent
+
+
+def run_optuna(schema: GenomeSchema, trainer: Trainer, seed: int, args: argparse.Namespace,
+               budget: int) -> dict[str, Any]:
+    """Optuna NSGAIISampler; every trial trained in full."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    log = Trainings(schema, trainer, seed, args.epochs, budget)
     names, cards = list(schema.column_names), [int(c) for c in schema.cardinalities]
-    cache: dict[tuple[int, ...], dict[str, Any]] = {}
-    records: list[dict[str, Any]] = []
 
-    def objective(trial):
-        genome = [trial.suggest_categorical(name, list(range(card)))
-                  for name, card in zip(names, cards, strict=True)]
-        key = schema.key(genome)
-        cached = key in cache
-        if not cached:
-            result = trainer.evaluate(schema, genome, seed=candidate_seed(seed, key))
-            metrics = result.to_dict()
-            metrics.pop("history", None)
-            cache[key] = {"metrics": metrics, "objectives": {
-                "val_accuracy": result.val_accuracy, "params": float(result.params)}}
-        hit = cache[key]
-        records.append(_candidate(trial.number, genome, cached, hit["metrics"],
-                                  hit["objectives"]))
-        if hit["metrics"]["status"] != "ok":
-            return float("nan"), float("nan")   # Optuna marks the trial failed
-        return hit["objectives"]["val_accuracy"], hit["objectives"]["params"]
+    def objective(trial: Any) -> tuple[float, float]:
+        genome = [trial.suggest_categorical(n, list(range(c)))
+                  for n, c in zip(names, cards, strict=True)]
+        step, _ = log.train(trial.number, genome, args.epochs)
+        if step["status"] != "ok":
+            return math.nan, math.nan   # Optuna marks the trial failed
+        return step["val"], step["params"]
 
     sampler = optuna.samplers.NSGAIISampler(population_size=args.population, seed=seed)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    study.optimize(objective, n_trials=args.generations * args.population,
-                   catch=(), gc_after_trial=False, show_progress_bar=False)
-    return records
+    try:
+        study.optimize(objective, n_trials=CANDIDATE_CAP * budget, catch=(),
+                       gc_after_trial=False, show_progress_bar=False)
+        stop = "candidate cap"
+    except BudgetSpent:
+        stop = "budget"
+    return {"events": log.events, "stop": stop, "strategy": "optuna NSGAIISampler",
+            "trials": len(study.trials)}
 
 
-def parse_args() -> argparse.Namespace:
+def run_moasha(schema: GenomeSchema, trainer: Trainer, seed: int, args: argparse.Namespace,
+               budget: int) -> dict[str, Any]:
+    """Syne Tune's MOASHA in-process, one worker, asynchronous; numpy's global RNG seeded."""
+    from syne_tune.backend.trial_status import Trial
+    from syne_tune.config_space import randint
+    from syne_tune.optimizer.scheduler import SchedulerDecision
+    from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
+
+    names = list(schema.column_names)
+    space = {n: randint(0, int(c) - 1) for n, c in zip(names, schema.cardinalities, strict=True)}
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    scheduler = MOASHA(space, metrics=["error", "params"], do_minimize=True, time_attr="epoch",
+                       max_t=args.epochs, grace_period=1, reduction_factor=args.eta)
+    log = Trainings(schema, trainer, seed, args.epochs, budget)
+    decisions = {"continue": 0, "stop": 0, "completed": 0, "failed": 0}
+    stop = "candidate cap"
+    try:
+        for trial_id in range(CANDIDATE_CAP * budget):
+            config = scheduler.suggest().config
+            trial = Trial(trial_id, config, _dt.datetime.now())
+            scheduler.on_trial_add(trial)
+            _moasha_trial(scheduler, trial, [int(config[n]) for n in names], log, decisions,
+                          SchedulerDecision.CONTINUE)
+    except BudgetSpent:
+        stop = "budget"
+    finally:
+        np.random.set_state(saved)
+    return {"events": log.events, "stop": stop, "strategy": "syne_tune MOASHA",
+            "decisions": decisions, "retrained_from_scratch": log.retrained}
+
+
+def _moasha_trial(scheduler: Any, trial: Any, genome: list[int], log: Trainings,
+                  decisions: dict[str, int], go_on: str) -> None:
+    """One trial, epoch by epoch, while the scheduler says CONTINUE."""
+    live = None
+    for e in range(1, log.top + 1):
+        step, live = log.train(trial.trial_id, genome, e, live)
+        if step["status"] != "ok":
+            decisions["failed"] += 1
+            scheduler.on_trial_remove(trial)
+            return
+        result = {"epoch": e, "error": 1.0 - step["val"], "params": step["params"]}
+        decision = scheduler.on_trial_result(trial, result)  # STOP at max_t: it is done
+        if e == log.top:
+            decisions["completed"] += 1
+            scheduler.on_trial_complete(trial, result)
+            return
+        if decision != go_on:
+            decisions["stop"] += 1
+            scheduler.on_trial_remove(trial)
+            return
+        decisions["continue"] += 1
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--limit", type=int, default=1000, help="training images (+ val)")
@@ -162,83 +316,149 @@ def parse_args() -> argparse.Namespace:
                         help="share of the training images held out for validation")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--generations", type=int, default=4)
-    parser.add_argument("--population", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--max-minutes", type=float, default=17,
+    parser.add_argument("--population", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=9, help="full training of one network")
+    parser.add_argument("--eta", type=int, default=3, help="reduction factor of SH and MOASHA")
+    parser.add_argument("--budget-candidates", type=int, default=60,
+                        help="the epoch budget of every arm is this x --epochs")
+    parser.add_argument("--arms", default=",".join(ARMS),
+                        help=f"comma-separated subset of {','.join(ARMS)}")
+    parser.add_argument("--max-minutes", type=float, default=None,
                         help="start no new seed after this many minutes")
-    parser.add_argument("--out", default=str(RESULTS / "multi_objective_cpu"))
+    parser.add_argument("--out", default=str(RESULTS / "multi_objective_cpu"),
+                        help="output path without suffix (.json, .md, .png are written)")
     parser.add_argument("--reading", default=None,
                         help="file with a paragraph reading the result, put in the report")
-    parser.add_argument("--from-json", default=None,
-                        help="re-render the report and plot of a saved run (trains nothing)")
-    return parser.parse_args()
+    parser.add_argument("--from-json", default=None, nargs="+", metavar="FILE",
+                        help="re-render the report and plot of saved runs (trains nothing); "
+                             "several files (other seeds, same settings) are merged")
+    args = parser.parse_args(argv)
+    if args.from_json:
+        return args
+    args.arm_list = tuple(a.strip() for a in args.arms.split(",") if a.strip())
+    unknown = sorted(set(args.arm_list) - set(ARMS))
+    if unknown or not args.arm_list or len(set(args.arm_list)) != len(args.arm_list):
+        parser.error(f"--arms: choose distinct arms from {', '.join(ARMS)} (got {args.arms!r})")
+    if args.eta < 2 or args.epochs < 1 or args.budget_candidates < 1:
+        parser.error("need --eta >= 2, --epochs >= 1, --budget-candidates >= 1")
+    return args
 
 
-def rerender(path: str, out: Path, reading: str | None) -> None:
-    """Re-render the report and plot of a saved run (trains nothing)."""
-    saved = json.loads(Path(path).read_text())
-    meta = {k: v for k, v in saved.items() if k not in ("summary", "verdicts", "runs")}
-    if reading is not None:
-        meta["reading"] = reading
-    print(write_outputs(meta, saved["runs"], argparse.Namespace(**meta["setting"]), out))
+def unavailable(arms: tuple[str, ...]) -> dict[str, str]:
+    """Arms whose optional dependency does not import: arm -> the reason."""
+    out = {}
+    for arm in arms:
+        if arm in NEEDS:
+            try:
+                __import__(NEEDS[arm])
+                if arm == "moasha":
+                    __import__("syne_tune.optimizer.schedulers.multiobjective.moasha")
+            except Exception as exc:  # noqa: BLE001 - any import failure skips the arm
+                out[arm] = f"{NEEDS[arm]} does not import: {type(exc).__name__}: {exc}"
+    return out
 
 
-def run_seeds(schema: GenomeSchema, data: Any, trainer: Trainer, args: argparse.Namespace,
-              wall: Budget) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
+def run_arm(arm: str, schema: GenomeSchema, data: Any, trainer: Trainer, seed: int,
+            args: argparse.Namespace, budget: int) -> dict[str, Any]:
+    if arm == "optuna":
+        return run_optuna(schema, trainer, seed, args, budget)
+    if arm == "moasha":
+        return run_moasha(schema, trainer, seed, args, budget)
+    return run_search(arm, schema, data, seed, args, budget)
+
+
+def run_seeds(arms: tuple[str, ...], schema: GenomeSchema, data: Any, trainer: Trainer,
+              args: argparse.Namespace, budget: int, wall: Budget
+              ) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
     """Every arm once per seed, interleaved in an order rotated by seed; a seed not started
-    before the budget of minutes is spent is skipped (and returned as such)."""
-    runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
+    before --max-minutes have passed is skipped (and returned as such)."""
+    runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     skipped = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         if wall.spent():
             skipped.append(seed)
             continue
-        order = ARMS[seed % len(ARMS):] + ARMS[:seed % len(ARMS)]
+        order = arms[seed % len(arms):] + arms[:seed % len(arms)]
         for arm in order:
             start = time.perf_counter()
-            cands = run_optuna(schema, trainer, seed, args) if arm == "optuna" else \
-                run_search(arm, schema, data, seed, args)
+            run = run_arm(arm, schema, data, trainer, seed, args, budget)
             runs[arm].append({"seed": seed, "order": list(order),
-                              "wall_seconds": time.perf_counter() - start,
-                              "loadavg_after": loadavg(), "candidates": cands})
-            print(f"seed {seed} {arm}: {len(cands)} candidates, "
-                  f"{sum(c['epochs'] for c in cands)} epochs, "
+                              "wall_seconds": round(time.perf_counter() - start, 2),
+                              "loadavg_after": loadavg(), **run})
+            ev = run["events"]
+            print(f"seed {seed} {arm}: {len(ev)} records, {sum(e['final'] for e in ev)} final, "
+                  f"{sum(e['epochs'] for e in ev)} epochs, stop: {run['stop']}, "
                   f"{runs[arm][-1]['wall_seconds']:.0f} s wall", flush=True)
     return runs, skipped
 
 
-def main() -> None:
-    args = parse_args()
+def rerender(paths: list[str], out: Path, reading: str | None) -> None:
+    """Re-render the report and plot of saved runs (trains nothing). Runs of other seeds with
+    the same settings (processes run side by side) are merged, seeds in order."""
+    saved = [json.loads(Path(p).read_text()) for p in paths]
+    meta = {k: v for k, v in saved[0].items() if k not in ("summary", "verdicts", "runs")}
+
+    def same(s: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in s["setting"].items()
+                if k not in ("seeds", "first_seed", "skipped_seeds_by_time", "out")}
+
+    if any(same(s) != same(saved[0]) for s in saved[1:]):
+        raise SystemExit("--from-json: the runs' settings differ; only seeds may")
+    runs = {arm: sorted((r for s in saved for r in s["runs"][arm]), key=lambda r: r["seed"])
+            for arm in saved[0]["runs"]}
+    if len(saved) > 1:
+        meta["setting"] = {**meta["setting"], "merged_from": [Path(p).name for p in paths],
+                           "skipped_seeds_by_time": sorted(
+                               x for s in saved for x in s["setting"]["skipped_seeds_by_time"])}
+    if reading is not None:
+        meta["reading"] = reading
+    print(write_outputs(meta, runs, out))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     reading = Path(args.reading).read_text() if args.reading else None
     if args.from_json:
         rerender(args.from_json, Path(args.out), reading)
         return
-
-    import optuna
-
+    skipped_arms = unavailable(args.arm_list)
+    for arm, why in skipped_arms.items():
+        print(f"arm {arm} skipped: {why}", flush=True)
+    arms = tuple(a for a in args.arm_list if a not in skipped_arms)
+    budget = args.budget_candidates * args.epochs
     wall = Budget(args.max_minutes)
-    provenance = Provenance("multi_objective.py")  # the code imported is what is measured
+    provenance = Provenance("multi_objective.py", argv)  # the code imported is measured
     data = load_dataset(args.dataset, root=default_data_root(), limit=(args.limit, args.test),
                         val_fraction=args.val_fraction)
     schema = GenomeSchema.devol(input_shape=data.input_shape, n_classes=10, **SPACE)
+    largest = largest_params(schema)
+    args.constraint_params = constraint_limit(schema)
     trainer = Trainer(data, TrainConfig(patience=None, epochs=args.epochs))
-    runs, skipped = run_seeds(schema, data, trainer, args, wall)
+    runs, skipped = run_seeds(arms, schema, data, trainer, args, budget, wall)
+    extra = {m: getattr(sys.modules.get(m), "__version__", None) for m in NEEDS.values()}
     meta = {**provenance.header(trainer.device, "2 cores shared with other jobs: seconds are "
-                                "noisy", optuna=optuna.__version__),
+                                "noisy", **extra),
             "data": data.summary() if hasattr(data, "summary") else str(data),
             "space_genes": len(schema),
-            "setting": {**settings_of(args, "reading", "from_json"), "space": SPACE,
-                        "objectives": OBJECTIVES, "directions": DIRECTIONS, "arms": ARM_LABELS,
+            "setting": {**settings_of(args, "reading", "from_json", "arm_list"),
+                        "arms": list(arms), "budget": budget, "space": SPACE,
+                        "objectives": OBJECTIVES, "directions": DIRECTIONS,
+                        "arm_labels": {a: ARM_LABELS[a] for a in args.arm_list},
+                        "skipped_arms": skipped_arms,
                         "train_config": "TrainConfig(patience=None), batch 128",
-                        "reference_factor": REFERENCE_FACTOR,
-                        "hv_normalisation": "divided by (1 - ref_accuracy) x ref_params",
-                        "skipped_seeds_by_time": skipped,
-                        "random_strategy_maximize_workaround": any(MAXIMIZE_WORKAROUND),
-                        "not_available": "NSGA-II with successive halving"}}
+                        "candidate_cap": f"{CANDIDATE_CAP} x budget",
+                        "largest_params": largest,
+                        "reference": {"val_accuracy": 0.0,
+                                      "params": REFERENCE_FACTOR * largest},
+                        "constraint": f"params<={args.constraint_params}",
+                        "constraint_sample": {"genomes": CONSTRAINT_SAMPLE[0],
+                                              "seed": CONSTRAINT_SAMPLE[1]},
+                        "moasha_seeding": "np.random.seed(seed) before the arm, the global "
+                                          "state restored after it",
+                        "skipped_seeds_by_time": skipped}}
     if reading is not None:
         meta["reading"] = reading
-    print(write_outputs(meta, runs, args, Path(args.out)))
+    print(write_outputs(meta, runs, Path(args.out)))
 
 
 if __name__ == "__main__":

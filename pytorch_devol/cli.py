@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search several objectives with NSGA-II, e.g. accuracy,params "
                         "(built in: val_accuracy, val_loss, val_mae, params, flops, latency_ms)")
     s.add_argument("--constraint", action="append", default=[], metavar="EXPR",
-                   help="e.g. 'params<=1e6' (repeatable; a candidate breaking it ranks last)")
+                   help="e.g. 'params<=1e6' (repeatable; a candidate breaking it ranks last, "
+                        "and one whose params, flops or latency_ms break it is never trained)")
     s.add_argument("--metric", choices=["accuracy", "loss"], default=None)
     s.add_argument("--fidelity", choices=["none", "sh", "asha"], default=None,
                    help="multi-fidelity: train everyone --min-epochs first and continue only "
@@ -145,8 +146,7 @@ def _fidelity(args: argparse.Namespace) -> Any:
             "asha" if args.strategy == "regularized" else "sh"
     if kind == "none":
         if args.min_epochs is not None or args.eta is not None:
-            raise UserError("--min-epochs and --eta need --fidelity sh or asha (one metric, "
-                            "no --objectives)")
+            raise UserError("--min-epochs and --eta need --fidelity sh or asha")
         return None
     return make_fidelity(kind, args.min_epochs or 1, args.eta or 3)
 
@@ -238,6 +238,7 @@ def _show(args: argparse.Namespace) -> int:
           f"seed {s['seed']}, metric {s['metric']}; epochs <= {config['train']['epochs']}")
     _show_rungs(s.get("fidelity"), config["train"]["epochs"], result)
     counts = result.counts()
+    counts["infeasible (skipped, never trained)"] = counts.pop("infeasible")
     print("  candidates: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if result.best_record is None:
         print("No candidate has trained successfully yet.")
@@ -294,7 +295,8 @@ def _show_rungs(fidelity: dict[str, Any] | None, epochs: int, result: Any) -> No
 
 
 def _show_front(result: Any) -> None:
-    """The Pareto front of a multi-objective run, as a table (export with --candidate N)."""
+    """The Pareto front of a multi-objective run, as a table best first by the first
+    objective (export with --candidate N)."""
     front = result.pareto_front
     if not result.objectives:
         return
@@ -303,8 +305,10 @@ def _show_front(result: Any) -> None:
           + ", ".join(f"{o['name']} {o['direction']}" for o in result.objectives)
           + "); export one with: pytorch-devol export RUN_DIR --candidate N")
     print(f"{'index':>6} " + " ".join(f"{n:>14}" for n in names) + f" {'violation':>10}")
-    for r in front:
-        values = [_fmt(r["objectives"].get(n), 4) for n in names]
+    first, sign = names[0], -1.0 if result.objectives[0]["direction"] == "max" else 1.0
+    for r in sorted(front, key=lambda r: (sign * r["objectives"][first], r["index"])):
+        values = [_fmt(r["objectives"].get(n), 0 if n in ("params", "flops") else 4)
+                  for n in names]
         print(f"{r['index']:>6} " + " ".join(f"{v:>14}" for v in values)
               + f" {_fmt(r.get('violation'), 3):>10}")
 

@@ -53,9 +53,11 @@ def better_or_equal(a, b, directions):
 
 
 def oracle_dominates(a, b, va, vb, directions):
-    """Deb's constrained domination, written out; NaN anywhere = failed, dominated by all."""
-    fail_a = any(math.isnan(x) for x in a) or math.isnan(va)
-    fail_b = any(math.isnan(x) for x in b) or math.isnan(vb)
+    """Deb's constrained domination, written out. Failed (dominated by all): a NaN
+    violation, or a NaN objective of a feasible row; an infeasible row is judged by its
+    violation alone, whatever its objectives (unknown for one never trained)."""
+    fail_a = math.isnan(va) or (any(math.isnan(x) for x in a) and not va > 0)
+    fail_b = math.isnan(vb) or (any(math.isnan(x) for x in b) and not vb > 0)
     if fail_a or fail_b:
         return not fail_a and fail_b
     if va > 0 or vb > 0:

@@ -352,9 +352,8 @@ def test_fidelity_mistakes_are_caught_before_training(digits, tmp_path):
     with pytest.raises(ValueError, match="min_epochs"):
         Search(schema, digits, epochs=2, fidelity=SuccessiveHalving(min_epochs=3),
                run_dir=tmp_path / "c")
-    with pytest.raises(ValueError, match="one metric"):
-        Search(schema, digits, objectives=["val_accuracy", "params"], fidelity="sh",
-               run_dir=tmp_path / "d")
+    with pytest.raises(ValueError, match="pareto"):
+        SuccessiveHalving(pareto="hypervolume")
     with pytest.raises(ValueError, match="sets epochs"):
         Search(GenomeSchema([(DenseGene, 1)], training=EpochsGene, input_shape=(1, 8, 8)),
                digits, fidelity="sh", run_dir=tmp_path / "e")
@@ -366,6 +365,7 @@ def test_run_directory_names_its_fidelity_and_states_load_as_data(digits, tmp_pa
     _sh_search(digits, run).run()
     saved = json.loads((run / "config.json").read_text())["search"]["fidelity"]
     assert saved == {"kind": "sh", "min_epochs": 1, "eta": 2, "max_epochs": None,
+                     "pareto": "epsilon",
                      "budgets": [1, 2, 4]}
     resumed = Search.resume(run, verbose=False)
     assert resumed.fidelity == SuccessiveHalving(min_epochs=1, eta=2)

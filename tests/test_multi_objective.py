@@ -21,7 +21,7 @@ from pytorch_devol.search.objectives import (
 )
 from pytorch_devol.training import EvalResult, TrainConfig
 
-from .cli_helpers import cli, kill_when_logged, main
+from .cli_helpers import kill_when_logged, main, search_in_process
 
 FP32 = TrainConfig(precision="fp32")
 
@@ -87,16 +87,17 @@ def test_constrained_domination():
 
 
 # -- a real search ----------------------------------------------------------------------------
+# Successive halving (rungs of 1 and 3 epochs) and a size constraint checked before training.
 MO_CLI = ["--objectives", "accuracy,params", "--max-conv-layers", "1", "--max-dense-layers", "2",
           "--max-filters", "16", "--max-dense-nodes", "32", "--generations", "3",
-          "--population", "6", "--epochs", "2", "--limit", "400", "--seed", "1",
-          "--precision", "fp32"]
+          "--population", "6", "--epochs", "3", "--limit", "400", "--seed", "1",
+          "--precision", "fp32", "--fidelity", "sh", "--constraint", "params<=3000"]
 
 
 @pytest.fixture(scope="module")
 def mo_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("mo") / "run"
-    cli("search", *MO_CLI, "--run-dir", str(run), "--quiet")
+    search_in_process(*MO_CLI, "--run-dir", str(run), "--quiet")
     return run
 
 
@@ -115,7 +116,7 @@ def test_the_front_is_non_dominated_logged_and_kept(mo_run):
         assert isinstance(result.model(r["index"]), nn.Sequential)
         point = np.array([r["objectives"]["val_accuracy"], r["objectives"]["params"]])
         for other in result.history:
-            if other["cached"] or other["metrics"]["status"] != "ok":
+            if other["cached"] or other["metrics"]["status"] != "ok" or not other["final"]:
                 continue
             q = np.array([other["objectives"]["val_accuracy"], other["objectives"]["params"]])
             assert not dominates(q, 0.0, point, 0.0, up), (other["index"], r["index"])
@@ -148,12 +149,24 @@ def test_show_plot_and_export_a_front_member(mo_run, tmp_path):
 def test_resume_after_kill_9_gives_the_same_front(mo_run, tmp_path):
     run = tmp_path / "killed"
     log = run / "results.jsonl"
-    kill_when_logged(["search", *MO_CLI, "--run-dir", str(run), "--quiet"], log, 8)
-    assert log.read_text().count("\n") < 18, "finished before the kill"
-    cli("search", "--resume", str(run), "--quiet")
+    kill_when_logged(["search", *MO_CLI, "--run-dir", str(run), "--quiet"], log, 10)
+    total = (mo_run / "results.jsonl").read_text().count("\n")
+    assert log.read_text().count("\n") < total, "finished before the kill"
+    search_in_process("--resume", str(run), "--quiet")
     got = json.loads((run / "pareto.json").read_text())
     want = json.loads((mo_run / "pareto.json").read_text())
     assert got == want
+
+    def records(path):
+        return [{k: v for k, v in r.items() if k not in ("finished_at", "rung_seconds")}
+                | {"metrics": {k: v for k, v in r["metrics"].items() if "seconds" not in k}}
+                for r in map(json.loads, (path / "results.jsonl").read_text().splitlines())]
+
+    assert records(run) == records(mo_run)
+    skipped = [r for r in records(run) if r["metrics"]["status"] == "infeasible"]
+    assert skipped and all(r["metrics"]["epochs"] == 0 for r in skipped)
+    code, shown, _ = main("show", str(run))
+    assert f"{len(skipped)} infeasible (skipped, never trained)" in shown
 
 
 @pytest.mark.slow

@@ -48,6 +48,7 @@ from .pareto import (
     hypervolume,
     non_dominated_sort,
     pareto_front,
+    pareto_order,
 )
 from .regularized import RegularizedEvolution
 from .specs import OPERATORS, operator_from_spec, operator_spec
@@ -90,6 +91,7 @@ __all__ = [
     "operator_from_spec",
     "operator_spec",
     "pareto_front",
+    "pareto_order",
     "random_genomes",
     "space_size",
 ]

@@ -29,6 +29,7 @@ __all__ = [
     "hypervolume",
     "non_dominated_sort",
     "pareto_front",
+    "pareto_order",
 ]
 
 DIRECTIONS = ("max", "min")
@@ -146,13 +147,16 @@ def non_dominated_sort(objectives: npt.ArrayLike, directions: Sequence[str] | No
     """Front index of every row (0 = the non-dominated front), by constrained domination.
 
     Feasible rows come first (by Pareto fronts), then infeasible rows by increasing violation
-    (equal violations share a front), then failed rows (NaN in an objective or in the
-    violation) in one last front. Equal rows share a front.
+    (equal violations share a front; their objectives may be NaN), then failed rows (NaN in
+    the violation, or in an objective of a feasible row) in one last front. Equal rows share a
+    front.
     """
     costs = as_costs(objectives, directions)
     n = costs.shape[0]
     v = _violation(violation, n)
-    failed = np.isnan(costs).any(axis=1) | np.isnan(v)
+    # An infeasible row ranks by its violation alone: its objectives may be unknown (NaN), as
+    # for a candidate skipped before training because its size broke a constraint.
+    failed = np.isnan(v) | (np.isnan(costs).any(axis=1) & ~(v > 0))
     feasible = ~failed & (v == 0)
     infeasible = ~failed & (v > 0)
     ranks = np.zeros(n, dtype=np.int64)
@@ -235,6 +239,49 @@ def crowded_order_fitness(ranks: npt.ArrayLike, crowding: npt.ArrayLike) -> Floa
     pairs = np.stack([r, -c], axis=1)
     _, dense = np.unique(pairs, axis=0, return_inverse=True)  # sorted by rank, then -crowding
     return -dense.reshape(-1).astype(np.float64)
+
+
+def _spread_order(costs: FloatArray) -> list[int]:
+    """Positions of one front's rows in epsilon-net order (Salinas et al. 2021): the row best
+    on the first objective, then again and again the row farthest (Euclidean, each objective
+    scaled to [0, 1] over the front) from those already chosen; ties to the lower row."""
+    span = costs.max(axis=0) - costs.min(axis=0)
+    scaled = (costs - costs.min(axis=0)) / np.where(span > 0, span, 1.0)
+    order = [int(np.lexsort(scaled.T[::-1])[0])]
+    nearest = np.linalg.norm(scaled - scaled[order[0]], axis=1)
+    nearest[order[0]] = -1.0
+    for _ in range(costs.shape[0] - 1):
+        nxt = int(np.argmax(nearest))
+        order.append(nxt)
+        nearest = np.minimum(nearest, np.linalg.norm(scaled - scaled[nxt], axis=1))
+        nearest[order] = -1.0
+    return order
+
+
+def pareto_order(objectives: npt.ArrayLike, directions: Sequence[str] | None = None,
+                 violation: npt.ArrayLike | None = None, within: str = "crowding") -> IntArray:
+    """Row indices best first: by front (:func:`non_dominated_sort`), then within a front by
+    ``within``: "crowding" (larger crowding distance first, NSGA-II) or "epsilon" (the
+    epsilon-net spread order of MOASHA). Ties keep row order; failed rows come last.
+
+    This is how a multi-objective search ranks the candidates of one rung to promote the best
+    ``1/eta`` of them."""
+    if within not in ("crowding", "epsilon"):
+        raise ValueError(f"within must be 'crowding' or 'epsilon', got {within!r}")
+    costs = as_costs(objectives, directions)
+    ranks = non_dominated_sort(costs, violation=violation)
+    out: list[int] = []
+    for front in np.unique(ranks):
+        rows = np.flatnonzero(ranks == front)
+        block = costs[rows]
+        if not np.isfinite(block).all() or rows.size < 2:
+            out.extend(rows.tolist())  # failed, or infeasible ranked by violation alone
+        elif within == "crowding":
+            dist = _front_crowding(block)
+            out.extend(rows[np.argsort(-dist, kind="stable")].tolist())
+        else:
+            out.extend(rows[_spread_order(block)].tolist())
+    return np.asarray(out, dtype=np.int64)
 
 
 # -- hypervolume --------------------------------------------------------------------------------

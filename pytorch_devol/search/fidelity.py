@@ -17,12 +17,20 @@ its promotion decision (see README's "A fidelity scheduler of your own").
   result at the top rung (a search too small for the rule), the best of the highest rung goes
   on anyway, rung by rung, so the search still ends with a fully trained network.
 
+With several objectives the loop hands ``promote`` each candidate's place in its rung's
+Pareto order (0 = best; `PARETO_ORDERS`, the scheduler's ``pareto`` setting) as its value,
+with ``maximize=False``, so any scheduler promotes by non-dominated rank without knowing the
+objectives.
+
 What the strategy is told (`rung_major`): a candidate's latest result, ranked rung first, then
 metric, so a score after few epochs never outranks one after more. The GA is told each
 generation once, after its last rung; an asynchronous strategy is told each candidate when its
 first rung ends, and a promoted candidate's later result through its optional ``update``.
 With accuracy the value is ``rung + accuracy`` (squeezed below 1); with a loss (lower is better)
-``(top - rung) + loss / (1 + loss)``.
+``(top - rung) + loss / (1 + loss)``. With several objectives each objective that training
+changes is made rung-major this way, so a candidate trained 1 epoch never dominates one trained
+9, while ``params``, ``flops`` and ``latency_ms`` (the same at every rung) are told as they
+are.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import attrs
 
 from .._checks import check_int
 
-__all__ = ["ASHA", "FIDELITIES", "Fidelity", "SuccessiveHalving", "check_budgets",
+__all__ = ["ASHA", "FIDELITIES", "PARETO_ORDERS", "Fidelity", "SuccessiveHalving", "check_budgets",
            "fidelity_config", "make_fidelity", "ranked", "rung_budgets", "rung_major"]
 
 _BELOW_ONE = 1.0 - 1e-9  # keeps rung + accuracy below rung + 1
@@ -118,11 +126,18 @@ def check_budgets(fidelity: Fidelity, epochs: int) -> tuple[int, ...]:
     return values
 
 
+#: How a multi-objective search orders a rung before promoting its best ``1/eta``: by
+#: non-dominated rank, then in epsilon-net order (MOASHA; the default) or by crowding distance
+#: (NSGA-II). benchmarks/multi_objective.py found no consistent difference between the two.
+PARETO_ORDERS = ("crowding", "epsilon")
+
+
 @attrs.frozen
 class _Rungs:
     min_epochs: int = attrs.field(default=1)
     eta: int = attrs.field(default=3)
     max_epochs: int | None = attrs.field(default=None)
+    pareto: str = attrs.field(default="epsilon", validator=attrs.validators.in_(PARETO_ORDERS))
 
     def __attrs_post_init__(self) -> None:
         check_int(self.min_epochs, "min_epochs")

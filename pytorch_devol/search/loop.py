@@ -45,7 +45,7 @@ from .incumbent import Incumbent
 from .objectives import ObjectiveMeter
 from .progress import Reporter
 from .record import Record
-from .rungs import RungBook
+from .rungs import ParetoRanking, RungBook
 from .scheduling import run_async, run_generations
 from .settings import LoopSettings
 from .store import RunStore
@@ -80,7 +80,9 @@ class SearchLoop:
         self.cache: dict[tuple[int, ...], dict[str, Any]] = {}  # key -> highest trained record
         self.training: dict[tuple[tuple[int, ...], int], list[Task]] = {}  # (key, rung) -> tasks
         self.prior: dict[int, tuple[int, float]] = {}  # index -> (epochs, seconds) resumed from
-        self.rungs = RungBook(fidelity, settings.epochs, maximize)
+        self.rungs = RungBook(fidelity, settings.epochs, maximize, None if meter is None else
+                              ParetoRanking(meter.names, [o.maximize for o in meter.objectives],
+                                            getattr(fidelity, "pareto", "epsilon")))
         self.ready: deque[dict[str, Any]] = deque()
         self.incumbent = Incumbent(maximize)
         self.next_index, self.told, self.generation = 0, 0, 0
@@ -107,10 +109,11 @@ class SearchLoop:
             self.logged.setdefault(r["index"], {})[r["rung"]] = r
             self.rungs.observe(r)
             if not r["cached"]:
-                self.breaker.observe(r["metrics"])
+                if r["metrics"]["status"] != "infeasible":  # never ran the user's code
+                    self.breaker.observe(r["metrics"])
                 if not EvalResult.from_dict(r["metrics"]).retriable:
                     self._cache_put(tuple(r["key"]), r)
-                if self.front is not None and r.get("objectives"):
+                if self.front is not None and r.get("objectives") and r["final"]:
                     self.front.add(r["index"], self._vector(r), violation_of(r), r)
             self.incumbent.consider(r)
             if self.donors is not None:
@@ -195,7 +198,8 @@ class SearchLoop:
         one does in a multi-objective search: any may join the front; none below the top
         rung, which cannot be the best)."""
         if self.meter is not None:
-            return None
+            return BetterThan(self.settings.metric, self.settings.maximize, None,
+                              never=rung < self.rungs.top)
         best = None if self.best is None else self.best["fitness"]
         if self.donors is not None:  # a new donor needs its weights too
             best = self.donors.threshold()
@@ -204,13 +208,11 @@ class SearchLoop:
 
     def _fitness(self, record: dict[str, Any]) -> float | np.ndarray:
         if self.meter is not None:
-            return self._vector(record)
+            return self.rungs.ranking.told(self._vector(record), record["rung"], self.rungs.top)
         return self.rungs.told_value(record)
 
     def _vector(self, record: dict[str, Any]) -> np.ndarray:
-        values = record.get("objectives") or {}
-        return np.array([math.nan if values.get(n) is None else values[n]
-                         for n in self.meter.names], dtype=np.float64)
+        return self.rungs.ranking.point(record)[0]
 
     def tell(self, tasks: list[Task], records: list[dict[str, Any]]) -> None:
         genomes = np.array([t.genome for t in tasks], dtype=np.int64)
@@ -255,8 +257,16 @@ class SearchLoop:
             return
         key = self.schema.key(task.vector)
         cached = self.cache.get(key)
+        infeasible = None
+        if task.rung == 0 and cached is None and self.meter is not None and \
+                self.meter.checks_before_training:
+            infeasible = self.meter.before_training(task.genome)
         if cached is not None and cached["rung"] >= task.rung:
             self.ready.append(self._log(task, key, cached, cached=True))
+        elif infeasible is not None:  # its size breaks a constraint: never trained
+            record = self._log(task, key, infeasible, cached=False)
+            self._cache_put(key, record)
+            self.ready.append(record)
         elif (key, task.rung) in self.training:
             self.training[key, task.rung].append(task)
         else:
@@ -357,7 +367,8 @@ class SearchLoop:
         """Objective values and violation into ``record``; True if it joins the front."""
         self.meter.annotate(record, task.genome, result)
         return not record["cached"] and record["metrics"]["status"] == "ok" and \
-            self.front.add(task.index, self._vector(record), violation_of(record), record)
+            record["final"] and self.front.add(task.index, self._vector(record),
+                                               violation_of(record), record)
 
     @property
     def best(self) -> dict[str, Any] | None:

@@ -11,7 +11,9 @@ Aliases: "accuracy", "loss", "mae", "latency". A user objective is
 
 A constraint (``"params<=1e6"``, ``"latency_ms<=5"``) is on any objective's quantity; a
 candidate that breaks it is ranked after every feasible one (Deb's constrained domination),
-by how far it breaks it, relative to the bound.
+by how far it breaks it, relative to the bound. A constraint on ``params``, ``flops`` or
+``latency_ms`` is checked before training: a candidate that breaks it is logged "infeasible"
+with 0 epochs and never trained.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..training import EvalResult
 
-__all__ = ["ALIASES", "OBJECTIVES", "Constraint", "Objective", "ObjectiveMeter", "count_macs",
+__all__ = ["ALIASES", "OBJECTIVES", "STRUCTURAL", "Constraint", "Objective", "ObjectiveMeter",
+           "count_macs", "count_params",
            "objectives_and_constraints", "objectives_config", "objectives_from_config",
            "parse_constraint", "resolve_objectives"]
 
@@ -42,6 +45,8 @@ OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "val_mae": "min", "param
 ALIASES = {"accuracy": "val_accuracy", "loss": "val_loss", "mae": "val_mae",
            "latency": "latency_ms", "macs": "flops"}
 DIRECTIONS = ("max", "min")
+#: Objectives measured on the untrained network: known before training, the same at every rung.
+STRUCTURAL = ("params", "flops", "latency_ms")
 
 
 @attrs.frozen
@@ -201,22 +206,39 @@ class ObjectiveMeter:
         self.quantities = list(dict.fromkeys(
             self.names + [c.quantity for c in self.constraints]))
 
+    @property
+    def checks_before_training(self) -> bool:
+        """Whether a constraint is on a quantity known before training (params, flops,
+        latency_ms): then a candidate that breaks it is never trained."""
+        return any(c.quantity in STRUCTURAL for c in self.constraints)
+
+    def before_training(self, genome: Sequence[int]) -> EvalResult | None:
+        """An "infeasible" result for a genome whose untrained network breaks a constraint
+        on params, flops or latency_ms; None when it may train."""
+        known = self._structure(genome)
+        broken = [c for c in self.constraints
+                  if c.quantity in known and c.violation(known[c.quantity]) > 0]
+        if not broken:
+            return None
+        reason = "; ".join(f"{c.quantity}={known[c.quantity]:g} breaks {c}" for c in broken)
+        return EvalResult.infeasible(f"never trained: {reason}", task=self.schema.task,
+                                     params=int(known["params"]))
+
     def measure(self, genome: Sequence[int], result: EvalResult) -> dict[str, float]:
-        """Every objective and constrained quantity of one trained candidate (NaN if it
-        failed)."""
-        if not result.ok:
+        """Every objective and constrained quantity of one candidate: NaN if it failed; for
+        one skipped as infeasible, only those known before training."""
+        if result.status == "failed":
             return {q: math.nan for q in self.quantities}
         values: dict[str, float] = {}
-        structural = None
         by_name = {o.name: o for o in self.objectives}
         for q in self.quantities:
-            if q in ("val_accuracy", "val_loss", "val_mae"):
+            if q in STRUCTURAL:
+                values[q] = float(result.params) if q == "params" and result.ok \
+                    else self._structure(genome)[q]
+            elif not result.ok:
+                values[q] = math.nan
+            elif q in ("val_accuracy", "val_loss", "val_mae"):
                 values[q] = float(getattr(result, q))
-            elif q == "params":
-                values[q] = float(result.params)
-            elif q in ("flops", "latency_ms"):
-                structural = structural or self._structure(genome)
-                values[q] = structural[q]
             else:
                 model = self.schema.build_model(genome).eval()
                 values[q] = float(by_name[q].fn(result, model))
@@ -226,10 +248,12 @@ class ObjectiveMeter:
         """The objective values in order (what NSGA-II is told)."""
         return np.array([values.get(n, math.nan) for n in self.names], dtype=np.float64)
 
-    def violation(self, values: dict[str, float]) -> float:
-        """Total constraint violation (0: feasible)."""
+    def violation(self, values: dict[str, float], known_only: bool = False) -> float:
+        """Total constraint violation (0: feasible; inf: a quantity could not be measured).
+        ``known_only``: over the quantities measured (a candidate never trained)."""
         return float(sum(c.violation(values.get(c.quantity, math.nan))
-                         for c in self.constraints))
+                         for c in self.constraints
+                         if not known_only or not math.isnan(values.get(c.quantity, math.nan))))
 
     def annotate(self, record: dict[str, Any], genome: Sequence[int],
                  result: EvalResult | dict[str, Any]) -> None:
@@ -241,13 +265,13 @@ class ObjectiveMeter:
             return
         values = self.measure(genome, result)
         record["objectives"] = {k: None if math.isnan(v) else v for k, v in values.items()}
-        violation = self.violation(values)
+        violation = self.violation(values, known_only=result.status == "infeasible")
         record["violation"] = violation if math.isfinite(violation) else None
 
     def _structure(self, genome: Sequence[int]) -> dict[str, float]:
         key = self.schema.key(genome)
         if key not in self._structural:
-            out: dict[str, float] = {}
+            out: dict[str, float] = {"params": float(count_params(self.schema, genome))}
             if "flops" in self.quantities:
                 out["flops"] = count_macs(self.schema, genome)
             if "latency_ms" in self.quantities:
@@ -272,18 +296,33 @@ class ObjectiveMeter:
         return statistics.median(times)
 
 
-def count_macs(schema: Any, genome: Sequence[int]) -> float:
-    """Multiply-accumulates of one example through the genome's network: on the meta device
-    (no memory, no compute), or on the CPU for a gene whose modules need real tensors."""
+def _on_meta_or_cpu(schema: Any, genome: Sequence[int], measure: Callable[[nn.Module], float]
+                    ) -> float:
+    """``measure`` of the genome's untrained network built on the meta device (no memory, no
+    compute), or on the CPU for a gene whose modules need real tensors."""
     for device in ("meta", "cpu"):
         try:
             with torch.device(device):
                 model = schema.build_model(genome).eval()
-                x = torch.zeros((1, *schema.input_shape))
-            with FlopCounterMode(display=False) as counter, torch.no_grad():
-                model(x)
-            return counter.get_total_flops() / 2.0
+                return measure(model)
         except RuntimeError:
             if device == "cpu":
                 raise
     raise AssertionError("unreachable")
+
+
+def count_params(schema: Any, genome: Sequence[int]) -> int:
+    """Parameters of the genome's network, as training counts them, without building it."""
+    return int(_on_meta_or_cpu(schema, genome,
+                               lambda model: sum(p.numel() for p in model.parameters())))
+
+
+def count_macs(schema: Any, genome: Sequence[int]) -> float:
+    """Multiply-accumulates of one example through the genome's network."""
+    def macs(model: nn.Module) -> float:
+        x = torch.zeros((1, *schema.input_shape))
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x)
+        return counter.get_total_flops() / 2.0
+
+    return _on_meta_or_cpu(schema, genome, macs)

@@ -52,8 +52,8 @@ class Reporter:
                 return
             self._counted.add(record["index"])
             fitness = record["fitness"]
-            self._bar.set_postfix_str(
-                f"{self.metric} {fitness:.4f}" if fitness is not None else "failed")
+            self._bar.set_postfix_str(f"{self.metric} {fitness:.4f}" if fitness is not None
+                                      else record["metrics"]["status"])
             self._bar.update(1)
 
     def end_generation(self, generation: int, records: list[dict[str, Any]],
@@ -61,7 +61,8 @@ class Reporter:
         self._close_bar()
         scores = np.array([math.nan if r["fitness"] is None else r["fitness"] for r in records])
         ok = scores[~np.isnan(scores)]
-        failed = int(np.isnan(scores).sum())
+        infeasible = sum(1 for r in records if r["metrics"]["status"] == "infeasible")
+        failed = int(np.isnan(scores).sum()) - infeasible
         cached = sum(1 for r in records if r["cached"])
         if ok.size:
             summary = (f"best {self.metric}: {ok.max() if self._up else ok.min():.4f}  "
@@ -69,8 +70,9 @@ class Reporter:
         else:
             summary = "every candidate failed"
         overall = f"  (best so far {best['fitness']:.4f})" if best is not None else ""
+        skipped = f", {infeasible} infeasible (not trained)" if infeasible else ""
         self._print(f"Generation {generation}: {summary}  [{len(records)} models, {cached} "
-                    f"cached, {failed} failed]{overall}")
+                    f"cached, {failed} failed{skipped}]{overall}")
 
     @property
     def _up(self) -> bool:

@@ -80,13 +80,14 @@ class SearchResult:
     @property
     def pareto_front(self) -> list[dict[str, Any]]:
         """The records on the Pareto front of a multi-objective search (by index; empty for a
-        single-objective one): no trained candidate dominates them (``search.front``)."""
+        single-objective one): no fully trained candidate dominates them
+        (``search.front``); with a fidelity scheduler, only top-rung results count."""
         if not self.objectives:
             return []
         front = ParetoFront([o["name"] for o in self.objectives],
                             [o["direction"] == "max" for o in self.objectives])
         for r in self.history:
-            if not r["cached"] and r.get("objectives"):
+            if not r["cached"] and r.get("objectives") and r.get("final", True):
                 values = [np.nan if r["objectives"].get(o["name"]) is None
                           else r["objectives"][o["name"]] for o in self.objectives]
                 front.add(r["index"], np.array(values, dtype=np.float64), violation_of(r), r)
@@ -146,11 +147,17 @@ class SearchResult:
         return out
 
     def counts(self) -> dict[str, int]:
+        """How many candidates (by index, whatever rungs they reached) were evaluated,
+        trained, reused as a cached copy, failed, or skipped untrained as infeasible."""
         return {
             "evaluated": len({r["index"] for r in self.history}),
-            "trained": sum(1 for r in self.history if not r["cached"]),
-            "cached": sum(1 for r in self.history if r["cached"]),
-            "failed": sum(1 for r in self.history if r["metrics"]["status"] != "ok"),
+            "trained": len({r["index"] for r in self.history
+                            if not r["cached"] and r["metrics"]["status"] != "infeasible"}),
+            "cached": len({r["index"] for r in self.history if r["cached"]}),
+            "failed": len({r["index"] for r in self.history
+                           if r["metrics"]["status"] == "failed"}),
+            "infeasible": len({r["index"] for r in self.history
+                               if r["metrics"]["status"] == "infeasible"}),
         }
 
     def __repr__(self) -> str:

@@ -8,28 +8,85 @@ full budget, and every record is final.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from ..evolution import pareto_order
 from ..training import RETRIED_FAILURES
 from .fidelity import Fidelity, check_budgets, ranked, rung_major
+from .objectives import STRUCTURAL
 
-__all__ = ["RungBook"]
+__all__ = ["ParetoRanking", "RungBook"]
+
+# Objectives rung_major knows the range of (accuracy in [0, 1], losses >= 0): name -> maximised.
+_BOUNDED = {"val_accuracy": True, "val_loss": False, "val_mae": False}
 
 
 def _value(record: dict[str, Any]) -> float:
     return math.nan if record["fitness"] is None else float(record["fitness"])
 
 
+class ParetoRanking:
+    """A multi-objective search's view of a record: its objective vector and violation, its
+    place among others (`pareto_order`), and the rung-major vector the strategy is told."""
+
+    def __init__(self, names: Sequence[str], maximize: Sequence[bool],
+                 within: str = "epsilon") -> None:
+        self.names, self.maximize, self.within = list(names), list(maximize), within
+        self.directions = ["max" if m else "min" for m in maximize]
+
+    def point(self, record: dict[str, Any]) -> tuple[np.ndarray, float]:
+        """(objective vector, violation): NaN for unknown values, inf when not given."""
+        values = record.get("objectives") or {}
+        vector = np.array([math.nan if values.get(n) is None else values[n]
+                           for n in self.names], dtype=np.float64)
+        violation = record.get("violation")
+        return vector, math.inf if violation is None else float(violation)
+
+    def places(self, points: Sequence[tuple[int, np.ndarray, float]]) -> list[tuple[int, float]]:
+        """(id, place) with place 0 for the best of ``points``; NaN for a failure (an infinite
+        violation: the objectives could not be measured)."""
+        ok = [(i, v, c) for i, v, c in points if math.isfinite(c)]
+        out = [(i, math.nan) for i, _, c in points if not math.isfinite(c)]
+        if ok:
+            order = pareto_order(np.array([v for _, v, _ in ok]).reshape(len(ok), -1),
+                                 self.directions, np.array([c for _, _, c in ok]), self.within)
+            out += [(ok[row][0], float(place)) for place, row in enumerate(order.tolist())]
+        return out
+
+    def told(self, vector: np.ndarray, rung: int, top: int) -> np.ndarray:
+        """``vector`` at ``rung`` with every objective that training changes made rung-major
+        (`rung_major`; an objective of your own squeezed into (0, 1) first)."""
+        if top == 0:
+            return vector
+        out = vector.copy()
+        for j, name in enumerate(self.names):
+            if name in STRUCTURAL or math.isnan(out[j]):
+                continue
+            value, maximize = float(out[j]), self.maximize[j]
+            if name in _BOUNDED:
+                out[j] = rung_major(value, rung, top, maximize)
+            else:  # any real number, squeezed into (0, 1) in order
+                squeezed = 0.5 + math.atan(value) / math.pi
+                out[j] = (rung if maximize else top - rung) + squeezed
+        return out
+
+
 class RungBook:
     """Rung budgets, every candidate's latest record and each rung's results."""
 
-    def __init__(self, fidelity: Fidelity | None, epochs: int, maximize: bool) -> None:
-        self.fidelity, self.maximize = fidelity, maximize
+    def __init__(self, fidelity: Fidelity | None, epochs: int, maximize: bool,
+                 ranking: ParetoRanking | None = None) -> None:
+        self.fidelity, self.maximize, self.ranking = fidelity, maximize, ranking
         self.budgets = (epochs,) if fidelity is None else check_budgets(fidelity, epochs)
         self.top = len(self.budgets) - 1
         self.latest: dict[int, dict[str, Any]] = {}            # index -> highest-rung record
         self.results: list[dict[int, float]] = [{} for _ in self.budgets]  # rung -> index: value
         self.sent: list[set[int]] = [set() for _ in self.budgets]  # rung -> indices sent on
+        # rung -> index: (objective vector, violation), with several objectives
+        self.points: list[dict[int, tuple[np.ndarray, float]]] = [{} for _ in self.budgets]
 
     @property
     def active(self) -> bool:
@@ -44,6 +101,8 @@ class RungBook:
     def observe(self, record: dict[str, Any]) -> None:
         rung, index = record["rung"], record["index"]
         self.results[rung][index] = _value(record)
+        if self.ranking is not None:
+            self.points[rung][index] = self.ranking.point(record)
         if rung > 0:
             self.sent[rung - 1].add(index)
         if rung > 0 and record["metrics"].get("failure") in RETRIED_FAILURES:
@@ -62,15 +121,30 @@ class RungBook:
             return value
         return rung_major(value, record["rung"], self.top, self.maximize)
 
+    def entries(self, rung: int, ids: Sequence[int]) -> list[tuple[int, float]]:
+        """What a scheduler is given about ``ids`` at ``rung``: (id, metric), or with several
+        objectives (id, place in the Pareto order of ``ids``); NaN for a failure."""
+        if self.ranking is None:
+            return [(i, self.results[rung][i]) for i in ids]
+        places = dict(self.ranking.places([(i, *self.points[rung][i]) for i in ids]))
+        return [(i, places[i] if not math.isnan(self.results[rung][i]) else math.nan)
+                for i in ids]
+
+    @property
+    def promote_maximize(self) -> bool:
+        """The ``maximize`` a scheduler is given: places are better when lower."""
+        return self.maximize if self.ranking is None else False
+
     # -- synchronous schedulers: once per generation and rung -------------------------------
     def halving(self, indices: list[int], rung: int) -> list[int]:
         """Which of one generation's ``indices`` go from ``rung`` to the next. Entrants are
         those with a result at ``rung``; one already higher (an elite the GA carried over,
         whose cached copy arrived at its old rung) counts as promoted."""
         assert self.fidelity is not None and not self.fidelity.asynchronous
-        entrants = [(i, self.results[rung][i]) for i in indices if i in self.results[rung]]
+        entrants = self.entries(rung, [i for i in indices if i in self.results[rung]])
         higher = {i for i, _ in entrants if self.latest[i]["rung"] > rung}
-        return self._checked(self.fidelity.promote(rung, entrants, higher, self.maximize),
+        return self._checked(self.fidelity.promote(rung, entrants, higher,
+                                                   self.promote_maximize),
                              rung, {i for i, _ in entrants} - higher)
 
     # -- asynchronous schedulers: whenever a worker is free ----------------------------------
@@ -84,9 +158,9 @@ class RungBook:
             return None
         found = None
         for k in range(self.top - 1, -1, -1):
-            results = list(self.results[k].items())
+            results = self.entries(k, list(self.results[k]))
             chosen = self._checked(self.fidelity.promote(k, results, frozenset(self.sent[k]),
-                                                         self.maximize),
+                                                         self.promote_maximize),
                                    k, set(self.results[k]) - self.sent[k])
             if chosen:
                 found = (chosen[0], k)
@@ -94,8 +168,8 @@ class RungBook:
         if found is None and drain and not any(
                 not math.isnan(v) for v in self.results[-1].values()):
             for k in range(self.top - 1, -1, -1):
-                left = ranked([(i, v) for i, v in self.results[k].items()
-                               if i not in self.sent[k]], self.maximize)
+                left = ranked([(i, v) for i, v in self.entries(k, list(self.results[k]))
+                               if i not in self.sent[k]], self.promote_maximize)
                 if left:
                     found = (left[0], k)
                     break

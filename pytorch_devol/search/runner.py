@@ -34,6 +34,7 @@ from .evaluators import Evaluator, SerialEvaluator
 from .fidelity import FIDELITIES, Fidelity, check_budgets, fidelity_config, make_fidelity
 from .loop import SearchLoop
 from .objectives import (
+    STRUCTURAL,
     Constraint,
     Objective,
     ObjectiveMeter,
@@ -95,7 +96,8 @@ def _saved_fidelity(saved: Any, given: Fidelity | None, run_dir: Any) -> Fidelit
     return FIDELITIES[saved["kind"]](
         min_epochs=check_int(saved.get("min_epochs"), "saved min_epochs"),
         eta=check_int(saved.get("eta"), "saved eta", 2),
-        max_epochs=check_int(max_epochs, "saved max_epochs", allow_none=True))
+        max_epochs=check_int(max_epochs, "saved max_epochs", allow_none=True),
+        pareto=saved.get("pareto", "epsilon"))
 
 
 class Search:
@@ -118,7 +120,11 @@ class Search:
     ``fidelity``: None (every candidate trains for ``epochs``, as in DEvol), "sh"
     (`SuccessiveHalving`, with the GA) or "asha" (`ASHA`, with regularized evolution), or any
     `Fidelity` scheduler: candidates train a few epochs first and only the best continue, from
-    where they paused, up to ``epochs`` (see ``pytorch_devol.search.fidelity``).
+    where they paused, up to ``epochs`` (see ``pytorch_devol.search.fidelity``). With
+    ``objectives`` too, each rung promotes by non-dominated rank (then MOASHA's epsilon-net
+    order, or the scheduler's ``pareto="crowding"``), and only fully trained candidates make the
+    Pareto front. A constraint on ``params``, ``flops`` or ``latency_ms`` is checked before
+    training: a candidate that breaks it is logged "infeasible" and never trained.
     ``inherit_weights``: each new candidate starts from the trained weights of a donor, the
     one of the population's best it can copy the most parameters from, slot by slot (see
     ``pytorch_devol.search.donors``); its record says which (``parent``), how many parameters
@@ -236,9 +242,6 @@ class Search:
         fidelity = make_fidelity(fidelity)
         if fidelity is None:
             return None
-        if self.objectives is not None:
-            raise ValueError("fidelity= works with one metric; a multi-objective search "
-                             "trains every candidate in full (fidelity=None)")
         steady = bool(self.strategy.steady_state)
         if fidelity.asynchronous != steady:
             kind = "an asynchronous" if fidelity.asynchronous else "a synchronous"
@@ -367,6 +370,11 @@ class Search:
         best = result.best_fitness
         reporter.message(f"Best {self.metric}: {best:.4f}" if not math.isnan(best) else
                          "No candidate trained successfully")
+        skipped = result.counts()["infeasible"]
+        if skipped:
+            reporter.message(f"Skipped {skipped} infeasible candidates, never trained: their "
+                             "untrained networks broke " + ", ".join(
+                str(c) for c in self.constraints if c.quantity in STRUCTURAL))
         reporter.message(f"Results in {self.run_dir}/ (results.csv, best.pt, best_genome.json)")
         self._resuming = True  # a second run() continues rather than recreating
         return result

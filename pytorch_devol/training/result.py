@@ -12,9 +12,12 @@ from typing import Any
 import attrs
 import torch
 
-__all__ = ["EvalResult", "FAILURE_KINDS", "METRICS", "RETRIED_FAILURES"]
+__all__ = ["EvalResult", "FAILURE_KINDS", "METRICS", "RETRIED_FAILURES", "STATUSES"]
 
 METRICS = ("accuracy", "loss", "mae")
+# "infeasible": never trained, because its untrained network broke a constraint on its size
+# or speed (a multi-objective search checks those before the first epoch).
+STATUSES = ("ok", "failed", "infeasible")
 # Why a candidate failed. "candidate": its own fault (InvalidGenomeError from a gene, NaN/inf
 # loss, running out of memory alone on its device); final and cached. "unexpected": any other
 # exception from the candidate's code (final and cached, but watched by the search's circuit
@@ -49,7 +52,9 @@ def _float_field() -> Any:
 class EvalResult:
     """Metrics of one trained candidate.
 
-    ``status`` is "ok" or "failed" (then ``reason`` says "<ExceptionType>: message", every
+    ``status`` is "ok", "infeasible" (never trained: ``reason`` names the constraint its
+    untrained network broke, the metrics are NaN, ``epochs`` 0) or "failed" (then ``reason``
+    says "<ExceptionType>: message", every
     metric is NaN, ``failure`` is one of `FAILURE_KINDS` and ``origin`` names the innermost
     line of the user's code that raised, where known). Loss is cross-entropy (classification)
     or MSE (regression), on the validation part (used for fitness) and the test part (reported
@@ -59,7 +64,7 @@ class EvalResult:
     ``history`` holds per-epoch "train_loss", "val_loss" and "val_accuracy" or "val_mae".
     """
 
-    status: str = attrs.field(validator=attrs.validators.in_(("ok", "failed")))
+    status: str = attrs.field(validator=attrs.validators.in_(STATUSES))
     reason: str | None = None
     failure: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.in_(FAILURE_KINDS)))
@@ -98,6 +103,11 @@ class EvalResult:
     def failed(cls, reason: str, failure: str = "candidate", **fields: Any) -> EvalResult:
         """A failed result: NaN metrics, the reason and its kind, and whatever else is known."""
         return cls(status="failed", reason=reason, failure=failure, **fields)
+
+    @classmethod
+    def infeasible(cls, reason: str, **fields: Any) -> EvalResult:
+        """A candidate skipped before training: NaN metrics and the constraint it broke."""
+        return cls(status="infeasible", reason=reason, **fields)
 
     def fitness(self, metric: str = "accuracy") -> float:
         """Validation score used by the search: "accuracy" (higher is better), "loss" or "mae"

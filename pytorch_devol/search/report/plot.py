@@ -104,7 +104,9 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
     counts = result.counts()
     fig.suptitle(f"{result.run_dir.name}: {counts['evaluated']} candidates evaluated "
                  f"({counts['trained']} trained, {counts['cached']} reused, "
-                 f"{counts['failed']} failed)")
+                 f"{counts['failed']} failed"
+                 + (f", {counts['infeasible']} infeasible" if counts["infeasible"] else "")
+                 + ")")
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
@@ -134,7 +136,8 @@ def _draw_progress(ax: Any, s: dict[str, Any], result: SearchResult) -> None:
     if failed:
         # x in data coordinates, y pinned to the bottom edge of the axes, whatever the metric
         ax.scatter(failed, [0.03] * len(failed), transform=ax.get_xaxis_transform(),
-                   marker="x", color="tab:red", s=30, label="failed", clip_on=False)
+                   marker="x", color="tab:red", s=30, label="no score (failed or infeasible)",
+                   clip_on=False)
     if not fresh and not reused:
         ax.text(0.5, 0.5, "no candidate trained successfully", transform=ax.transAxes,
                 ha="center", va="center")
@@ -161,7 +164,9 @@ def _draw_generations(ax: Any, s: dict[str, Any], result: SearchResult) -> None:
     else:
         ax.text(0.5, 0.5, "no successful candidate in any generation", transform=ax.transAxes,
                 ha="center", va="center")
-    ax.set_xticks(gens)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole generations, not crowded
     ax.set_xlim(min(gens) - 0.6, max(gens) + 0.6)
     ax.set_xlabel("generation")
     ax.set_ylabel(_label(result))

@@ -23,12 +23,13 @@ from ..store import atomic_write
 __all__ = ["PARETO_PLOT", "front_series", "plot_front"]
 
 PARETO_PLOT = "pareto.png"
+LOG_AXES = ("params", "flops")  # sizes spread over orders of magnitude
 
 
 def _points(result: SearchResult) -> tuple[list[dict[str, Any]], np.ndarray]:
     names = [o["name"] for o in result.objectives]
     rows = [r for r in result.history if not r["cached"] and r.get("objectives")
-            and all(r["objectives"].get(n) is not None for n in names)]
+            and r.get("final", True) and all(r["objectives"].get(n) is not None for n in names)]
     return rows, np.array([[r["objectives"][n] for n in names] for r in rows], dtype=float)
 
 
@@ -62,6 +63,8 @@ def front_series(result: SearchResult) -> dict[str, Any]:
 def plot_front(result: SearchResult, out: Path, figure: Any, canvas: Any,
                dpi: int = 120) -> Path:
     """Draw ``pareto.png`` of a multi-objective ``result`` to ``out``."""
+    from matplotlib.ticker import MaxNLocator
+
     names = [o["name"] for o in result.objectives]
     rows, points = _points(result)
     if not rows:
@@ -85,13 +88,15 @@ def plot_front(result: SearchResult, out: Path, figure: Any, canvas: Any,
     for k in final:
         left.annotate(str(rows[k]["index"]), (x[k], y[k]), fontsize=7,
                       xytext=(3, 3), textcoords="offset points")
-    if x.min() > 0 and x.max() / x.min() > 100:
-        left.set_xscale("log")
+    for name, values, scale in ((x_name, x, left.set_xscale), (y_name, y, left.set_yscale)):
+        if name in LOG_AXES and values.min() > 0:
+            scale("log")
     left.set_xlabel(f"{x_name} ({_direction(result, x_name)})")
     left.set_ylabel(f"{y_name} ({_direction(result, y_name)})")
     left.legend(fontsize=8)
     left.set_title("candidates and attained fronts (labels: candidate index)")
     right.plot(series["generations"], series["hypervolume"], marker="o")
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_xlabel("generation")
     right.set_ylabel("hypervolume of the attained front")
     right.set_title(f"hypervolume ({', '.join(names)})")
