@@ -105,7 +105,8 @@ def test_devol_mnist_out_of_time_is_a_result(tmp_path, mnist_root):
     assert proc.returncode == 0, log
     (path,) = out.glob("devol_mnist_*.json")
     record = json.loads(path.read_text())
-    assert record["counts"] == {"evaluated": 0, "trained": 0, "cached": 0, "failed": 0}
+    assert record["counts"] == {"evaluated": 0, "trained": 0, "cached": 0, "failed": 0,
+                                "infeasible": 0}
     assert record["complete"] is False and record["evaluations_planned"] == 4
     assert record["outcome"].startswith("0 of 4 candidates evaluated in "), record["outcome"]
     assert "0 of 4 candidates evaluated" in proc.stdout

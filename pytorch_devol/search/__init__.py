@@ -11,6 +11,7 @@ from .evaluators import (
     make_evaluator,
 )
 from .fidelity import ASHA, Fidelity, SuccessiveHalving
+from .lock import RunLock, RunLockedError
 from .loop import candidate_seed
 from .objectives import Constraint, Objective
 from .result import SearchResult, load_result
@@ -26,6 +27,8 @@ __all__ = [
     "Objective",
     "ProcessPoolEvaluator",
     "RayEvaluator",
+    "RunLock",
+    "RunLockedError",
     "RunStore",
     "Search",
     "SearchAborted",

@@ -312,7 +312,7 @@ def _on_meta_or_cpu(schema: Any, genome: Sequence[int], measure: Callable[[nn.Mo
 
 
 def count_params(schema: Any, genome: Sequence[int]) -> int:
-    """Parameters of the genome's network, as training counts them, without building it."""
+    """Parameters of the genome's network, as training counts them, built on the meta device."""
     return int(_on_meta_or_cpu(schema, genome,
                                lambda model: sum(p.numel() for p in model.parameters())))
 

@@ -32,6 +32,7 @@ from ..training import (
 )
 from .evaluators import Evaluator, SerialEvaluator
 from .fidelity import FIDELITIES, Fidelity, check_budgets, fidelity_config, make_fidelity
+from .lock import RunLock
 from .loop import SearchLoop
 from .objectives import (
     STRUCTURAL,
@@ -341,10 +342,18 @@ class Search:
 
     # -- running ------------------------------------------------------------------------------
     def run(self) -> SearchResult:
-        """Run (or continue) the search to the end and return its result."""
+        """Run (or continue) the search to the end and return its result. The run directory
+        is locked while it runs (``search.lock``): a second writer is refused."""
         store = RunStore(self.run_dir)
         if not self._resuming:
-            store.create(self._config())
+            store.check_new()
+            store.path.mkdir(parents=True, exist_ok=True)
+        with RunLock(store.path):
+            if not self._resuming:
+                store.create(self._config())
+            return self._run(store)
+
+    def _run(self, store: RunStore) -> SearchResult:
         reporter = Reporter(self.metric, self.verbose, progress_bar=self.progress_bar)
         settings = LoopSettings(self.generations, self.population_size, self.seed, self.metric,
                                 self.maximize, bool(self.strategy.steady_state),

@@ -6,6 +6,7 @@
 - ``checkpoint.json``  strategy state + candidates asked but not yet told (atomic rename)
 - ``best.pt``          the best model's state_dict (``torch.load(weights_only=True)``)
 - ``best_genome.json`` its genome, decoded layers and metrics
+- ``writer.lock``      held by the one search writing the directory (``search.lock``)
 - ``states/``          multi-fidelity only: paused candidates' training states, by genome key
                        and rung, until the search no longer needs them
 """
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 
 from ..training.state import TrainState
+from .lock import LOCK_FILE
 from .record import Record, as_record
 
 __all__ = ["CSV_METRIC_COLUMNS", "RunStore", "atomic_write", "read_jsonl"]
@@ -102,7 +104,8 @@ class RunStore:
     # -- creation -----------------------------------------------------------------------------
     def check_new(self) -> None:
         """Refuse a non-empty directory: a new run never overwrites an old one."""
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+        if self.path.exists() and (not self.path.is_dir() or any(
+                p.name != LOCK_FILE for p in self.path.iterdir())):
             raise FileExistsError(
                 f"run directory {self.path} already exists and is not empty; resume it "
                 f"(Search.resume / --resume {self.path}) or choose another --run-dir")
