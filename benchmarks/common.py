@@ -28,7 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ __all__ = [
     "quartiles", "fmt_quartiles", "json_number", "json_numbers", "number", "paired_differences",
     "cpu_name", "loadavg", "machine_record", "versions",
     "now", "code_state", "code_change", "command_line", "Provenance", "provenance_lines",
-    "Budget", "devol_schema", "settings_of", "write_result",
+    "Budget", "BudgetSpent", "CANDIDATE_CAP", "run_until_spent", "devol_schema", "settings_of",
+    "write_result",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -347,6 +348,25 @@ def provenance_lines(record: dict[str, Any]) -> list[str]:
     if m.get("note"):
         line += f" ({m['note']})"
     return [f"{line}. Code: {code}).", "", f"Command: `{record['command']}`"]
+
+
+# -- arms that stop at an epoch budget -------------------------------------------------------------
+
+CANDIDATE_CAP = 3  # an arm asks at most CANDIDATE_CAP x its epoch budget candidates
+
+
+class BudgetSpent(Exception):
+    """Raised (from a record callback or a trainer wrapper) once an arm has spent its epoch
+    budget: stops the arm."""
+
+
+def run_until_spent(arm: Callable[[], Any]) -> str:
+    """Run one arm's loop; why it stopped: "budget" (BudgetSpent) or "candidate cap"."""
+    try:
+        arm()
+    except BudgetSpent:
+        return "budget"
+    return "candidate cap"
 
 
 class Budget:

@@ -56,11 +56,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (  # noqa: E402
+    CANDIDATE_CAP,
     RESULTS,
     Budget,
+    BudgetSpent,
     Provenance,
     default_data_root,
     loadavg,
+    run_until_spent,
     settings_of,
 )
 from benchmarks.multi_objective_report import (  # noqa: E402
@@ -80,12 +83,7 @@ SPACE = dict(max_conv_layers=2, max_dense_layers=2, max_filters=32, max_dense_no
 OBJECTIVES = ["val_accuracy", "params"]
 SH_ARMS = {"nsga2_sh": "crowding", "nsga2_sh_eps": "epsilon", "nsga2_sh_con": "crowding"}
 NEEDS = {"optuna": "optuna", "moasha": "syne_tune"}
-CANDIDATE_CAP = 3      # at most CANDIDATE_CAP x B candidates per arm (cached copies are free)
 CONSTRAINT_SAMPLE = (200, 12345)  # genomes, seed of the sample setting the params constraint
-
-
-class BudgetSpent(Exception):
-    """Raised once an arm has spent its epoch budget: stops the arm."""
 
 
 # -- the space -----------------------------------------------------------------------------------
@@ -156,11 +154,7 @@ def run_search(arm: str, schema: GenomeSchema, data: Any, seed: int, args: argpa
                         **extra)
         if arm != "random" and search.strategy_name != "nsga2":
             raise RuntimeError(f"expected NSGA-II, the search chose {search.strategy_name!r}")
-        try:
-            search.run()
-            stop = "candidate cap"
-        except BudgetSpent:
-            stop = "budget"
+        stop = run_until_spent(search.run)
     return {"events": events, "stop": stop, "strategy": search.strategy_name,
             "fidelity": repr(extra.get("fidelity")), "constraints": extra.get("constraints")}
 
@@ -240,12 +234,9 @@ def run_optuna(schema: GenomeSchema, trainer: Trainer, seed: int, args: argparse
 
     sampler = optuna.samplers.NSGAIISampler(population_size=args.population, seed=seed)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    try:
-        study.optimize(objective, n_trials=CANDIDATE_CAP * budget, catch=(),
-                       gc_after_trial=False, show_progress_bar=False)
-        stop = "candidate cap"
-    except BudgetSpent:
-        stop = "budget"
+    stop = run_until_spent(lambda: study.optimize(
+        objective, n_trials=CANDIDATE_CAP * budget, catch=(), gc_after_trial=False,
+        show_progress_bar=False))
     return {"events": log.events, "stop": stop, "strategy": "optuna NSGAIISampler",
             "trials": len(study.trials)}
 
@@ -266,16 +257,17 @@ def run_moasha(schema: GenomeSchema, trainer: Trainer, seed: int, args: argparse
                        max_t=args.epochs, grace_period=1, reduction_factor=args.eta)
     log = Trainings(schema, trainer, seed, args.epochs, budget)
     decisions = {"continue": 0, "stop": 0, "completed": 0, "failed": 0}
-    stop = "candidate cap"
-    try:
+
+    def trials() -> None:
         for trial_id in range(CANDIDATE_CAP * budget):
             config = scheduler.suggest().config
             trial = Trial(trial_id, config, _dt.datetime.now())
             scheduler.on_trial_add(trial)
             _moasha_trial(scheduler, trial, [int(config[n]) for n in names], log, decisions,
                           SchedulerDecision.CONTINUE)
-    except BudgetSpent:
-        stop = "budget"
+
+    try:
+        stop = run_until_spent(trials)
     finally:
         np.random.set_state(saved)
     return {"events": log.events, "stop": stop, "strategy": "syne_tune MOASHA",

@@ -69,11 +69,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (  # noqa: E402
+    CANDIDATE_CAP,
     RESULTS,
     Budget,
+    BudgetSpent,
     Provenance,
     default_data_root,
     loadavg,
+    run_until_spent,
     settings_of,
 )
 from benchmarks.efficiency_report import ARM_LABELS, arm_counts, write_outputs  # noqa: E402
@@ -85,12 +88,6 @@ from pytorch_devol.training import TrainConfig, Trainer  # noqa: E402
 SPACE = dict(max_conv_layers=2, max_dense_layers=2, max_filters=32, max_dense_nodes=128)
 ARMS = ("ga", "ga_sh", "re", "re_asha", "random", "optuna", "ga_inherit", "ga_sh_inherit")
 FIDELITY_ARMS = ("ga_sh", "re_asha")
-CANDIDATE_CAP = 3  # at most CANDIDATE_CAP x B candidates per arm (cached copies cost nothing)
-
-
-class BudgetSpent(Exception):
-    """Raised from a record callback once an arm has spent its epoch budget: stops the arm."""
-
 
 # -- the arms ------------------------------------------------------------------------------------
 
@@ -170,11 +167,7 @@ def run_search(arm: str, schema: GenomeSchema, data, seed: int, args: argparse.N
                         strategy=strategy, train_config=TrainConfig(patience=None),
                         verbose=False, progress_bar=False, run_dir=run_dir,
                         on_record=on_record, inherit_weights=inherit, **extra)
-        try:
-            search.run()
-            stop = "candidate cap"
-        except BudgetSpent:
-            stop = "budget"
+        stop = run_until_spent(search.run)
         end_bytes, end_files = _dir_bytes(states)
     options = dict(search.strategy_options)
     if getattr(search.strategy, "sample_size", None) is not None:
@@ -285,12 +278,9 @@ def run_optuna(schema: GenomeSchema, trainer: Trainer, seed: int, args: argparse
     # A fixed study name: Hyperband assigns brackets by hashing it with the trial number.
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner,
                                 study_name=f"search_efficiency_{seed}")
-    try:
-        study.optimize(objective, n_trials=CANDIDATE_CAP * budget, catch=(),
-                       gc_after_trial=False, show_progress_bar=False)
-        stop = "candidate cap"
-    except BudgetSpent:
-        stop = "budget"
+    stop = run_until_spent(lambda: study.optimize(
+        objective, n_trials=CANDIDATE_CAP * budget, catch=(), gc_after_trial=False,
+        show_progress_bar=False))
     # the trial the budget stopped shows as failed in Optuna: name it for what it is
     states = [t.state.name for t in study.trials[:-1 if stop == "budget" else None]]
     if stop == "budget":

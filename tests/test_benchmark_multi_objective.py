@@ -30,7 +30,7 @@ def test_multi_objective_smoke(tmp_path, fashion_mnist_root):
         [sys.executable, str(SCRIPT), "--seeds", "1", "--epochs", "2", "--budget-candidates",
          "2", "--population", "2", "--limit", "200", "--test", "50", "--arms", ",".join(ARMS),
          "--out", str(out)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=170)
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     saved = json.loads(out.with_suffix(".json").read_text())
     setting, summary, budget = saved["setting"], saved["summary"], 4
