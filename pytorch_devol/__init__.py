@@ -13,12 +13,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ASHA",
+    "Callback",
     "GenomeSchema",
     "InvalidGenomeError",
+    "MLflowCallback",
     "Search",
     "SearchResult",
     "SuccessiveHalving",
+    "TensorBoardCallback",
+    "load_data",
     "load_dataset",
+    "load_result",
 ]
 
 _LOCATIONS = {
@@ -29,6 +34,11 @@ _LOCATIONS = {
     "Search": "pytorch_devol.search",
     "SearchResult": "pytorch_devol.search",
     "load_dataset": "pytorch_devol.training",
+    "load_data": "pytorch_devol.training",
+    "load_result": "pytorch_devol.search",
+    "Callback": "pytorch_devol.search",
+    "MLflowCallback": "pytorch_devol.search.report",
+    "TensorBoardCallback": "pytorch_devol.search.report",
 }
 
 

@@ -1,6 +1,7 @@
 """The search: ask -> build -> evaluate -> tell, the run directory, resuming, evaluators."""
 
 from .breaker import SearchAborted
+from .callbacks import Callback, GenerationSummary, RunInfo
 from .evaluators import (
     Evaluator,
     ProcessPoolEvaluator,
@@ -15,18 +16,23 @@ from .lock import RunLock, RunLockedError
 from .loop import candidate_seed
 from .objectives import Constraint, Objective
 from .result import SearchResult, load_result
+from .retrain import RetrainSummary, retrain
 from .runner import STRATEGIES, Search
 from .store import RunStore
 
 __all__ = [
     "ASHA",
     "STRATEGIES",
+    "Callback",
     "Constraint",
     "Evaluator",
     "Fidelity",
+    "GenerationSummary",
     "Objective",
     "ProcessPoolEvaluator",
     "RayEvaluator",
+    "RetrainSummary",
+    "RunInfo",
     "RunLock",
     "RunLockedError",
     "RunStore",
@@ -40,4 +46,5 @@ __all__ = [
     "candidate_seed",
     "load_result",
     "make_evaluator",
+    "retrain",
 ]

@@ -44,7 +44,8 @@ import attrs
 from .._checks import check_int
 
 __all__ = ["ASHA", "FIDELITIES", "PARETO_ORDERS", "Fidelity", "SuccessiveHalving", "check_budgets",
-           "fidelity_config", "make_fidelity", "ranked", "rung_budgets", "rung_major"]
+           "fidelity_config", "make_fidelity", "ranked", "rung_budgets", "rung_major",
+           "saved_fidelity"]
 
 _BELOW_ONE = 1.0 - 1e-9  # keeps rung + accuracy below rung + 1
 
@@ -216,3 +217,25 @@ def fidelity_config(fidelity: Fidelity | None, epochs: int) -> dict[str, Any] | 
     kind = type(fidelity)
     return {"kind": "custom", "type": f"{kind.__module__}.{kind.__qualname__}",
             "asynchronous": fidelity.asynchronous, "budgets": budgets}
+
+
+def saved_fidelity(saved: Any, given: Fidelity | None, run_dir: Any) -> Fidelity | None:
+    """The fidelity scheduler a run directory names (plain values only), or ``given``: your
+    own scheduler, passed again."""
+    if saved is None:
+        return None
+    kinds = [*FIDELITIES, "custom"]
+    if not isinstance(saved, dict) or saved.get("kind") not in kinds:
+        raise ValueError(f"the saved fidelity {saved!r} is not one of {kinds} or null")
+    if saved["kind"] == "custom":
+        if given is None:
+            raise ValueError(f"{run_dir} used a fidelity scheduler of your own "
+                             f"({saved.get('type')}): pass it again "
+                             "(Search.resume(run_dir, fidelity=...))")
+        return given
+    max_epochs = saved.get("max_epochs")
+    return FIDELITIES[saved["kind"]](
+        min_epochs=check_int(saved.get("min_epochs"), "saved min_epochs"),
+        eta=check_int(saved.get("eta"), "saved eta", 2),
+        max_epochs=check_int(max_epochs, "saved max_epochs", allow_none=True),
+        pareto=saved.get("pareto", "epsilon"))

@@ -27,7 +27,6 @@ import hashlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -37,6 +36,7 @@ from ..evolution import BaseStrategy
 from ..schema import devol_columns, to_devol
 from ..training import EvalResult
 from .breaker import CircuitBreaker
+from .callbacks import CallbackList, summarize
 from .donors import NO_LINEAGE, DonorPool
 from .evaluators import BetterThan, Evaluator, Task
 from .fidelity import Fidelity
@@ -67,10 +67,11 @@ class SearchLoop:
 
     def __init__(self, schema: Any, strategy: Any, evaluator: Evaluator, store: RunStore,
                  settings: LoopSettings, reporter: Reporter, *,
-                 on_record: Callable[[dict[str, Any]], None] | None = None,
+                 callbacks: CallbackList | None = None,
                  meter: ObjectiveMeter | None = None, fidelity: Fidelity | None = None):
         self.schema, self.strategy, self.evaluator, self.store = schema, strategy, evaluator, store
-        self.settings, self.reporter, self.on_record = settings, reporter, on_record
+        self.settings, self.reporter = settings, reporter
+        self.callbacks = callbacks or CallbackList()
         maximize = settings.maximize
         legacy = devol_columns(schema)
         self.columns = legacy or list(schema.column_names)
@@ -349,9 +350,15 @@ class SearchLoop:
         if self.donors is not None:
             self.donors.add(record)
         self.reporter.candidate(record)
-        if self.on_record is not None:
-            self.on_record(record)
+        self.callbacks.record(record)
         return record
+
+    def end_generation(self, generation: int, records: list[dict[str, Any]]) -> None:
+        """Print the generation's line and tell the callbacks."""
+        summary = summarize(generation, records, self.best, self.settings.metric,
+                            self.settings.maximize)
+        self.reporter.end_generation(summary)
+        self.callbacks.generation(summary)
 
     def _lineage(self, task: Task, result: EvalResult | dict[str, Any]) -> dict[str, Any]:
         """Which weights the record's network started from (a cached copy: its source's)."""

@@ -6,11 +6,10 @@ The bar needs tqdm (an optional extra) and a terminal; without either, only the 
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import Any, TextIO
 
-import numpy as np
+from .callbacks import GenerationSummary
 
 __all__ = ["Reporter"]
 
@@ -56,27 +55,19 @@ class Reporter:
                                       else record["metrics"]["status"])
             self._bar.update(1)
 
-    def end_generation(self, generation: int, records: list[dict[str, Any]],
-                       best: dict[str, Any] | None) -> None:
+    def end_generation(self, summary: GenerationSummary) -> None:
         self._close_bar()
-        scores = np.array([math.nan if r["fitness"] is None else r["fitness"] for r in records])
-        ok = scores[~np.isnan(scores)]
-        infeasible = sum(1 for r in records if r["metrics"]["status"] == "infeasible")
-        failed = int(np.isnan(scores).sum()) - infeasible
-        cached = sum(1 for r in records if r["cached"])
-        if ok.size:
-            summary = (f"best {self.metric}: {ok.max() if self._up else ok.min():.4f}  "
-                       f"mean: {ok.mean():.4f}  std: {ok.std():.4f}")
+        s = summary
+        if s.candidates - s.failed - s.infeasible:
+            line = (f"best {self.metric}: {s.best_fitness:.4f}  mean: {s.mean_fitness:.4f}  "
+                    f"std: {s.std_fitness:.4f}")
         else:
-            summary = "every candidate failed"
+            line = "every candidate failed"
+        best = s.best_so_far
         overall = f"  (best so far {best['fitness']:.4f})" if best is not None else ""
-        skipped = f", {infeasible} infeasible (not trained)" if infeasible else ""
-        self._print(f"Generation {generation}: {summary}  [{len(records)} models, {cached} "
-                    f"cached, {failed} failed{skipped}]{overall}")
-
-    @property
-    def _up(self) -> bool:
-        return self.metric == "accuracy"
+        skipped = f", {s.infeasible} infeasible (not trained)" if s.infeasible else ""
+        self._print(f"Generation {s.generation}: {line}  [{s.candidates} models, {s.cached} "
+                    f"cached, {s.failed} failed{skipped}]{overall}")
 
     def _close_bar(self) -> None:
         if self._bar is not None:

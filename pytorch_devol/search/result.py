@@ -30,8 +30,10 @@ class SearchResult:
     """
 
     def __init__(self, run_dir: str | Path, schema: GenomeSchema, metric: str, maximize: bool,
-                 objectives: list[dict[str, str]] | None = None):
+                 objectives: list[dict[str, str]] | None = None,
+                 gene_modules: Iterable[str] | None = None):
         self.run_dir = Path(run_dir)
+        self._gene_modules = list(gene_modules or ())
         self.schema, self.metric, self.maximize = schema, metric, maximize
         self.objectives = objectives  # [{"name", "direction"}] of a multi-objective search
         self.history: list[Record] = RunStore(self.run_dir).records()
@@ -160,6 +162,16 @@ class SearchResult:
                                if r["metrics"]["status"] == "infeasible"}),
         }
 
+    def retrain(self, candidate: int | None = None, epochs: int | None = None,
+                seeds: int = 3, train_on: str = "train", **options: Any) -> Any:
+        """Retrain candidate ``candidate`` (default: the best) from scratch with ``seeds``
+        seeds and return its `RetrainSummary` (test metrics' mean and sd); see
+        ``pytorch_devol.search.retrain.retrain`` for ``options``."""
+        from .retrain import retrain
+
+        return retrain(self.run_dir, candidate, epochs, seeds, train_on,
+                       gene_modules=self._gene_modules, **options)
+
     def __repr__(self) -> str:
         return (f"SearchResult(run_dir={str(self.run_dir)!r}, best {self.metric}="
                 f"{self.best_fitness:.4f}, {self.counts()})")
@@ -176,4 +188,4 @@ def load_result(run_dir: str | Path,
     schema = GenomeSchema.from_spec(config["schema"], gene_modules)
     search = config["search"]
     return SearchResult(run_dir, schema, search["metric"], search["maximize"],
-                        search.get("objectives"))
+                        search.get("objectives"), gene_modules)

@@ -21,17 +21,11 @@ from .._checks import check_int
 from ..evolution import Strategy, operator_spec
 from ..evolution.specs import BUILT_IN_OPERATORS
 from ..schema import GenomeSchema, dry_run
-from ..training import (
-    DATASETS,
-    METRICS,
-    DataSplits,
-    TrainConfig,
-    as_splits,
-    check_compatible,
-    load_dataset,
-)
+from ..training import METRICS, DataSplits, TrainConfig, as_splits, check_compatible
+from ..training.saved import load_saved_data
+from .callbacks import CallbackList, RunInfo
 from .evaluators import Evaluator, SerialEvaluator
-from .fidelity import FIDELITIES, Fidelity, check_budgets, fidelity_config, make_fidelity
+from .fidelity import Fidelity, check_budgets, fidelity_config, make_fidelity, saved_fidelity
 from .lock import RunLock
 from .loop import SearchLoop
 from .objectives import (
@@ -52,55 +46,6 @@ from .strategies import STRATEGIES, StrategyContext, make_strategy
 __all__ = ["STRATEGIES", "Search"]
 
 FORMAT_VERSION = 1
-# What a run directory's dataset spec may say: load_dataset's arguments minus download.
-DATA_SPEC_KEYS = ("name", "root", "val_fraction", "seed", "limit")
-
-
-def _checked_data_spec(spec: Any, root: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """A saved dataset spec as ``load_dataset`` arguments, refusing anything unexpected (a run
-    directory must not be able to ask for a download or any other argument)."""
-    if not isinstance(spec, dict) or set(spec) - set(DATA_SPEC_KEYS) or "name" not in spec:
-        raise ValueError(f"the saved dataset spec must have the keys {DATA_SPEC_KEYS} only, "
-                         f"got {sorted(spec) if isinstance(spec, dict) else spec!r}")
-    if spec["name"] not in DATASETS:
-        raise ValueError(f"the saved dataset {spec['name']!r} is not one of {DATASETS}")
-    vf, seed, limit = spec.get("val_fraction", 0.1), spec.get("seed", 0), spec.get("limit")
-    if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 < vf < 1:
-        raise ValueError(f"the saved val_fraction {vf!r} is not a number in (0, 1)")
-    seed = check_int(seed, "the saved data seed", 0)
-    if limit is not None and (not isinstance(limit, list) or len(limit) != 2 or not all(
-            v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in limit)):
-        raise ValueError(f"the saved limit {limit!r} is not [n_train, n_test]")
-    saved_root = spec.get("root")
-    if saved_root is not None and not isinstance(saved_root, str):
-        raise ValueError(f"the saved data root {saved_root!r} is not a path")
-    return {"name": spec["name"], "val_fraction": vf, "seed": seed,
-            "limit": None if limit is None else tuple(limit),
-            "root": os.fspath(root) if root is not None else saved_root}
-
-
-def _saved_fidelity(saved: Any, given: Fidelity | None, run_dir: Any) -> Fidelity | None:
-    """The fidelity scheduler a run directory names (plain values only), or ``given``: your
-    own scheduler, passed again."""
-    if saved is None:
-        return None
-    kinds = [*FIDELITIES, "custom"]
-    if not isinstance(saved, dict) or saved.get("kind") not in kinds:
-        raise ValueError(f"the saved fidelity {saved!r} is not one of {kinds} or null")
-    if saved["kind"] == "custom":
-        if given is None:
-            raise ValueError(f"{run_dir} used a fidelity scheduler of your own "
-                             f"({saved.get('type')}): pass it again "
-                             "(Search.resume(run_dir, fidelity=...))")
-        return given
-    max_epochs = saved.get("max_epochs")
-    return FIDELITIES[saved["kind"]](
-        min_epochs=check_int(saved.get("min_epochs"), "saved min_epochs"),
-        eta=check_int(saved.get("eta"), "saved eta", 2),
-        max_epochs=check_int(max_epochs, "saved max_epochs", allow_none=True),
-        pareto=saved.get("pareto", "epsilon"))
-
-
 class Search:
     """A genetic architecture search over ``schema`` on ``data``.
 
@@ -116,8 +61,10 @@ class Search:
     same unexpected exception from the same place (a bug, not bad luck); default one
     population, 0 turns it off. Before anything trains, every allele value of every gene is
     built once (``pytorch_devol.schema.dry_run``), so a bug in a gene is raised here.
-    ``on_record``: called with each candidate's record (a dict, as in ``results.jsonl``) right
-    after it is logged, cached copies included; an exception in it stops the search.
+    ``callbacks``: objects told of the search's progress (``on_start``, ``on_record``,
+    ``on_generation``, ``on_end``; see `Callback`, `TensorBoardCallback`, `MLflowCallback`);
+    ``on_record=f`` is short for a callback whose ``on_record`` is ``f``. An exception raised in
+    a callback stops the search.
     ``fidelity``: None (every candidate trains for ``epochs``, as in DEvol), "sh"
     (`SuccessiveHalving`, with the GA) or "asha" (`ASHA`, with regularized evolution), or any
     `Fidelity` scheduler: candidates train a few epochs first and only the best continue, from
@@ -141,6 +88,7 @@ class Search:
                  verbose: bool = True, progress_bar: bool | None = None,
                  circuit_breaker: int | None = None,
                  on_record: Callable[[dict[str, Any]], None] | None = None,
+                 callbacks: Sequence[Any] | None = None,
                  objectives: Sequence[str | Objective] | None = None,
                  constraints: Sequence[str | Constraint] | None = None,
                  latency_batch: int = 1, fidelity: str | Fidelity | None = None,
@@ -169,7 +117,7 @@ class Search:
         dry_run(schema, self.train_config.with_overrides)
         self._check_training_overrides()
         self.circuit_breaker = check_int(circuit_breaker, "circuit_breaker", 0, allow_none=True)
-        self.on_record = on_record
+        self.callbacks = CallbackList(callbacks, on_record)
         self.fitness = fitness
         self.strategy_options = self._check_options(strategy_options)
         self.objectives, self.constraints = objectives_and_constraints(
@@ -289,6 +237,7 @@ class Search:
                gene_modules: Iterable[str] | None = None,
                data_root: str | os.PathLike[str] | None = None,
                on_record: Callable[[dict[str, Any]], None] | None = None,
+               callbacks: Sequence[Any] | None = None,
                objectives: Sequence[Objective] | None = None,
                fidelity: Fidelity | None = None) -> Search:
         """Continue an interrupted search from its run directory, with its saved settings.
@@ -311,7 +260,7 @@ class Search:
             if saved["spec"] is None:
                 raise ValueError(f"{run_dir} was run on user arrays: pass the same data "
                                  "to Search.resume(run_dir, data=...)")
-            data = load_dataset(**_checked_data_spec(saved["spec"], data_root))
+            data = load_saved_data(saved["spec"], data_root)
         if s["fitness"] and fitness is None:
             raise ValueError(f"{run_dir} used a fitness= transform: pass it again "
                              "(Search.resume(run_dir, fitness=...))")
@@ -330,9 +279,10 @@ class Search:
                      evaluator=evaluator, metric=s["metric"], fitness=fitness,
                      train_config=TrainConfig(**train), strategy_options=s["strategy_options"],
                      verbose=verbose, progress_bar=progress_bar, on_record=on_record,
+                     callbacks=callbacks,
                      objectives=saved_objectives, constraints=constraints,
                      latency_batch=latency_batch,
-                     fidelity=_saved_fidelity(s.get("fidelity"), fidelity, run_dir),
+                     fidelity=saved_fidelity(s.get("fidelity"), fidelity, run_dir),
                      inherit_weights=s.get("inherit_weights", False))
         if search.data.fingerprint() != saved["fingerprint"]:
             raise ValueError(f"the data differs from the data {run_dir} was searched on "
@@ -363,11 +313,12 @@ class Search:
             self.schema, self.objectives, self.constraints,
             str(self.train_config.resolve_device()), self.latency_batch)
         loop = SearchLoop(self.schema, self.strategy, self.evaluator, store, settings, reporter,
-                          on_record=self.on_record, meter=meter, fidelity=self.fidelity)
+                          callbacks=self.callbacks, meter=meter, fidelity=self.fidelity)
         loop.restore()
         if self._resuming:
             reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} candidates logged, "
                              f"{len(loop.pending)} in flight")
+        self.callbacks.start(RunInfo(Path(self.run_dir), store.config(), self._resuming))
         try:
             self.evaluator.open(self.schema, self.data, self.train_config)
             loop.run()
@@ -386,4 +337,5 @@ class Search:
                 str(c) for c in self.constraints if c.quantity in STRUCTURAL))
         reporter.message(f"Results in {self.run_dir}/ (results.csv, best.pt, best_genome.json)")
         self._resuming = True  # a second run() continues rather than recreating
+        self.callbacks.end(result)
         return result

@@ -37,7 +37,7 @@ def run_generations(loop: SearchLoop, budget: int) -> None:
         loop.checkpoint()
         for record in ordered:  # no later generation continues these (a copy would
             loop.store.drop_states(tuple(record["key"]))  # retrain to the same result)
-        loop.reporter.end_generation(loop.generation - 1, ordered, loop.best)
+        loop.end_generation(loop.generation - 1, ordered)
 
 
 def run_async(loop: SearchLoop, budget: int) -> None:
@@ -79,5 +79,5 @@ def run_async(loop: SearchLoop, budget: int) -> None:
         loop.generation = loop.told // loop.settings.population_size
         loop.checkpoint()
         if task.rung == 0 and loop.told % loop.settings.population_size == 0:
-            loop.reporter.end_generation(loop.generation - 1, window, loop.best)
+            loop.end_generation(loop.generation - 1, window)
             window = []

@@ -1,4 +1,5 @@
-"""Training: data on the device, train and score one candidate, failure handling.
+"""Training: data (built in, or your own files) on the device, train and score one
+candidate, failure handling.
 
 Imports only ``pytorch_devol.schema``'s contract (duck-typed), never search or evolution.
 """
@@ -13,7 +14,9 @@ from pytorch_devol.training.datasets import (
     load_dataset,
 )
 from pytorch_devol.training.failures import NonFiniteLossError
+from pytorch_devol.training.files import load_data, load_npz
 from pytorch_devol.training.idx import read_idx
+from pytorch_devol.training.imagefolder import load_image_folder
 from pytorch_devol.training.result import FAILURE_KINDS, METRICS, RETRIED_FAILURES, EvalResult
 from pytorch_devol.training.splits import TASKS, DataSplits
 from pytorch_devol.training.trainer import Trainer, train_and_evaluate
@@ -41,7 +44,10 @@ __all__ = [
     "check_compatible",
     "cpu_has_fast_bf16",
     "default_data_root",
+    "load_data",
     "load_dataset",
+    "load_image_folder",
+    "load_npz",
     "read_idx",
     "split_indices",
     "train_and_evaluate",

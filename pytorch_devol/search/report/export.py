@@ -26,7 +26,7 @@ from ..result import SearchResult, load_result
 from ..store import RunStore, atomic_write
 
 __all__ = ["DEFAULT_NAMES", "EXPORT_FORMATS", "ExportCheckError", "ExportCheckSkipped",
-           "check_batch", "export_model", "load_exported_state_dict"]
+           "check_batch", "export_model", "load_exported_state_dict", "state_dict_payload"]
 
 EXPORT_FORMATS = ("state_dict", "torchscript", "onnx")
 DEFAULT_NAMES = {"state_dict": "model_state_dict.pt", "torchscript": "model.torchscript.pt",
@@ -51,13 +51,33 @@ def _require(*modules: str, what: str) -> None:
         raise ImportError(f"{what} needs {' and '.join(missing)}: {_ONNX_HINT}")
 
 
+def _retrained(result: SearchResult, candidate: int | None, seed: int,
+               gene_modules: Iterable[str] | None) -> tuple[nn.Sequential, np.ndarray]:
+    from ..retrain import retrained_weights_path
+
+    if candidate is None:
+        if result.best_record is None:
+            raise ValueError(f"{result.run_dir}: no candidate trained successfully")
+        candidate = result.best_record["index"]
+    path = retrained_weights_path(result.run_dir, candidate, seed)
+    if not path.exists():
+        raise ValueError(f"{result.run_dir}: candidate {candidate} has no retrained weights of "
+                         f"seed {seed} ({path} is missing): run pytorch-devol retrain "
+                         f"{result.run_dir} --candidate {candidate} first")
+    return load_exported_state_dict(path, gene_modules)
+
+
 def _chosen(run_dir: str | os.PathLike[str], gene_modules: Iterable[str] | None,
-            candidate: int | None) -> tuple[SearchResult, nn.Sequential, np.ndarray]:
+            candidate: int | None, retrained: int | None = None
+            ) -> tuple[SearchResult, nn.Sequential, np.ndarray]:
     """The run's best model and genome (or candidate ``candidate``'s: the best or a member of
-    the Pareto front), refusing a run with none or inconsistent best files."""
+    the Pareto front; or the weights ``retrain`` gave it with seed ``retrained``), refusing a
+    run with none or inconsistent best files."""
     result = load_result(run_dir, gene_modules)
     if not result.history:
         raise ValueError(f"{run_dir}: no candidate has been evaluated yet, nothing to export")
+    if retrained is not None:
+        return (result, *_retrained(result, candidate, retrained, gene_modules))
     if candidate is not None:
         model = result.model(candidate)
         record = next(r for r in result.history if r["index"] == candidate)
@@ -102,17 +122,24 @@ def _fitness_of(result: SearchResult, genome: np.ndarray) -> float | None:
     return None if record is None else record["fitness"]
 
 
-def _export_state_dict(result: SearchResult, model: nn.Module, genome: np.ndarray,
-                       path: Path) -> None:
-    payload = {
+def state_dict_payload(schema: GenomeSchema, model: nn.Module, genome: Any, metric: str,
+                       fitness: float | None) -> dict[str, Any]:
+    """What a state_dict export holds: weights, genome, schema spec (plain data, no pickle)."""
+    genome = [int(v) for v in genome]
+    return {
         "format": STATE_DICT_FORMAT, "version": STATE_DICT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "genome": [int(v) for v in genome], "schema": result.schema.to_spec(),
-        "metric": result.metric, "fitness": _fitness_of(result, genome),
-        "layers": result.schema.describe(genome),
+        "genome": genome, "schema": schema.to_spec(), "metric": metric,
+        "fitness": None if fitness is None or not np.isfinite(fitness) else float(fitness),
+        "layers": schema.describe(genome),
     }
+
+
+def _export_state_dict(result: SearchResult, model: nn.Module, genome: np.ndarray,
+                       path: Path) -> None:
     buf = io.BytesIO()
-    torch.save(payload, buf)
+    torch.save(state_dict_payload(result.schema, model, genome, result.metric,
+                                  _fitness_of(result, genome)), buf)
     atomic_write(path, buf.getvalue())
 
 
@@ -209,7 +236,7 @@ _CHECKERS: dict[str, Callable[[Path, torch.Tensor, torch.Tensor], None]] = {
 def export_model(run_dir: str | os.PathLike[str], format: str = "state_dict",
                  out: str | os.PathLike[str] | None = None, check: bool = True,
                  gene_modules: Iterable[str] | None = None,
-                 candidate: int | None = None) -> Path:
+                 candidate: int | None = None, retrained: int | None = None) -> Path:
     """Export the run's best model and return the file written.
 
     ``format``: "state_dict" (weights + genome + schema spec, reload with
@@ -218,14 +245,15 @@ def export_model(run_dir: str | os.PathLike[str], format: str = "state_dict",
     file is loaded back and its outputs compared with the original model's on a fixed random
     batch; a mismatch raises ``ExportCheckError``. ``gene_modules``: see ``load_result``.
     ``candidate``: export that candidate instead of the best (any Pareto-front member of a
-    multi-objective search; see ``pareto.json``).
+    multi-objective search; see ``pareto.json``). ``retrained``: export the weights that
+    ``retrain`` gave the candidate (default: the best) with this seed.
     """
     if format not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose one of "
                          f"{', '.join(EXPORT_FORMATS)}")
     if format == "onnx":
         _require("onnx", "onnxscript", what="ONNX export")
-    result, model, genome = _chosen(run_dir, gene_modules, candidate)
+    result, model, genome = _chosen(run_dir, gene_modules, candidate, retrained)
     path = Path(out) if out is not None else Path(run_dir) / DEFAULT_NAMES[format]
     path.parent.mkdir(parents=True, exist_ok=True)
     x = check_batch(result.schema.input_shape)

@@ -1,0 +1,157 @@
+"""``pytorch-devol search``: a new search (built-in dataset or your own data file) or
+``--resume``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .common import UserError
+from .parser import QUICK
+
+__all__ = ["run_search"]
+
+# Settings saved in the run directory: with --resume these flags are ignored (with a note).
+_SAVED = ("max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
+          "generations", "population", "epochs", "batch_size", "patience", "seed", "strategy",
+          "metric", "run_dir", "limit", "precision", "objectives", "fidelity", "min_epochs",
+          "eta", "inherit_weights", "task", "image_size", "grayscale")
+
+
+def _positive(args: argparse.Namespace, *names: str) -> None:
+    for name in names:
+        value = getattr(args, name, None)
+        low = 0 if name == "max_conv_layers" else 1
+        if value is not None and value < low:
+            raise UserError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+
+
+def _evaluator(args: argparse.Namespace) -> Any:
+    from ..search import make_evaluator
+
+    return make_evaluator(args.workers, args.workers_per_gpu or 1, args.ray)
+
+
+def _fidelity(args: argparse.Namespace) -> Any:
+    """--fidelity, defaulting to successive halving with the GA and ASHA with regularized
+    evolution (search_efficiency.py: better than full training at equal compute), and to
+    none with several objectives."""
+    from ..search.fidelity import make_fidelity
+
+    kind = args.fidelity
+    if kind is None:
+        kind = "none" if args.objectives or args.constraint else \
+            "asha" if args.strategy == "regularized" else "sh"
+    if kind == "none":
+        if args.min_epochs is not None or args.eta is not None:
+            raise UserError("--min-epochs and --eta need --fidelity sh or asha")
+        return None
+    return make_fidelity(kind, args.min_epochs or 1, args.eta or 3)
+
+
+def _callbacks(args: argparse.Namespace) -> list[Any]:
+    from ..search.report.trackers import MLflowCallback, TensorBoardCallback
+
+    found = []
+    if args.tensorboard:
+        found.append(TensorBoardCallback(args.tensorboard))
+    if args.mlflow is not None:
+        found.append(MLflowCallback(tracking_uri=args.mlflow or None))
+    return found
+
+
+def _data(args: argparse.Namespace) -> Any:
+    """The data to search on: --data (a file of yours) or --dataset."""
+    from ..training import load_dataset
+    from ..training.files import load_data
+
+    if args.data is None:
+        if args.task or args.image_size or args.grayscale:
+            raise UserError("--task, --image-size and --grayscale need --data")
+        return load_dataset(args.dataset, root=args.data_root, seed=args.seed or 0,
+                            limit=(args.limit, None) if args.limit else None)
+    options: dict[str, Any] = {"seed": args.seed or 0, "limit": args.limit}
+    for name in ("task", "image_size", "grayscale"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    return load_data(args.data, **options)
+
+
+def _schema(args: argparse.Namespace, data: Any, pick: dict[str, Any]) -> Any:
+    from ..schema import GenomeSchema
+
+    if args.space == "modern":
+        return GenomeSchema.modern(input_shape=data.input_shape, n_classes=data.n_outputs,
+                                   max_blocks=4 if args.max_blocks is None else args.max_blocks,
+                                   augment=args.augment, task=data.task)
+    if args.max_blocks is not None or args.augment:
+        raise UserError("--max-blocks and --augment need --space modern")
+    return GenomeSchema.devol(
+        max_conv_layers=pick["max_conv_layers"], max_dense_layers=pick["max_dense_layers"],
+        max_filters=pick["max_filters"], max_dense_nodes=pick["max_dense_nodes"],
+        input_shape=data.input_shape, n_classes=data.n_outputs, task=data.task)
+
+
+def _new_search(args: argparse.Namespace, evaluator: Any, callbacks: list[Any]) -> Any:
+    from ..search import RunStore, Search
+    from ..training import TrainConfig
+
+    quick = QUICK["digits" if args.data is None and args.dataset == "digits" else "other"]
+    pick = {k: v if (v := getattr(args, k, None)) is not None else quick[k] for k in quick}
+    data = _data(args)
+    schema = _schema(args, data, pick)
+    train = {k: v for k, v in (("batch_size", args.batch_size), ("patience", args.patience),
+                               ("precision", args.precision)) if v is not None}
+    metric = args.metric
+    if metric is None and data.task == "regression":
+        metric = "loss"
+    search = Search(schema, data, generations=pick["generations"],
+                    population_size=pick["population"], epochs=pick["epochs"],
+                    seed=args.seed or 0, run_dir=args.run_dir, device=args.device,
+                    strategy=args.strategy, metric=metric, evaluator=evaluator,
+                    train_config=TrainConfig(**train), verbose=not args.quiet,
+                    objectives=args.objectives, constraints=args.constraint or None,
+                    fidelity=_fidelity(args), inherit_weights=bool(args.inherit_weights),
+                    callbacks=callbacks)
+    RunStore(search.run_dir).check_new()
+    if not args.quiet:
+        print(f"Searching {schema} on {data.summary()}")
+        print(f"{pick['generations']} generations x {pick['population']} candidates, "
+              f"up to {pick['epochs']} epochs each; run directory: {search.run_dir}")
+    return search
+
+
+def run_search(args: argparse.Namespace) -> int:
+    """Handle ``pytorch-devol search``; returns the exit status."""
+    from ..search import Search
+
+    _positive(args, "max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
+              "generations", "population", "epochs", "batch_size", "patience",
+              "workers_per_gpu", "limit", "min_epochs")
+    if args.eta is not None and args.eta < 2:
+        raise UserError(f"--eta must be >= 2, got {args.eta}")
+    if args.data is not None and args.data_root is not None:
+        raise UserError("--data and --data-root: give one (--data for a file of yours, "
+                        "--data-root for where the built-in datasets are)")
+    evaluator = _evaluator(args)
+    callbacks = _callbacks(args)
+    if args.resume:
+        ignored = [f"--{k.replace('_', '-')}" for k in _SAVED if getattr(args, k) is not None]
+        if ignored and not args.quiet:
+            print(f"note: resuming with the settings saved in {args.resume}; ignoring "
+                  f"{', '.join(ignored)}", file=sys.stderr)
+        search = Search.resume(args.resume, evaluator=evaluator, verbose=not args.quiet,
+                               device=args.device, gene_modules=args.gene_modules,
+                               data_root=args.data or args.data_root, callbacks=callbacks)
+    else:
+        search = _new_search(args, evaluator, callbacks)
+    try:
+        search.run()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: pytorch-devol search --resume {search.run_dir}",
+              file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"See: pytorch-devol show {search.run_dir}")
+    return 0

@@ -1,0 +1,386 @@
+"""Experiment trackers: a search's progress in TensorBoard or MLflow, as search callbacks.
+
+    Search(schema, data, callbacks=[TensorBoardCallback("tb/digits")]).run()
+    Search(schema, data, callbacks=[MLflowCallback("sqlite:///mlflow.db")]).run()
+
+Both log the same numbers. Per candidate (step = candidate index): its fitness and finite
+metrics, only for records that trained fully and fresh (the final rung of a multi-fidelity
+search, not a cached copy, status "ok"), so each candidate index appears at most once. Per
+generation (step = generation): best, mean and std fitness, the best so far, and how many
+candidates were evaluated, cached, failed or infeasible. At the end: the best candidate's
+metrics and decoded genome. Each needs an optional extra (``pip install
+'pytorch-devol[tensorboard]'`` / ``'pytorch-devol[mlflow]'``), imported only when the callback
+is built. An error from TensorBoard or MLflow stops the search, like any callback's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..callbacks import Callback, GenerationSummary, RunInfo
+
+__all__ = ["MLflowCallback", "TensorBoardCallback"]
+
+# Metrics of a record's ``metrics`` dict logged per candidate (when present and finite).
+CANDIDATE_METRICS = ("val_accuracy", "val_loss", "val_mae", "test_accuracy", "test_loss",
+                     "test_mae", "params", "epochs", "train_seconds")
+ARTIFACTS = ("best.pt", "best_genome.json", "results.csv", "config.json", "pareto.json")
+DEFAULT_EXPERIMENT = "pytorch-devol"
+RUN_DIR_TAG = "pytorch_devol.run_dir"
+
+HParam = bool | float | str
+
+
+def _require(module: str, extra: str, user: str) -> None:
+    """Import ``module`` or say which extra installs it."""
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(f"{user} needs {module}: pip install 'pytorch-devol[{extra}]'") \
+            from err
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _finite(values: dict[str, Any]) -> dict[str, float]:
+    out = {k: _number(v) for k, v in values.items()}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def candidate_values(record: dict[str, Any]) -> dict[str, float]:
+    """A record's per-candidate scalars, ``candidate/<name>``; empty unless it is a fresh,
+    final, successful training (cached copies and lower rungs would repeat or mislead)."""
+    metrics = record["metrics"]
+    if record.get("cached") or not record.get("final", True) or metrics["status"] != "ok":
+        return {}
+    values = {"fitness": record["fitness"], **{k: metrics.get(k) for k in CANDIDATE_METRICS}}
+    values.update({f"objective/{k}": v for k, v in (record.get("objectives") or {}).items()})
+    return {f"candidate/{k}": v for k, v in _finite(values).items()}
+
+
+def generation_values(summary: GenerationSummary) -> dict[str, float]:
+    """A generation's scalars, ``generation/<name>`` (NaN ones, when nothing trained, left
+    out)."""
+    best = summary.best_so_far
+    return {f"generation/{k}": v for k, v in _finite({
+        "best_fitness": summary.best_fitness, "mean_fitness": summary.mean_fitness,
+        "std_fitness": summary.std_fitness,
+        "best_so_far": None if best is None else best["fitness"],
+        "candidates": summary.candidates, "cached": summary.cached, "failed": summary.failed,
+        "infeasible": summary.infeasible}).items()}
+
+
+def best_values(result: Any) -> dict[str, float]:
+    """The best candidate's fitness and finite metrics, by bare name (empty if none
+    trained)."""
+    record = result.best_record
+    if record is None:
+        return {}
+    metrics = record["metrics"]
+    return _finite({"fitness": record["fitness"], **{k: metrics.get(k)
+                                                     for k in CANDIDATE_METRICS}})
+
+
+def _field_kind(choices: tuple[Any, ...]) -> type:
+    """One type per genome field, so every value (and the HParams domain) agrees."""
+    if all(isinstance(c, bool) for c in choices):
+        return bool
+    if all(_number(c) is not None for c in choices):
+        return float
+    return str
+
+
+def _as_kind(value: Any, kind: type) -> HParam:
+    if hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
+    return kind(value) if kind is not str else (value if isinstance(value, str) else repr(value))
+
+
+def genome_hparams(schema: Any, genome: Any) -> tuple[dict[str, HParam], dict[str, list]]:
+    """The decoded genome as ``{"<slot>.<field>": value}`` (an inactive slot: only its
+    ``active`` flag), with each field's possible values: TensorBoard's hparams."""
+    arr = schema.validate(genome)
+    values: dict[str, HParam] = {}
+    domains: dict[str, list] = {}
+    for slot, gene in zip(schema.slots, schema.decode(arr)):
+        active = schema.is_active(slot, arr)
+        for field, choices in zip(slot.fields, slot.choices):
+            if not active and field != "active":
+                continue
+            kind = _field_kind(choices)
+            name = f"{slot.name}.{field}"
+            values[name] = _as_kind(getattr(gene, field), kind)
+            domains[name] = list(dict.fromkeys(_as_kind(c, kind) for c in choices))
+    return values, domains
+
+
+def _settings_text(config: dict[str, Any]) -> str:
+    """The search's settings as a Markdown code block (TensorBoard's text plugin)."""
+    shown = {"search": config.get("search"), "train": config.get("train"),
+             "data": (config.get("data") or {}).get("summary")}
+    body = json.dumps(shown, indent=2, default=str)
+    return "\n".join("    " + line for line in body.splitlines())
+
+
+class TensorBoardCallback(Callback):
+    """Writes the search's scalars, and the best candidate's hparams, to TensorBoard.
+
+    Event files go into ``log_dir`` itself (no subfolder), so use one ``log_dir`` per search:
+    ``tensorboard --logdir tb`` then shows ``tb/<name>`` searches side by side. Resuming with
+    the same ``log_dir`` adds a new event file there, which TensorBoard reads as the same run.
+    Scalars: ``candidate/*`` (step = candidate index), ``generation/*`` (step = generation),
+    ``best/*`` (step = number of records) and the hparams of the best genome; texts
+    ``search/settings`` and ``best/genome``. Flushed after each candidate and generation, closed
+    at the end.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike[str], flush_secs: int = 30):
+        _require("tensorboard", "tensorboard", "TensorBoardCallback")
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer_type = SummaryWriter
+        self.log_dir = Path(log_dir)
+        self.flush_secs = flush_secs
+        self.writer: Any = None
+
+    def _open(self) -> Any:
+        if self.writer is None:
+            self.writer = self._writer_type(str(self.log_dir), flush_secs=self.flush_secs)
+        return self.writer
+
+    def on_start(self, run: RunInfo) -> None:
+        writer = self._open()
+        if not run.resumed:
+            writer.add_text("search/settings", _settings_text(run.config))
+
+    def on_record(self, record: dict[str, Any]) -> None:
+        values = candidate_values(record)
+        if values:
+            writer = self._open()
+            for tag, value in values.items():
+                writer.add_scalar(tag, value, record["index"], walltime=record["finished_at"])
+            writer.flush()  # on disk now: a crash loses none of it (a resume never relogs it)
+
+    def on_generation(self, summary: GenerationSummary) -> None:
+        writer = self._open()
+        for tag, value in generation_values(summary).items():
+            writer.add_scalar(tag, value, summary.generation)
+        writer.flush()
+
+    def on_end(self, result: Any) -> None:
+        writer = self._open()
+        record = result.best_record
+        if record is not None:
+            self._write_best(writer, result, record)
+        writer.close()
+        self.writer = None
+
+    @staticmethod
+    def _write_best(writer: Any, result: Any, record: dict[str, Any]) -> None:
+        """The best genome as an HParams session whose metrics are the ``best/*`` scalars
+        (TensorBoard's own ``hparams`` protos: booleans stay booleans)."""
+        from tensorboard.plugins.hparams import summary_v2 as hp
+
+        step = len(result.history)
+        metrics = {f"best/{k}": v for k, v in best_values(result).items()}
+        values, domains = genome_hparams(result.schema, record["genome"])
+        params = {name: hp.HParam(name, hp.Discrete(domains[name])) for name in values}
+        config = hp.hparams_config_pb(hparams=list(params.values()),
+                                      metrics=[hp.Metric(tag) for tag in metrics])
+        session = hp.hparams_pb({params[k]: v for k, v in values.items()},
+                                trial_id=result.run_dir.name)
+        for summary in (config, session):
+            writer.file_writer.add_summary(summary, step)
+        for tag, value in metrics.items():
+            writer.add_scalar(tag, value, step)
+        lines = [f"candidate {record['index']}", *result.describe()]
+        writer.add_text("best/genome", "\n".join("    " + line for line in lines), step)
+
+    def close(self) -> None:
+        """Close the event file early (a search that ends closes it itself)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
+    """Nested settings as dotted MLflow params; None and empty sections are left out."""
+    if value is None:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}", item, out)
+    elif isinstance(value, (list, tuple)):
+        out[prefix] = json.dumps(value, default=str)
+    else:
+        out[prefix] = str(value)
+
+
+def search_params(config: dict[str, Any]) -> dict[str, str]:
+    """``config.json``'s search and train settings and the data's summary, fingerprint and
+    spec, as ``search.*``, ``train.*`` and ``data.*`` params."""
+    out: dict[str, str] = {}
+    _flatten("search", config.get("search"), out)
+    _flatten("train", config.get("train"), out)
+    data = config.get("data") or {}
+    for key in ("summary", "fingerprint", "spec"):
+        _flatten(f"data.{key}", data.get(key), out)
+    return out
+
+
+def _context_tags(tags: dict[str, str]) -> dict[str, str]:
+    """``tags`` plus the user and source tags MLflow's own ``start_run`` adds."""
+    try:
+        from mlflow.tracking.context.registry import resolve_tags
+    except ImportError:  # an MLflow without it: our tags alone
+        return tags
+    return resolve_tags(tags)
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+class MLflowCallback(Callback):
+    """Logs the search as one MLflow run, through an ``MlflowClient`` (no global state).
+
+    ``tracking_uri`` None: MLflow's default (``MLFLOW_TRACKING_URI``, else its own). The run
+    goes into ``experiment`` (default "pytorch-devol", created when missing, with
+    ``artifact_location`` if given), is named after the run directory and tagged with its
+    absolute path (``pytorch_devol.run_dir``); a resumed search finds that run by the tag and
+    continues it. Params: ``search.*``, ``train.*``, ``data.*`` from ``config.json``. Metrics:
+    ``candidate/*`` (step = candidate index, timestamp = when it finished), ``generation/*``
+    (step = generation), and at the end ``best_*`` and ``candidates_*`` counts. Tags
+    ``pytorch_devol.best_index`` and ``pytorch_devol.best_genome`` (its layers, one a line).
+    Artifacts: best.pt, best_genome.json, results.csv, config.json, pareto.json (if any). The
+    run ends FINISHED; an interrupted search leaves it RUNNING, for its resume to continue.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str | None = None, *,
+                 artifact_location: str | os.PathLike[str] | None = None):
+        _require("mlflow", "mlflow", "MLflowCallback")
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri)
+        self.experiment = experiment or DEFAULT_EXPERIMENT
+        self.artifact_location = None if artifact_location is None else str(artifact_location)
+        self.run_id: str | None = None  # the MLflow run of the current search
+
+    # -- the run ------------------------------------------------------------------------------
+    def _experiment_id(self) -> str:
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(self.experiment)
+        if found is None:
+            try:
+                return self.client.create_experiment(self.experiment, self.artifact_location)
+            except MlflowException:  # created meanwhile by another process
+                found = self.client.get_experiment_by_name(self.experiment)
+                if found is None:
+                    raise
+        if found.lifecycle_stage != "active":
+            raise ValueError(f"MLflow experiment {self.experiment!r} is deleted: restore it "
+                             "or choose another experiment=")
+        return found.experiment_id
+
+    def _find(self, experiment_id: str, run_dir: str) -> Any:
+        """The latest active MLflow run tagged with ``run_dir``, or None."""
+        order = ["attributes.start_time DESC"]
+        for quote in ("'", '"'):
+            if quote not in run_dir:
+                runs = self.client.search_runs(
+                    [experiment_id], f"tags.`{RUN_DIR_TAG}` = {quote}{run_dir}{quote}",
+                    max_results=1, order_by=order)
+                return runs[0] if runs else None
+        token = None  # a path with both quotes: compare every run's tag here
+        while True:
+            page = self.client.search_runs([experiment_id], "", order_by=order,
+                                           page_token=token)
+            match = next((r for r in page if r.data.tags.get(RUN_DIR_TAG) == run_dir), None)
+            if match is not None or not page.token:
+                return match
+            token = page.token
+
+    def on_start(self, run: RunInfo) -> None:
+        experiment_id = self._experiment_id()
+        run_dir = str(Path(run.run_dir).resolve())
+        found = self._find(experiment_id, run_dir) if run.resumed else None
+        if found is None:
+            summary = (run.config.get("data") or {}).get("summary")
+            tags = {RUN_DIR_TAG: run_dir,
+                    "mlflow.note.content": f"pytorch-devol search in {run_dir}"
+                    + (f" on {summary}" if summary else "")}
+            found = self.client.create_run(experiment_id, run_name=Path(run_dir).name,
+                                           tags=_context_tags(tags))
+        else:
+            self.client.update_run(found.info.run_id, status="RUNNING")
+        self.run_id = found.info.run_id
+        logged = found.data.params  # params are immutable: log only what is missing
+        self._log_params({k: v for k, v in search_params(run.config).items()
+                          if k not in logged})
+
+    def _log_params(self, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+        from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+
+        items = [Param(k, v[:MAX_PARAM_VAL_LENGTH]) for k, v in params.items()]
+        for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
+            self.client.log_batch(self._run(), params=chunk)
+
+    def _log_metrics(self, values: dict[str, float], step: int,
+                     timestamp: float | None = None) -> None:
+        from mlflow.entities import Metric
+        from mlflow.utils.validation import MAX_METRICS_PER_BATCH
+
+        ms = int(1000 * (time.time() if timestamp is None else timestamp))
+        items = [Metric(k, v, ms, step) for k, v in values.items()]
+        for chunk in _chunks(items, MAX_METRICS_PER_BATCH):
+            self.client.log_batch(self._run(), metrics=chunk)
+
+    def _run(self) -> str:
+        if self.run_id is None:
+            raise RuntimeError("MLflowCallback got an event before on_start: pass it to "
+                               "Search(callbacks=[...]) rather than calling it yourself")
+        return self.run_id
+
+    # -- events -------------------------------------------------------------------------------
+    def on_record(self, record: dict[str, Any]) -> None:
+        values = candidate_values(record)
+        if values:
+            self._log_metrics(values, record["index"], record.get("finished_at"))
+
+    def on_generation(self, summary: GenerationSummary) -> None:
+        self._log_metrics(generation_values(summary), summary.generation)
+
+    def on_end(self, result: Any) -> None:
+        from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+        run_id = self._run()
+        counts = {f"candidates_{k}": v for k, v in result.counts().items()}
+        if result.objectives:
+            counts["pareto_front_size"] = len(result.pareto_front)
+        best = {f"best_{k}": v for k, v in best_values(result).items()}
+        self._log_metrics({**best, **counts}, 0)
+        record = result.best_record
+        if record is not None:
+            self.client.set_tag(run_id, "pytorch_devol.best_index", str(record["index"]))
+            self.client.set_tag(run_id, "pytorch_devol.best_genome",
+                                "\n".join(result.describe())[:MAX_TAG_VAL_LENGTH])
+        for name in ARTIFACTS:
+            path = Path(result.run_dir) / name
+            if path.is_file():
+                self.client.log_artifact(run_id, str(path))
+        self.client.set_terminated(run_id, "FINISHED")
+        self.run_id = None

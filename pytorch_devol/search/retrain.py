@@ -1,0 +1,207 @@
+"""Retrain a searched architecture from scratch with several seeds, and say how reliable its
+score is: held-out test metrics as mean and standard deviation over the seeds.
+
+    summary = load_result("runs/x").retrain(epochs=30, seeds=3)   # CLI: pytorch-devol retrain
+
+Writes ``<run>/retrain/<candidate>/``: each seed's weights (``seed<K>.pt``, the format of
+``export_model(format="state_dict")``, so ``load_exported_state_dict`` and ``export
+--retrained K`` read it) and ``metrics.json``, rewritten after every seed. A killed retrain
+run again with the same settings keeps the seeds already done.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import statistics
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from .._checks import check_int
+from ..training import DataSplits, EvalResult, TrainConfig, Trainer, as_splits
+from ..training.saved import load_saved_data
+from .lock import RunLock
+from .report.export import state_dict_payload
+from .result import SearchResult, load_result
+from .store import RunStore, atomic_write
+
+__all__ = ["RETRAIN_DIR", "TRAIN_ON", "RetrainSummary", "retrain", "retrained_weights_path"]
+
+RETRAIN_DIR = "retrain"
+TRAIN_ON = ("train", "train+val")
+REPORTED = ("test_accuracy", "test_loss", "test_mae", "val_accuracy", "val_loss", "val_mae",
+            "epochs", "train_seconds")
+
+
+@attrs.frozen
+class RetrainSummary:
+    """Per-seed metrics of a retrained candidate and their mean and sample sd (NaN for one
+    seed). With ``train_on="train+val"`` the validation metrics are on training data."""
+
+    candidate: int
+    directory: Path
+    settings: dict[str, Any]
+    seeds: tuple[dict[str, Any], ...]
+
+    def values(self, metric: str) -> list[float]:
+        return [s[metric] for s in self.seeds if s.get(metric) is not None
+                and math.isfinite(s[metric])]
+
+    def mean(self, metric: str) -> float:
+        values = self.values(metric)
+        return statistics.fmean(values) if values else math.nan
+
+    def std(self, metric: str) -> float:
+        values = self.values(metric)
+        return statistics.stdev(values) if len(values) > 1 else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        metrics = [m for m in REPORTED if self.values(m)]
+        return {"candidate": self.candidate, "settings": self.settings,
+                "seeds": list(self.seeds),
+                "summary": {m: {"mean": self.mean(m), "std": self.std(m),
+                                "n": len(self.values(m))} for m in metrics}}
+
+
+def retrained_weights_path(run_dir: str | os.PathLike[str], candidate: int, seed: int) -> Path:
+    """Where ``retrain`` keeps candidate ``candidate``'s weights of seed ``seed``."""
+    return Path(run_dir) / RETRAIN_DIR / str(candidate) / f"seed{seed}.pt"
+
+
+def _record(result: SearchResult, candidate: int | None) -> dict[str, Any]:
+    if candidate is None:
+        best = result.best_record
+        if best is None:
+            raise ValueError(f"{result.run_dir}: no candidate has trained successfully, "
+                             "nothing to retrain")
+        return best
+    for r in result.history:
+        if r["index"] == candidate and r["metrics"]["status"] != "infeasible":
+            return r
+    raise ValueError(f"{result.run_dir}: no candidate {candidate} to retrain (indices run "
+                     f"0..{max((r['index'] for r in result.history), default=-1)})")
+
+
+def _data(config: dict[str, Any], data: Any, data_root: Any, run_dir: Path) -> DataSplits:
+    saved = config["data"]
+    if data is None:
+        if saved["spec"] is None:
+            raise ValueError(f"{run_dir} was searched on arrays of your own: pass them again "
+                             "(retrain(..., data=...))")
+        splits = load_saved_data(saved["spec"], data_root)
+    else:
+        splits = as_splits(data)
+    if splits.fingerprint() != saved["fingerprint"]:
+        raise ValueError(f"the data differs from the data {run_dir} was searched on "
+                         f"(saved: {saved['summary']})")
+    return splits
+
+
+def _on(splits: DataSplits, train_on: str) -> DataSplits:
+    if train_on == "train":
+        return splits
+    return attrs.evolve(splits, x_train=torch.cat([splits.x_train, splits.x_val]),
+                        y_train=torch.cat([splits.y_train, splits.y_val]))
+
+
+def _seed_metrics(seed: int, result: EvalResult) -> dict[str, Any]:
+    metrics = result.to_dict()
+    out: dict[str, Any] = {"seed": seed, "status": metrics["status"]}
+    out.update({k: metrics[k] for k in REPORTED if metrics.get(k) is not None})
+    if not result.ok:
+        out["reason"] = metrics.get("reason")
+    return out
+
+
+def _previous(directory: Path, settings: dict[str, Any], overwrite: bool) -> list[dict[str, Any]]:
+    """Seeds already retrained with these settings (a killed retrain continues); an earlier
+    retrain with other settings is refused, or deleted with ``overwrite``."""
+    path = directory / "metrics.json"
+    if not path.exists():
+        return []
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is damaged ({err}); move it away to retrain afresh") from None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} is not a retrain summary; move it away to retrain afresh")
+    old = saved.get("settings")
+    if old != settings:
+        if not overwrite:
+            what = "; ".join(f"{k} {old.get(k)!r}, now {v!r}" for k, v in settings.items()
+                             if old.get(k) != v) if isinstance(old, dict) else repr(old)
+            raise ValueError(f"{directory} holds a retrain with other settings ({what}): "
+                             "retrain with those, or overwrite it (--overwrite)")
+        for stale in [path, *directory.glob("seed*.pt")]:
+            stale.unlink()
+        return []
+    return [s for s in saved.get("seeds", []) if isinstance(s, dict)
+            and isinstance(s.get("seed"), int) and (s.get("status") != "ok" or (
+                directory / f"seed{s['seed']}.pt").exists())]
+
+
+def retrain(run_dir: str | os.PathLike[str], candidate: int | None = None,
+            epochs: int | None = None, seeds: int = 3, train_on: str = "train", *,
+            data: Any = None, data_root: str | os.PathLike[str] | None = None,
+            device: str | None = None, gene_modules: Iterable[str] | None = None,
+            progress: Callable[[dict[str, Any]], None] | None = None,
+            overwrite: bool = False) -> RetrainSummary:
+    """Train candidate ``candidate`` (default: the best) from scratch ``seeds`` times (seeds
+    0..K-1) for ``epochs`` (default: the search's full budget), with its training genes and
+    the search's training settings; score each on the held-out test part.
+
+    ``train_on="train+val"`` also trains on the validation part: then every epoch runs (no
+    early stopping) and the last weights are kept. The data is reloaded from the run's saved
+    spec (``data_root``: where it is now, if it moved) or passed as ``data``; it must be the
+    data the search used. ``progress`` is called with each seed's metrics. An earlier retrain
+    of the candidate with other settings is refused, or replaced with ``overwrite``.
+    """
+    result = load_result(run_dir, gene_modules)
+    if train_on not in TRAIN_ON:
+        raise ValueError(f"train_on must be one of {TRAIN_ON}, got {train_on!r}")
+    seeds = check_int(seeds, "seeds")
+    config = RunStore(run_dir).config()
+    record = _record(result, candidate)
+    train = {**config["train"], **({} if device is None else {"device": device})}
+    train["epochs"] = check_int(epochs, "epochs") if epochs is not None else train["epochs"]
+    if train_on == "train+val":
+        train.update(patience=None, restore_best=False)
+    splits = _on(_data(config, data, data_root, Path(run_dir)), train_on)
+    settings = {"epochs": train["epochs"], "train_on": train_on,
+                "genome": list(record["genome"])}
+    directory = Path(run_dir) / RETRAIN_DIR / str(record["index"])
+    directory.mkdir(parents=True, exist_ok=True)
+    with RunLock(directory):
+        done = {s["seed"]: s for s in _previous(directory, settings, overwrite)}
+        trainer = Trainer(splits, TrainConfig(**train))
+
+        def summary() -> RetrainSummary:
+            return RetrainSummary(record["index"], directory, settings,
+                                  tuple(done[k] for k in sorted(done) if k < seeds))
+
+        for seed in range(seeds):
+            if seed in done:
+                continue
+            outcome = trainer.evaluate(result.schema, record["genome"], seed=seed,
+                                       keep_weights=True)
+            if outcome.ok:
+                model = result.schema.build_model(record["genome"])
+                model.load_state_dict(outcome.state_dict)
+                buf = io.BytesIO()
+                torch.save(state_dict_payload(result.schema, model, record["genome"],
+                                              result.metric, outcome.fitness(result.metric)),
+                           buf)
+                atomic_write(retrained_weights_path(run_dir, record["index"], seed),
+                             buf.getvalue())
+            done[seed] = _seed_metrics(seed, outcome)
+            atomic_write(directory / "metrics.json",
+                         json.dumps(summary().to_dict(), indent=2).encode())
+            if progress is not None:
+                progress(done[seed])
+        return summary()
