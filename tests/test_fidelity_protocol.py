@@ -13,7 +13,7 @@ import pytest
 from pytorch_devol import Search
 from pytorch_devol.search import Fidelity
 from tests.parallel_helpers import tiny_schema
-from tests.test_readme import BLOCKS
+from tests.test_readme import block
 
 
 class MedianStopping:
@@ -36,7 +36,8 @@ class MedianStopping:
 def test_readme_scheduler_runs_a_search_and_promotes_the_better_half(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(BLOCKS[4], "README.md", "exec"), namespace)  # README's scheduler, as printed
+    # README's scheduler, as printed
+    exec(compile(block("class BetterHalf"), "README.md", "exec"), namespace)
     result = namespace["result"]
     assert isinstance(namespace["BetterHalf"](), Fidelity)
     records = result.history

@@ -11,16 +11,22 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
+def block(marker: str) -> str:
+    """The one Python example of README.md that contains ``marker``."""
+    (found,) = [b for b in BLOCKS if marker in b]
+    return found
+
+
 def test_readme_has_the_examples():
-    # the fifth, a fidelity scheduler of your own, runs in test_fidelity_protocol.py
-    assert len(BLOCKS) == 5 and "class BetterHalf" in BLOCKS[4]
+    # a fidelity scheduler of your own runs in test_fidelity_protocol.py
+    assert len(BLOCKS) == 6 and "class BetterHalf" in block("class BetterHalf")
 
 
 @pytest.mark.slow
 def test_readme_search_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "readme_search"}
-    exec(compile(BLOCKS[0], "README.md", "exec"), namespace)
+    exec(compile(block("run_dir=\"runs/readme\""), "README.md", "exec"), namespace)
     assert (tmp_path / "runs" / "readme" / "best.pt").exists()
     assert len(namespace["resumed"].history) == 8
     assert namespace["model"] is not None
@@ -29,7 +35,7 @@ def test_readme_search_example_runs(tmp_path, monkeypatch, capsys):
 
 def test_readme_search_spaces_example_runs(capsys):
     namespace = {"__name__": "readme_spaces"}
-    exec(compile(BLOCKS[1], "README.md", "exec"), namespace)
+    exec(compile(block("GenomeSchema.modern("), "README.md", "exec"), namespace)
     assert capsys.readouterr().out.startswith(
         "['optimizer.optimizer', 'lr.lr_scale', 'batch.batch_size', 'schedule.schedule']")
     assert len(namespace["modern"].training) == 6
@@ -37,7 +43,7 @@ def test_readme_search_spaces_example_runs(capsys):
 
 def test_readme_custom_gene_example_runs(capsys):
     namespace = {"__name__": "readme_gene"}
-    exec(compile(BLOCKS[2], "README.md", "exec"), namespace)
+    exec(compile(block("class ResidualGene"), "README.md", "exec"), namespace)
     schema, model = namespace["schema"], namespace["model"]
     printed = capsys.readouterr().out
     assert printed.startswith(f"{len(schema)} ['conv2d0.active', 'conv2d0.filters'")
@@ -53,7 +59,29 @@ def test_readme_custom_gene_example_runs(capsys):
 def test_readme_fidelity_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "readme_fidelity"}
-    exec(compile(BLOCKS[3], "README.md", "exec"), namespace)
+    exec(compile(block("asha ="), "README.md", "exec"), namespace)
     rung, spent = map(int, capsys.readouterr().out.split())
     assert rung == 2 and spent < 2 * 9 * 9 / 2
     assert namespace["asha"].best_record["final"]
+
+
+@pytest.mark.slow
+def test_readme_callbacks_example_runs(tmp_path, monkeypatch, capsys, digits):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    import functools
+
+    from pytorch_devol import GenomeSchema, Search
+
+    monkeypatch.chdir(tmp_path)
+    schema = GenomeSchema.devol(max_conv_layers=1, max_dense_layers=1, max_filters=16,
+                                max_dense_nodes=32, input_shape=(1, 8, 8), n_classes=10)
+    tiny = functools.partial(Search, generations=2, population_size=3, epochs=1,
+                             verbose=False, run_dir=tmp_path / "run")
+    namespace = {"schema": schema, "data": digits}
+    source = block("class Notify").replace("Search(schema", "tiny(schema")
+    exec(compile(source, "README.md", "exec"), {**namespace, "tiny": tiny})
+    printed = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [int(g) for g, _ in printed] == [0, 1]
+    assert any((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert (tmp_path / "mlflow.db").exists()

@@ -247,3 +247,34 @@ def test_a_resumed_search_continues_its_mlflow_run(tracking, digits_splits, tmp_
     assert sorted(m.step for m in generations) == [0, 1]
     assert run.data.params["search.generations"] == "2"
     assert run.data.metrics["best_fitness"] == pytest.approx(result.best_fitness)
+
+
+# -- the command line ------------------------------------------------------------------------
+def test_cli_tensorboard_and_mlflow_flags(tracking, tmp_path, monkeypatch):
+    """``search --tensorboard DIR --mlflow URI``: event files TensorBoard reads, and an MLflow
+    run an MlflowClient finds, with one entry per trained candidate in both."""
+    from mlflow.tracking import MlflowClient
+
+    from .cli_helpers import search_in_process
+
+    pytest.importorskip("tensorboard", reason="--tensorboard needs tensorboard")
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact folder lands here
+    uri, _ = tracking
+    run = tmp_path / "run"
+    search_in_process("--max-conv-layers", "1", "--max-dense-layers", "2", "--max-filters",
+                      "16", "--max-dense-nodes", "32", "--generations", "2", "--population",
+                      "3", "--epochs", "1", "--fidelity", "none", "--precision", "fp32",
+                      "--quiet", "--run-dir", str(run), "--tensorboard", str(tmp_path / "tb"),
+                      "--mlflow", uri)
+    expected = [r["index"] for r in trained(RunStore(run).records())]
+    acc = events(tmp_path / "tb")
+    assert [e.step for e in acc.Scalars("candidate/fitness")] == expected
+    assert [e.step for e in acc.Scalars("generation/best_fitness")] == [0, 1]
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("pytorch-devol")
+    (found,) = client.search_runs([experiment.experiment_id],
+                                  f"tags.`pytorch_devol.run_dir` = '{run.resolve()}'")
+    assert found.info.status == "FINISHED"
+    history = client.get_metric_history(found.info.run_id, "candidate/fitness")
+    assert sorted(m.step for m in history) == expected
+    assert found.data.params["search.population_size"] == "3"
