@@ -244,11 +244,13 @@ class Search:
 
         The run directory is data, never code: its gene types must be built in or defined by
         modules this program has imported; ``gene_modules`` names modules you trust to define
-        the others (imported first). Built-in datasets reload from the saved spec (checked
-        against an allow-list), from ``data_root`` when given (a run moved to another
-        machine); pass ``data`` for your own arrays. Either way the data must be the same: its
-        fingerprint is checked. A custom strategy, fitness function, objective or fidelity
-        scheduler must be passed again; the evaluator may differ (e.g. more workers).
+        the others (imported first). Built-in datasets and data files (``load_data``) reload
+        from the saved spec (checked against an allow-list); ``data_root``: where they are now,
+        if they moved (a built-in dataset's root; a data file's new path, or the folder now
+        holding it); pass ``data`` for your own arrays. Either way the data must be the same:
+        its fingerprint is checked. A custom strategy, fitness function, objective or fidelity
+        scheduler must be passed again, as must ``callbacks``; the evaluator may differ (e.g.
+        more workers).
         """
         config = RunStore(run_dir).config()
         if not isinstance(config, dict) or config.get("format") != FORMAT_VERSION:
