@@ -55,12 +55,42 @@ def test_search_on_a_channels_last_npz_and_resume_after_it_moved(npz, tmp_path, 
     assert code == 2 and "missing (moved?)" in err and "--data NEWPATH" in err
     code, _, err = main("search", "--resume", str(run), "--data", str(moved), "--quiet")
     assert code == 0, err
+    assert _config(run)["data"]["spec"]["path"] == str((moved / "mine.npz").resolve())
+    code, _, err = main("search", "--resume", str(run), "--quiet")  # the new place is kept
+    assert code == 0, err
     with np.load(moved / "mine.npz") as archive:  # same name, other contents: refused
         changed = {k: archive[k] for k in archive.files}
     changed["x_test"] = 255 - changed["x_test"]
     np.savez(moved / "mine.npz", **changed)
     code, _, err = main("search", "--resume", str(run), "--data", str(moved), "--quiet")
-    assert code == 2 and "data differs" in err
+    assert code == 2 and "data differs" in err and "fingerprint" in err
+    assert "new run directory" in err
+
+
+def test_flat_features_search_dense_layers_only(digits, tmp_path, one_thread):
+    path = tmp_path / "flat.npz"
+    np.savez(path, x_train=digits.x_train.numpy().reshape(-1, 64), y_train=digits.y_train,
+             x_test=digits.x_test.numpy().reshape(-1, 64), y_test=digits.y_test)
+    tiny = TINY[2:]  # no --max-conv-layers: flat features take none
+    code, _, err = main("search", "--data", str(path), *TINY, "--run-dir", str(tmp_path / "x"))
+    assert code == 2 and "flat features (64,)" in err and not (tmp_path / "x").exists()
+    run = tmp_path / "run"
+    search_in_process("--data", str(path), *tiny, "--run-dir", str(run))
+    records = [json.loads(r) for r in (run / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(r["metrics"]["status"] == "ok" for r in records)
+
+
+def test_resume_names_every_flag_it_ignores_and_refuses_data_for_a_built_in_run(tmp_path):
+    run = tmp_path / "run"
+    search_in_process(*TINY, "--run-dir", str(run))
+    code, _, err = main("search", "--resume", str(run), "--generations", "3", "--constraint",
+                        "params<=10", "--space", "modern", "--dataset", "mnist")
+    assert code == 0, err
+    note = next(line for line in err.splitlines() if line.startswith("note: resuming"))
+    for flag in ("--generations", "--constraint", "--space", "--dataset"):
+        assert flag in note
+    code, _, err = main("search", "--resume", str(run), "--data", str(tmp_path), "--quiet")
+    assert code == 2 and "bundled with scikit-learn" in err
 
 
 def test_search_on_an_image_folder(digits, tmp_path, one_thread):
@@ -101,7 +131,10 @@ def test_search_on_regression_targets(digits, tmp_path, one_thread):
     (["--task", "regression"], "--task, --image-size and --grayscale need --data"),
     (["--data", "nowhere.npz"], "no such data file"),
     (["--data", "{npz}", "--image-size", "4"], "image_size"),
-    (["--data", "{npz}", "--data-root", "x"], "--data and --data-root"),
+    (["--data", "{npz}", "--data-root", "x"], "--data with --data-root or --dataset"),
+    (["--data", "{npz}", "--dataset", "mnist"], "--data with --data-root or --dataset"),
+    (["--data", "{npz}", "--mlflow", "foo://bar"], "--mlflow foo://bar: "),
+    (["--data", "{npz}", "--tensorboard", "{npz}/tb"], "--tensorboard "),
     (["--data", "{npz}", "--image-size", "0"], "expected N or HxW"),
 ])
 def test_bad_data_arguments_fail_before_training(npz, tmp_path, args, message):

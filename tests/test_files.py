@@ -306,8 +306,8 @@ def test_folder_image_size_resizes_and_mixed_sizes_name_the_file(tmp_path):
     root = _folder(tmp_path / "pets", n=4)
     _png(root / "dog" / "big.png", 1, size=(9, 7))
     with pytest.raises(ValueError, match=re.escape(str(root / "dog" / "big.png")) +
-                       r" is 9x7 pixels \(width x height\) but .*cat.\d\d\.png is 6x6: pass "
-                       r"image_size=\(height, width\) \(CLI --image-size\)"):
+                       r" is 7x9 pixels \(height x width\) but .*cat.\d\d\.png is 6x6: pass "
+                       r"image_size=\(height, width\) \(CLI --image-size HxW\)"):
         load_image_folder(root, test_fraction=0.25)
     square = load_image_folder(root, image_size=5, test_fraction=0.25)
     assert square.input_shape == (3, 5, 5) and square.spec["image_size"] == [5, 5]
@@ -382,7 +382,7 @@ def test_moved_or_changed_folder(tmp_path):
     data = load_image_folder(root)
     spec = json.loads(json.dumps(data.spec))
     moved = root.rename(tmp_path / "pets")
-    with pytest.raises(FileNotFoundError, match="--data-root DIR holding pets"):
+    with pytest.raises(FileNotFoundError, match="--data NEWPATH, the file or the folder"):
         load_spec(spec)
     assert load_spec(spec, path=moved).fingerprint() == data.fingerprint()
     assert load_spec(spec, path=tmp_path).fingerprint() == data.fingerprint()
@@ -446,3 +446,13 @@ def test_load_data_dispatch_and_options(npz, tmp_path):
     with pytest.raises(FileNotFoundError, match="no such data file or folder"):
         load_data(tmp_path / "nothing.csv")
     assert ".png" in IMG_EXTENSIONS and ".webp" in IMG_EXTENSIONS
+
+
+def test_a_file_is_decoded_only_as_an_image_format_its_extension_allows(tmp_path):
+    """Pillow picks a decoder by content: a GIF (or an EPS, which would run Ghostscript)
+    named .png is refused, naming the file."""
+    root = _folder(tmp_path / "pets", n=3)
+    fake = root / "dog" / "zz.png"
+    Image.new("P", (6, 6)).save(fake, format="GIF")
+    with pytest.raises(ValueError, match=re.escape(str(fake)) + " .*cannot identify"):
+        load_image_folder(root)

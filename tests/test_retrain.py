@@ -101,7 +101,11 @@ def test_export_of_a_retrained_model(run, tmp_path, one_thread):
     x = torch.randn(3, 1, 8, 8)
     assert torch.equal(model(x), ref(x))
     code, _, err = main("export", str(run), "--retrained", "7")
-    assert code == 2 and "no retrained weights of seed 7" in err and "retrain" in err
+    assert code == 2 and "no retrained weights of seed 7" in err and "--seeds 8" in err
+    code, printed, err = main("export", str(run), "--retrained")  # its own default name
+    assert code == 0, err
+    assert f"model-candidate{best}-retrained0_state_dict.pt" in printed
+    assert not (run / "model_state_dict.pt").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -128,3 +132,30 @@ def test_retrain_of_a_run_on_arrays_of_ones_own_needs_them(tmp_path, digits):
         retrain(tmp_path / "r", seeds=1)
     summary = retrain(tmp_path / "r", seeds=1, data=arrays)
     assert summary.seeds[0]["status"] == "ok"
+
+
+def test_machine_failures_are_retrained_and_own_failures_kept(tmp_path):
+    from pytorch_devol.search.retrain import _final
+
+    (tmp_path / "seed0.pt").write_bytes(b"")
+    assert _final({"seed": 0, "status": "ok"}, tmp_path)
+    assert not _final({"seed": 1, "status": "ok"}, tmp_path)  # its weights are missing
+    assert _final({"seed": 2, "status": "failed", "failure": "candidate"}, tmp_path)
+    for kind in ("infrastructure", "timeout"):
+        assert not _final({"seed": 3, "status": "failed", "failure": kind}, tmp_path)
+    assert not _final({"seed": "0", "status": "ok"}, tmp_path)  # a damaged entry
+
+
+def test_a_cached_copy_retrains_as_the_candidate_it_copied_and_patience_applies(
+        run, tmp_path, one_thread):
+    run = _copy(run, tmp_path)
+    history = load_result(run).history
+    copy = next((r for r in history if r["cached"]), None)
+    target = copy["source_index"] if copy else load_result(run).best_record["index"]
+    code, out, err = main("retrain", str(run), "--candidate",
+                          str(copy["index"] if copy else target), "--seeds", "1",
+                          "--epochs", "3", "--patience", "0")
+    assert code == 0, err
+    assert f"Candidate {target}," in out and "early stopping off" in out
+    saved = json.loads((run / "retrain" / str(target) / "metrics.json").read_text())
+    assert saved["settings"]["patience"] is None and saved["seeds"][0]["epochs"] == 3

@@ -4,6 +4,7 @@ reader (TensorBoard's EventAccumulator, an MlflowClient on a SQLite store)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -173,7 +174,12 @@ def tracking(tmp_path_factory) -> tuple[str, Path]:
 
     tmp = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    MlflowClient(uri).search_experiments()  # creates the database
+    here = os.getcwd()
+    os.chdir(tmp)  # the store's default artifact root is ./mlruns where it is created
+    try:
+        MlflowClient(uri).search_experiments()  # creates the database
+    finally:
+        os.chdir(here)
     return uri, tmp
 
 
@@ -255,11 +261,12 @@ def test_cli_tensorboard_and_mlflow_flags(tracking, tmp_path, monkeypatch):
     run an MlflowClient finds, with one entry per trained candidate in both."""
     from mlflow.tracking import MlflowClient
 
-    from .cli_helpers import search_in_process
+    from .cli_helpers import main, search_in_process
 
     pytest.importorskip("tensorboard", reason="--tensorboard needs tensorboard")
-    monkeypatch.chdir(tmp_path)  # MLflow's default artifact folder lands here
+    monkeypatch.chdir(tmp_path)
     uri, _ = tracking
+    MlflowClient(uri).create_experiment("pytorch-devol", str(tmp_path / "artifacts"))
     run = tmp_path / "run"
     search_in_process("--max-conv-layers", "1", "--max-dense-layers", "2", "--max-filters",
                       "16", "--max-dense-nodes", "32", "--generations", "2", "--population",
@@ -278,3 +285,10 @@ def test_cli_tensorboard_and_mlflow_flags(tracking, tmp_path, monkeypatch):
     history = client.get_metric_history(found.info.run_id, "candidate/fitness")
     assert sorted(m.step for m in history) == expected
     assert found.data.params["search.population_size"] == "3"
+    assert (tmp_path / "artifacts").is_dir()
+    code, out, err = main("search", "--resume", str(run))  # without the flags: told so
+    assert code == 0, err
+    notes = [line for line in out.splitlines() if line.startswith("note: this search was")]
+    assert len(notes) == 2 and f"--tensorboard {tmp_path / 'tb'}" in notes[0]
+    assert f"--mlflow {uri}" in notes[1]
+    assert not (Path(__file__).resolve().parents[1] / "mlruns").exists()

@@ -20,7 +20,8 @@ QUICK = {
                   generations=5, population=10, epochs=3),
 }
 _SHAPE = {"max_conv_layers": "most convolutional layers",
-          "max_dense_layers": "most dense layers", "max_filters": "most filters per conv layer",
+          "max_dense_layers": "most dense layers, the output layer included (as DEvol)",
+          "max_filters": "most filters per conv layer",
           "max_dense_nodes": "most units per dense layer", "generations": "generations",
           "population": "candidates per generation", "epochs": "most epochs per candidate"}
 
@@ -62,7 +63,7 @@ def _add_import(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist"], default="digits",
+    s.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist"],
                    help="a built-in dataset; digits works offline everywhere (default: digits)")
     s.add_argument("--data", metavar="PATH",
                    help="your own data instead: a .npz with x_train, y_train, x_test, y_test "
@@ -176,6 +177,9 @@ def _add_retrain(sub: argparse._SubParsersAction) -> None:
                    help="the candidate to retrain (default: the best)")
     r.add_argument("--epochs", type=int, metavar="E",
                    help="epochs per seed (default: the search's --epochs)")
+    r.add_argument("--patience", type=int, metavar="N",
+                   help="stop a seed after N epochs without a lower validation loss; 0: train "
+                        "every epoch (default: the search's, 1 unless set)")
     r.add_argument("--seeds", type=int, default=3, metavar="K",
                    help="how many seeds (0..K-1) to train (default: 3)")
     r.add_argument("--train-on", choices=["train", "train+val"], default="train",

@@ -35,18 +35,22 @@ def run_retrain(args: argparse.Namespace) -> int:
     """Handle ``pytorch-devol retrain``; returns the exit status."""
     from ..search.retrain import retrain
 
-    for name in ("epochs", "seeds"):
+    for name, low in (("epochs", 1), ("seeds", 1), ("patience", 0)):
         value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UserError(f"--{name} must be >= 1, got {value}")
+        if value is not None and value < low:
+            raise UserError(f"--{name} must be >= {low}, got {value}")
+    patience = "search" if args.patience is None else args.patience or None
     bar = _bar(args.seeds, args.quiet)
+    trained: list[int] = []
 
     def progress(seed: dict[str, Any]) -> None:
+        trained.append(seed["seed"])
         if bar is not None:
             bar.update(1)
         if not args.quiet:
-            what = (f"test accuracy {fmt(seed.get('test_accuracy'))}, test loss "
-                    f"{fmt(seed.get('test_loss'))}" if seed["status"] == "ok" else
+            scored = "test accuracy" if "test_accuracy" in seed else "test MAE"
+            what = (f"{scored} {fmt(seed.get('test_accuracy', seed.get('test_mae')))}, test "
+                    f"loss {fmt(seed.get('test_loss'))}" if seed["status"] == "ok" else
                     f"failed: {seed.get('reason')}")
             line = (f"seed {seed['seed']}: {what} ({seed.get('epochs', 0)} epochs, "
                     f"{fmt(seed.get('train_seconds'), 1)} s)")
@@ -54,20 +58,30 @@ def run_retrain(args: argparse.Namespace) -> int:
 
     try:
         summary = retrain(args.run_dir, args.candidate, args.epochs, args.seeds, args.train_on,
-                          data_root=args.data or args.data_root, device=args.device,
-                          gene_modules=args.gene_modules, progress=progress,
-                          overwrite=args.overwrite)
+                          patience=patience, data_root=args.data or args.data_root,
+                          device=args.device, gene_modules=args.gene_modules,
+                          progress=progress, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print("\ninterrupted; run the same command again to train only the seeds not done",
+              file=sys.stderr)
+        return 130
     finally:
         if bar is not None:
             bar.close()
     s = summary.settings
     print(f"Candidate {summary.candidate}, retrained from scratch with "
-          f"{len(summary.seeds)} seed(s) ({s['epochs']} epochs at most, on {s['train_on']}):")
-    for metric in ("test_accuracy", "test_loss", "test_mae", "val_accuracy", "val_loss"):
+          f"{len(summary.seeds)} seed(s) ({s['epochs']} epochs at most, early stopping "
+          f"{'off' if s['patience'] is None else 'after ' + str(s['patience'])}, on "
+          f"{s['train_on']}):")
+    for metric in ("test_accuracy", "test_mae", "test_loss", "val_accuracy", "val_mae",
+                   "val_loss"):
         if summary.values(metric):
             seen = " (validation data was trained on)" if metric.startswith("val") and \
                 s["train_on"] == "train+val" else ""
             print(f"  {metric}: {_pm(summary, metric)}{seen}")
+    earlier = [str(seed["seed"]) for seed in summary.seeds if seed["seed"] not in trained]
+    if earlier:
+        print(f"  seed(s) {', '.join(earlier)}: retrained earlier with these settings, kept")
     failed = sum(1 for seed in summary.seeds if seed["status"] != "ok")
     if failed:
         print(f"  {failed} of {len(summary.seeds)} seeds failed (see metrics.json)")

@@ -12,11 +12,18 @@ from .parser import QUICK
 
 __all__ = ["run_search"]
 
-# Settings saved in the run directory: with --resume these flags are ignored (with a note).
-_SAVED = ("max_conv_layers", "max_dense_layers", "max_filters", "max_dense_nodes",
-          "generations", "population", "epochs", "batch_size", "patience", "seed", "strategy",
-          "metric", "run_dir", "limit", "precision", "objectives", "fidelity", "min_epochs",
-          "eta", "inherit_weights", "task", "image_size", "grayscale")
+# What --resume may change: where and how it runs, not what it searches.
+_RESUMABLE = {"resume", "device", "workers", "workers_per_gpu", "ray", "quiet", "gene_modules",
+              "data", "data_root", "tensorboard", "mlflow", "command"}
+
+
+def _ignored_on_resume(args: argparse.Namespace) -> list[str]:
+    """The flags given with --resume that the saved settings override."""
+    from .parser import build_parser
+
+    defaults = vars(build_parser().parse_args(["search"]))
+    return [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+            if k not in _RESUMABLE and v != defaults.get(k)]
 
 
 def _positive(args: argparse.Namespace, *names: str) -> None:
@@ -54,10 +61,18 @@ def _callbacks(args: argparse.Namespace) -> list[Any]:
     from ..search.report.trackers import MLflowCallback, TensorBoardCallback
 
     found = []
-    if args.tensorboard:
-        found.append(TensorBoardCallback(args.tensorboard))
-    if args.mlflow is not None:
-        found.append(MLflowCallback(tracking_uri=args.mlflow or None))
+    for flag, value, make in (
+            ("--tensorboard", args.tensorboard, lambda: TensorBoardCallback(args.tensorboard)),
+            ("--mlflow", args.mlflow, lambda: MLflowCallback(tracking_uri=args.mlflow or None))):
+        if value is None:
+            continue
+        try:
+            found.append(make())
+        except ImportError as err:
+            raise UserError(f"{flag} {value}: {err}") from None
+        except Exception as err:  # whatever the tracker's library raises for a bad place
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise UserError(f"{flag} {value}: {type(err).__name__}: {first}") from None
     return found
 
 
@@ -69,7 +84,7 @@ def _data(args: argparse.Namespace) -> Any:
     if args.data is None:
         if args.task or args.image_size or args.grayscale:
             raise UserError("--task, --image-size and --grayscale need --data")
-        return load_dataset(args.dataset, root=args.data_root, seed=args.seed or 0,
+        return load_dataset(args.dataset or "digits", root=args.data_root, seed=args.seed or 0,
                             limit=(args.limit, None) if args.limit else None)
     options: dict[str, Any] = {"seed": args.seed or 0, "limit": args.limit}
     for name in ("task", "image_size", "grayscale"):
@@ -81,6 +96,12 @@ def _data(args: argparse.Namespace) -> Any:
 def _schema(args: argparse.Namespace, data: Any, pick: dict[str, Any]) -> Any:
     from ..schema import GenomeSchema
 
+    if len(data.input_shape) == 1:  # flat features: dense layers only
+        if args.space == "modern" or (args.max_conv_layers or 0) > 0:
+            raise UserError(f"the data has flat features {data.input_shape}, not images: "
+                            "convolutions do not apply (drop --space modern / "
+                            "--max-conv-layers)")
+        pick = {**pick, "max_conv_layers": 0}
     if args.space == "modern":
         return GenomeSchema.modern(input_shape=data.input_shape, n_classes=data.n_outputs,
                                    max_blocks=4 if args.max_blocks is None else args.max_blocks,
@@ -97,8 +118,11 @@ def _new_search(args: argparse.Namespace, evaluator: Any, callbacks: list[Any]) 
     from ..search import RunStore, Search
     from ..training import TrainConfig
 
-    quick = QUICK["digits" if args.data is None and args.dataset == "digits" else "other"]
+    quick = QUICK["digits" if args.data is None and args.dataset in (None, "digits")
+                  else "other"]
     pick = {k: v if (v := getattr(args, k, None)) is not None else quick[k] for k in quick}
+    if args.run_dir is not None:  # before the data: reading a folder of images takes a while
+        RunStore(args.run_dir).check_new()
     data = _data(args)
     schema = _schema(args, data, pick)
     train = {k: v for k, v in (("batch_size", args.batch_size), ("patience", args.patience),
@@ -131,13 +155,13 @@ def run_search(args: argparse.Namespace) -> int:
               "workers_per_gpu", "limit", "min_epochs")
     if args.eta is not None and args.eta < 2:
         raise UserError(f"--eta must be >= 2, got {args.eta}")
-    if args.data is not None and args.data_root is not None:
-        raise UserError("--data and --data-root: give one (--data for a file of yours, "
-                        "--data-root for where the built-in datasets are)")
+    if args.data is not None and (args.data_root is not None or args.dataset is not None):
+        raise UserError("--data with --data-root or --dataset: give one (--data for a file of "
+                        "yours, --dataset and --data-root for a built-in dataset)")
     evaluator = _evaluator(args)
     callbacks = _callbacks(args)
     if args.resume:
-        ignored = [f"--{k.replace('_', '-')}" for k in _SAVED if getattr(args, k) is not None]
+        ignored = _ignored_on_resume(args)
         if ignored and not args.quiet:
             print(f"note: resuming with the settings saved in {args.resume}; ignoring "
                   f"{', '.join(ignored)}", file=sys.stderr)

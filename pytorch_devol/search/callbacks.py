@@ -10,8 +10,11 @@ A callback is any object with some of these methods; the search calls those it h
 - ``on_end(result)``: the `SearchResult` when the search has finished.
 
 Subclass `Callback` (every method a no-op) and override what you need. An exception raised in a
-callback stops the search and reaches you: a bug in your code is never swallowed. A resumed
-search calls ``on_start`` again, then only what happens after the interruption.
+callback stops the search and reaches you: a bug in your code is never swallowed. Callbacks are
+not saved with the run: a resumed search calls those passed to it, ``on_start`` again, then
+only what happens after the interruption (records logged just before a kill -9 are not sent
+again; ``on_end`` comes only when a search finishes). A callback's optional ``describe()`` (one
+line) is saved in ``config.json``, so a resume without it says how to pass it again.
 """
 
 from __future__ import annotations
@@ -130,3 +133,13 @@ class CallbackList:
 
     def end(self, result: Any) -> None:
         self._call("on_end", result)
+
+    def descriptions(self) -> list[str]:
+        """What each callback with a ``describe()`` says of itself (for ``config.json``)."""
+        return [str(cb.describe()) for cb in self.callbacks if callable(getattr(cb, "describe",
+                                                                                 None))]
+
+    def missing(self, saved: Any) -> list[str]:
+        """The saved descriptions of callbacks of a type not passed this time."""
+        given = {type(cb).__name__ for cb in self.callbacks}
+        return [d for d in saved or () if isinstance(d, str) and d.split("(")[0] not in given]

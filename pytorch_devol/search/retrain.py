@@ -24,8 +24,15 @@ import attrs
 import torch
 
 from .._checks import check_int
-from ..training import DataSplits, EvalResult, TrainConfig, Trainer, as_splits
-from ..training.saved import load_saved_data
+from ..training import (
+    RETRIED_FAILURES,
+    DataSplits,
+    EvalResult,
+    TrainConfig,
+    Trainer,
+    as_splits,
+)
+from ..training.saved import check_same_data, load_saved_data
 from .lock import RunLock
 from .report.export import state_dict_payload
 from .result import SearchResult, load_result
@@ -82,8 +89,9 @@ def _record(result: SearchResult, candidate: int | None) -> dict[str, Any]:
                              "nothing to retrain")
         return best
     for r in result.history:
-        if r["index"] == candidate and r["metrics"]["status"] != "infeasible":
-            return r
+        if r["index"] == candidate:  # a cached copy: the candidate it copied
+            return _record(result, r["source_index"]) if r["cached"] and \
+                r["source_index"] != candidate else r
     raise ValueError(f"{result.run_dir}: no candidate {candidate} to retrain (indices run "
                      f"0..{max((r['index'] for r in result.history), default=-1)})")
 
@@ -97,9 +105,7 @@ def _data(config: dict[str, Any], data: Any, data_root: Any, run_dir: Path) -> D
         splits = load_saved_data(saved["spec"], data_root)
     else:
         splits = as_splits(data)
-    if splits.fingerprint() != saved["fingerprint"]:
-        raise ValueError(f"the data differs from the data {run_dir} was searched on "
-                         f"(saved: {saved['summary']})")
+    check_same_data(splits, saved, run_dir)
     return splits
 
 
@@ -115,8 +121,18 @@ def _seed_metrics(seed: int, result: EvalResult) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": seed, "status": metrics["status"]}
     out.update({k: metrics[k] for k in REPORTED if metrics.get(k) is not None})
     if not result.ok:
-        out["reason"] = metrics.get("reason")
+        out.update(reason=metrics.get("reason"), failure=result.failure)
     return out
+
+
+def _final(seed: Any, directory: Path) -> bool:
+    """A seed that needs no more training: trained (its weights on disk) or failed by its own
+    fault; a machine's failure (a lost worker, a shared GPU's OOM) trains again."""
+    if not isinstance(seed, dict) or not isinstance(seed.get("seed"), int):
+        return False
+    if seed.get("status") == "ok":
+        return (directory / f"seed{seed['seed']}.pt").exists()
+    return seed.get("failure") not in RETRIED_FAILURES
 
 
 def _previous(directory: Path, settings: dict[str, Any], overwrite: bool) -> list[dict[str, Any]]:
@@ -141,13 +157,23 @@ def _previous(directory: Path, settings: dict[str, Any], overwrite: bool) -> lis
         for stale in [path, *directory.glob("seed*.pt")]:
             stale.unlink()
         return []
-    return [s for s in saved.get("seeds", []) if isinstance(s, dict)
-            and isinstance(s.get("seed"), int) and (s.get("status") != "ok" or (
-                directory / f"seed{s['seed']}.pt").exists())]
+    return [s for s in saved.get("seeds", []) if _final(s, directory)]
+
+
+def _save_weights(path: Path, result: SearchResult, genome: list[int],
+                  outcome: EvalResult) -> None:
+    """A seed's trained weights, in the ``state_dict`` export format."""
+    model = result.schema.build_model(genome)
+    model.load_state_dict(outcome.state_dict)
+    buf = io.BytesIO()
+    torch.save(state_dict_payload(result.schema, model, genome, result.metric,
+                                  outcome.fitness(result.metric)), buf)
+    atomic_write(path, buf.getvalue())
 
 
 def retrain(run_dir: str | os.PathLike[str], candidate: int | None = None,
             epochs: int | None = None, seeds: int = 3, train_on: str = "train", *,
+            patience: int | None | str = "search",
             data: Any = None, data_root: str | os.PathLike[str] | None = None,
             device: str | None = None, gene_modules: Iterable[str] | None = None,
             progress: Callable[[dict[str, Any]], None] | None = None,
@@ -156,11 +182,13 @@ def retrain(run_dir: str | os.PathLike[str], candidate: int | None = None,
     0..K-1) for ``epochs`` (default: the search's full budget), with its training genes and
     the search's training settings; score each on the held-out test part.
 
-    ``train_on="train+val"`` also trains on the validation part: then every epoch runs (no
-    early stopping) and the last weights are kept. The data is reloaded from the run's saved
-    spec (``data_root``: where it is now, if it moved) or passed as ``data``; it must be the
-    data the search used. ``progress`` is called with each seed's metrics. An earlier retrain
-    of the candidate with other settings is refused, or replaced with ``overwrite``.
+    ``patience``: early stopping as in the search ("search"), after N epochs without a lower
+    validation loss, or None: every epoch. ``train_on="train+val"`` also trains on the
+    validation part: then every epoch runs (no early stopping) and the last weights are kept.
+    The data is reloaded from the run's saved spec (``data_root``: where it is now, if it
+    moved) or passed as ``data``; it must be the data the search used. ``progress`` is
+    called with each seed's metrics. An earlier retrain of the candidate with other settings
+    is refused, or replaced with ``overwrite``.
     """
     result = load_result(run_dir, gene_modules)
     if train_on not in TRAIN_ON:
@@ -170,16 +198,18 @@ def retrain(run_dir: str | os.PathLike[str], candidate: int | None = None,
     record = _record(result, candidate)
     train = {**config["train"], **({} if device is None else {"device": device})}
     train["epochs"] = check_int(epochs, "epochs") if epochs is not None else train["epochs"]
+    if patience != "search":
+        train["patience"] = check_int(patience, "patience", allow_none=True)
     if train_on == "train+val":
         train.update(patience=None, restore_best=False)
     splits = _on(_data(config, data, data_root, Path(run_dir)), train_on)
-    settings = {"epochs": train["epochs"], "train_on": train_on,
-                "genome": list(record["genome"])}
+    settings = {"epochs": train["epochs"], "patience": train["patience"],
+                "train_on": train_on, "genome": list(record["genome"])}
     directory = Path(run_dir) / RETRAIN_DIR / str(record["index"])
     directory.mkdir(parents=True, exist_ok=True)
     with RunLock(directory):
         done = {s["seed"]: s for s in _previous(directory, settings, overwrite)}
-        trainer = Trainer(splits, TrainConfig(**train))
+        config, trainer = TrainConfig(**train), None
 
         def summary() -> RetrainSummary:
             return RetrainSummary(record["index"], directory, settings,
@@ -188,17 +218,12 @@ def retrain(run_dir: str | os.PathLike[str], candidate: int | None = None,
         for seed in range(seeds):
             if seed in done:
                 continue
+            if trainer is None or trainer.broken:  # a broken CUDA context: a fresh one
+                trainer = Trainer(splits, config)
             outcome = trainer.evaluate(result.schema, record["genome"], seed=seed,
                                        keep_weights=True)
             if outcome.ok:
-                model = result.schema.build_model(record["genome"])
-                model.load_state_dict(outcome.state_dict)
-                buf = io.BytesIO()
-                torch.save(state_dict_payload(result.schema, model, record["genome"],
-                                              result.metric, outcome.fitness(result.metric)),
-                           buf)
-                atomic_write(retrained_weights_path(run_dir, record["index"], seed),
-                             buf.getvalue())
+                _save_weights(directory / f"seed{seed}.pt", result, record["genome"], outcome)
             done[seed] = _seed_metrics(seed, outcome)
             atomic_write(directory / "metrics.json",
                          json.dumps(summary().to_dict(), indent=2).encode())

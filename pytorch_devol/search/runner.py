@@ -22,7 +22,7 @@ from ..evolution import Strategy, operator_spec
 from ..evolution.specs import BUILT_IN_OPERATORS
 from ..schema import GenomeSchema, dry_run
 from ..training import METRICS, DataSplits, TrainConfig, as_splits, check_compatible
-from ..training.saved import load_saved_data
+from ..training.saved import check_same_data, load_saved_data
 from .callbacks import CallbackList, RunInfo
 from .evaluators import Evaluator, SerialEvaluator
 from .fidelity import Fidelity, check_budgets, fidelity_config, make_fidelity, saved_fidelity
@@ -136,6 +136,8 @@ class Search:
             "runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
         self.verbose, self.progress_bar = verbose, progress_bar
         self._resuming = False
+        self._moved: dict[str, Any] | None = None  # the data's new spec, found on resume
+        self._unpassed: list[str] = []  # saved callbacks not passed to the resume
 
     # -- validation ---------------------------------------------------------------------------
     def _check_data(self, data: Any) -> DataSplits:
@@ -225,7 +227,8 @@ class Search:
                        **objectives_config(self.objectives, self.constraints,
                                            self.latency_batch),
                        "fidelity": fidelity_config(self.fidelity, self.train_config.epochs),
-                       "inherit_weights": self.inherit_weights},
+                       "inherit_weights": self.inherit_weights,
+                       "callbacks": self.callbacks.descriptions()},
             "train": attrs.asdict(self.train_config),
         }
 
@@ -272,9 +275,7 @@ class Search:
             raise ValueError(f"{run_dir} used a strategy object of your own: pass it again "
                              "(Search.resume(run_dir, strategy=...)); its saved state is "
                              "restored into it")
-        train = config["train"]
-        if device is not None:
-            train = {**train, "device": device}
+        train = {**config["train"], **({} if device is None else {"device": device})}
         search = cls(schema, data,
                      generations=s["generations"], population_size=s["population_size"],
                      seed=s["seed"], run_dir=run_dir, strategy=strategy or name,
@@ -286,9 +287,9 @@ class Search:
                      latency_batch=latency_batch,
                      fidelity=saved_fidelity(s.get("fidelity"), fidelity, run_dir),
                      inherit_weights=s.get("inherit_weights", False))
-        if search.data.fingerprint() != saved["fingerprint"]:
-            raise ValueError(f"the data differs from the data {run_dir} was searched on "
-                             f"(saved: {saved['summary']})")
+        check_same_data(search.data, saved, run_dir)
+        search._moved = search.data.spec if search.data.spec != saved["spec"] else None
+        search._unpassed = search.callbacks.missing(s.get("callbacks"))
         search._resuming = True
         return search
 
@@ -303,6 +304,9 @@ class Search:
         with RunLock(store.path):
             if not self._resuming:
                 store.create(self._config())
+            elif self._moved is not None:  # the data moved: later resumes and retrains find it
+                store.set_data_spec(self._moved)
+                self._moved = None
             return self._run(store)
 
     def _run(self, store: RunStore) -> SearchResult:
@@ -320,6 +324,9 @@ class Search:
         if self._resuming:
             reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} candidates logged, "
                              f"{len(loop.pending)} in flight")
+            for line in self._unpassed:
+                reporter.message(f"note: this search was logged by {line} before; pass it "
+                                 "again to go on logging there")
         self.callbacks.start(RunInfo(Path(self.run_dir), store.config(), self._resuming))
         try:
             self.evaluator.open(self.schema, self.data, self.train_config)

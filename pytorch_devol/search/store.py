@@ -1,6 +1,7 @@
 """The run directory: the single source of truth of a search.
 
-- ``config.json``      schema spec, data spec, settings (written once)
+- ``config.json``      schema spec, data spec, settings (written once; the data spec again
+                        when the data moved)
 - ``results.jsonl``    one full record per evaluated candidate, flushed and fsynced
 - ``results.csv``      the same rows in DEvol's column layout, plus ours
 - ``checkpoint.json``  strategy state + candidates asked but not yet told (atomic rename)
@@ -114,6 +115,12 @@ class RunStore:
         """Start a new run in an empty or missing directory."""
         self.check_new()
         self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path / CONFIG, _dumps(config, indent=2).encode())
+
+    def set_data_spec(self, spec: dict[str, Any]) -> None:
+        """Record where the run's data is now (it moved; the fingerprint was checked)."""
+        config = self.config()
+        config["data"]["spec"] = spec
         atomic_write(self.path / CONFIG, _dumps(config, indent=2).encode())
 
     def exists(self) -> bool:

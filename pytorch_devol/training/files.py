@@ -206,7 +206,7 @@ def load_spec(spec: dict[str, Any], path: str | os.PathLike[str] | None = None) 
         if not where.exists():
             raise FileNotFoundError(
                 f"the run's data {saved} is missing (moved?): pass its new place (CLI: --data "
-                f"NEWPATH, or --data-root DIR holding {saved.name}; Python: data_root=...)")
+                "NEWPATH, the file or the folder holding it; Python: data_root=NEWPATH)")
     else:
         where = Path(path)
         holder = where.is_dir() and where.name != saved.name and (where / saved.name).exists()

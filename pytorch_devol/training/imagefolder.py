@@ -34,6 +34,9 @@ _GREY_MODES = frozenset({"1", "L", "LA", "La", "F"})
 _WIDE_GREY_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})  # 16-bit range
 _SPLIT_DIRS = ("train", "val", "test")
 _PIL_HINT = "pip install 'pytorch-devol[images]'"
+# The Pillow decoders of those extensions, and no other: Pillow picks a decoder by content, and
+# some (EPS runs Ghostscript) must never see a file that only claims to be an image.
+_PIL_FORMATS = ("JPEG", "PNG", "PPM", "BMP", "TIFF", "WEBP")
 
 
 def _image_size(value: Any) -> tuple[int, int] | None:
@@ -149,7 +152,7 @@ def _decode(image: Any, path: str, grayscale: bool,
             size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
     """One image as uint8 (H, W) grey or (H, W, 3) colour, and its original (width, height)."""
     try:
-        with image.open(path) as im:
+        with image.open(path, formats=_PIL_FORMATS) as im:
             im.load()
             original = tuple(im.size)
             if im.mode in _WIDE_GREY_MODES:  # 16-bit grey: scale to 8 bits (convert clips)
@@ -178,9 +181,9 @@ def _read_images(paths: list[str], grayscale: bool, size: tuple[int, int] | None
             first = (path, original)
         elif size is None and original != first[1]:
             raise ValueError(
-                f"{path} is {original[0]}x{original[1]} pixels (width x height) but {first[0]} is "
-                f"{first[1][0]}x{first[1][1]}: pass image_size=(height, width) (CLI "
-                "--image-size) to resize every image to one size")
+                f"{path} is {original[1]}x{original[0]} pixels (height x width) but {first[0]} "
+                f"is {first[1][1]}x{first[1][0]}: pass image_size=(height, width) (CLI "
+                "--image-size HxW) to resize every image to one size")
         arrays.append(array)
     if any(a.ndim == 3 for a in arrays):
         arrays = [np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a for a in arrays]

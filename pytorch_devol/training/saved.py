@@ -8,6 +8,7 @@ download, a module or anything to unpickle.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from pytorch_devol._checks import check_int
@@ -15,7 +16,7 @@ from pytorch_devol.training.datasets import DATASETS, load_dataset
 from pytorch_devol.training.files import FILE_SPEC_KEYS, load_spec
 from pytorch_devol.training.splits import DataSplits
 
-__all__ = ["DATA_SPEC_KEYS", "load_saved_data"]
+__all__ = ["DATA_SPEC_KEYS", "check_same_data", "load_saved_data"]
 
 # What a built-in dataset's saved spec may say: load_dataset's arguments minus download.
 DATA_SPEC_KEYS = ("name", "root", "val_fraction", "seed", "limit")
@@ -48,8 +49,26 @@ def load_saved_data(spec: Any, root: str | os.PathLike[str] | None = None) -> Da
         raise ValueError(f"the saved dataset spec must be a mapping with the keys "
                          f"{DATA_SPEC_KEYS} (or a data file's), got {spec!r}")
     if spec["name"] in DATASETS:
+        if root is not None and (spec["name"] == "digits" or Path(root).is_file()):
+            raise ValueError(f"the run was searched on the built-in dataset {spec['name']!r}: "
+                             + ("it is bundled with scikit-learn, no data path applies"
+                                if spec["name"] == "digits" else
+                                f"{root} is a file; give the folder holding "
+                                f"{spec['name']}'s files (--data-root DIR)"))
         return load_dataset(**_builtin_arguments(spec, root))
     if spec["name"] not in FILE_SPEC_KEYS:
         raise ValueError(f"the saved dataset {spec['name']!r} is not one of "
                          f"{(*DATASETS, *FILE_SPEC_KEYS)}")
     return load_spec(spec, root)
+
+
+def check_same_data(data: DataSplits, saved: dict[str, Any], run_dir: Any) -> None:
+    """Refuse data whose fingerprint differs from the one ``run_dir`` saved (``config.json``'s
+    ``data``): a resumed search or a retrain on other data would mix two experiments."""
+    now = data.fingerprint()
+    if now != saved["fingerprint"]:
+        raise ValueError(
+            f"the data differs from the data {run_dir} was searched on: fingerprint "
+            f"{now[:12]}... against the saved {str(saved['fingerprint'])[:12]}... (saved: "
+            f"{saved['summary']}; now: {data.summary()}). The same file with other contents? "
+            "Search the new data in a new run directory")

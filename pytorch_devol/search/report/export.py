@@ -26,7 +26,8 @@ from ..result import SearchResult, load_result
 from ..store import RunStore, atomic_write
 
 __all__ = ["DEFAULT_NAMES", "EXPORT_FORMATS", "ExportCheckError", "ExportCheckSkipped",
-           "check_batch", "export_model", "load_exported_state_dict", "state_dict_payload"]
+           "check_batch", "default_name", "export_model", "load_exported_state_dict",
+           "state_dict_payload"]
 
 EXPORT_FORMATS = ("state_dict", "torchscript", "onnx")
 DEFAULT_NAMES = {"state_dict": "model_state_dict.pt", "torchscript": "model.torchscript.pt",
@@ -63,7 +64,7 @@ def _retrained(result: SearchResult, candidate: int | None, seed: int,
     if not path.exists():
         raise ValueError(f"{result.run_dir}: candidate {candidate} has no retrained weights of "
                          f"seed {seed} ({path} is missing): run pytorch-devol retrain "
-                         f"{result.run_dir} --candidate {candidate} first")
+                         f"{result.run_dir} --candidate {candidate} --seeds {seed + 1} first")
     return load_exported_state_dict(path, gene_modules)
 
 
@@ -94,6 +95,18 @@ def _chosen(run_dir: str | os.PathLike[str], gene_modules: Iterable[str] | None,
     model = result.best_model
     assert model is not None  # a best genome implies a best model
     return result, model.cpu().eval(), genome
+
+
+def default_name(format: str, candidate: int | None = None,
+                 retrained: int | None = None) -> str:
+    """The file an export writes by default: one name per format, candidate and seed, so
+    exports of different weights never overwrite each other."""
+    base = DEFAULT_NAMES[format]
+    if candidate is None and retrained is None:
+        return base
+    stem = "model" + ("" if candidate is None else f"-candidate{candidate}") + \
+        ("" if retrained is None else f"-retrained{retrained}")
+    return stem + base[len("model"):]
 
 
 def check_batch(input_shape: tuple[int, ...], batch: int = CHECK_BATCH) -> torch.Tensor:
@@ -241,9 +254,11 @@ def export_model(run_dir: str | os.PathLike[str], format: str = "state_dict",
 
     ``format``: "state_dict" (weights + genome + schema spec, reload with
     ``load_exported_state_dict``), "torchscript" or "onnx" (may also write ``<out>.data``).
-    Default file: ``DEFAULT_NAMES[format]`` in the run directory. With ``check`` the exported
-    file is loaded back and its outputs compared with the original model's on a fixed random
-    batch; a mismatch raises ``ExportCheckError``. ``gene_modules``: see ``load_result``.
+    Default file: ``DEFAULT_NAMES[format]`` in the run directory, named for the candidate and
+    seed too when they are given (``model-candidate3-retrained0_state_dict.pt``). With
+    ``check`` the exported file is loaded back and its outputs compared with the original
+    model's on a fixed random batch; a mismatch raises ``ExportCheckError``.
+    ``gene_modules``: see ``load_result``.
     ``candidate``: export that candidate instead of the best (any Pareto-front member of a
     multi-objective search; see ``pareto.json``). ``retrained``: export the weights that
     ``retrain`` gave the candidate (default: the best) with this seed.
@@ -254,7 +269,10 @@ def export_model(run_dir: str | os.PathLike[str], format: str = "state_dict",
     if format == "onnx":
         _require("onnx", "onnxscript", what="ONNX export")
     result, model, genome = _chosen(run_dir, gene_modules, candidate, retrained)
-    path = Path(out) if out is not None else Path(run_dir) / DEFAULT_NAMES[format]
+    if retrained is not None and candidate is None:  # the file names whose weights they are
+        candidate = result.best_record["index"]
+    path = Path(out) if out is not None else Path(run_dir) / default_name(format, candidate,
+                                                                          retrained)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = check_batch(result.schema.input_shape)
     with torch.no_grad():

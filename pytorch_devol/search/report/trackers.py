@@ -152,8 +152,13 @@ class TensorBoardCallback(Callback):
 
         self._writer_type = SummaryWriter
         self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)  # an unusable folder fails here, early
         self.flush_secs = flush_secs
         self.writer: Any = None
+
+    def describe(self) -> str:
+        """How to pass this callback again (saved in ``config.json``, shown on resume)."""
+        return f"TensorBoardCallback({str(self.log_dir)!r}) (CLI: --tensorboard {self.log_dir})"
 
     def _open(self) -> Any:
         if self.writer is None:
@@ -276,7 +281,15 @@ class MLflowCallback(Callback):
         self.client = MlflowClient(tracking_uri)
         self.experiment = experiment or DEFAULT_EXPERIMENT
         self.artifact_location = None if artifact_location is None else str(artifact_location)
+        self.experiment_id = self._experiment_id()  # a bad URI or store fails here, early
         self.run_id: str | None = None  # the MLflow run of the current search
+
+    def describe(self) -> str:
+        """How to pass this callback again (saved in ``config.json``, shown on resume)."""
+        uri = self.client.tracking_uri
+        return (f"MLflowCallback({uri!r}, {self.experiment!r}) (CLI: --mlflow {uri}"
+                + ("" if self.experiment == DEFAULT_EXPERIMENT else "; experiment: Python only")
+                + ")")
 
     # -- the run ------------------------------------------------------------------------------
     def _experiment_id(self) -> str:
@@ -314,7 +327,7 @@ class MLflowCallback(Callback):
             token = page.token
 
     def on_start(self, run: RunInfo) -> None:
-        experiment_id = self._experiment_id()
+        experiment_id = self.experiment_id
         run_dir = str(Path(run.run_dir).resolve())
         found = self._find(experiment_id, run_dir) if run.resumed else None
         if found is None:
