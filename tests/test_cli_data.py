@@ -130,7 +130,7 @@ def test_search_on_regression_targets(digits, tmp_path, one_thread):
 @pytest.mark.parametrize("args, message", [
     (["--task", "regression"], "--task, --image-size and --grayscale need --data"),
     (["--data", "nowhere.npz"], "no such data file"),
-    (["--data", "{npz}", "--image-size", "4"], "image_size"),
+    (["--data", "{npz}", "--image-size", "4"], "--image-size and --grayscale apply to a folder"),
     (["--data", "{npz}", "--data-root", "x"], "--data with --data-root or --dataset"),
     (["--data", "{npz}", "--dataset", "mnist"], "--data with --data-root or --dataset"),
     (["--data", "{npz}", "--mlflow", "foo://bar"], "--mlflow foo://bar: "),

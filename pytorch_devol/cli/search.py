@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from .common import UserError
@@ -86,6 +87,13 @@ def _data(args: argparse.Namespace) -> Any:
             raise UserError("--task, --image-size and --grayscale need --data")
         return load_dataset(args.dataset or "digits", root=args.data_root, seed=args.seed or 0,
                             limit=(args.limit, None) if args.limit else None)
+    folder = Path(args.data).is_dir()
+    if folder and args.task == "regression":
+        raise UserError(f"--task regression does not apply to an image folder ({args.data}): "
+                        "its subfolders are classes")
+    if not folder and (args.image_size or args.grayscale):
+        raise UserError(f"--image-size and --grayscale apply to a folder of images, not to "
+                        f"{args.data}")
     options: dict[str, Any] = {"seed": args.seed or 0, "limit": args.limit}
     for name in ("task", "image_size", "grayscale"):
         if getattr(args, name) is not None:
@@ -142,7 +150,8 @@ def _new_search(args: argparse.Namespace, evaluator: Any, callbacks: list[Any]) 
     if not args.quiet:
         print(f"Searching {schema} on {data.summary()}")
         print(f"{pick['generations']} generations x {pick['population']} candidates, "
-              f"up to {pick['epochs']} epochs each; run directory: {search.run_dir}")
+              f"up to {pick['epochs']} epoch{'s' if pick['epochs'] != 1 else ''} each; run "
+              f"directory: {search.run_dir}")
     return search
 
 

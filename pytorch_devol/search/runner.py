@@ -322,7 +322,7 @@ class Search:
                           callbacks=self.callbacks, meter=meter, fidelity=self.fidelity)
         loop.restore()
         if self._resuming:
-            reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} candidates logged, "
+            reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} record(s) logged, "
                              f"{len(loop.pending)} in flight")
             for line in self._unpassed:
                 reporter.message(f"note: this search was logged by {line} before; pass it "

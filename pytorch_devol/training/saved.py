@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pytorch_devol._checks import check_int
+from pytorch_devol.training._data_args import fraction_arg
 from pytorch_devol.training.datasets import DATASETS, load_dataset
 from pytorch_devol.training.files import FILE_SPEC_KEYS, load_spec
 from pytorch_devol.training.splits import DataSplits
@@ -27,9 +28,8 @@ def _builtin_arguments(spec: dict[str, Any],
     if set(spec) - set(DATA_SPEC_KEYS):
         raise ValueError(f"the saved dataset spec must have the keys {DATA_SPEC_KEYS} only, "
                          f"got {sorted(spec)}")
-    vf, seed, limit = spec.get("val_fraction", 0.1), spec.get("seed", 0), spec.get("limit")
-    if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 < vf < 1:
-        raise ValueError(f"the saved val_fraction {vf!r} is not a number in (0, 1)")
+    vf = fraction_arg(spec.get("val_fraction", 0.1), "the saved val_fraction")
+    seed, limit = spec.get("seed", 0), spec.get("limit")
     seed = check_int(seed, "the saved data seed", 0)
     if limit is not None and (not isinstance(limit, list) or len(limit) != 2 or not all(
             v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in limit)):
