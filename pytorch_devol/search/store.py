@@ -115,12 +115,15 @@ class RunStore:
         """Start a new run in an empty or missing directory."""
         self.check_new()
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path / CONFIG, _dumps(config, indent=2).encode())
+        self._write_config(config)
 
     def set_data_spec(self, spec: dict[str, Any]) -> None:
         """Record where the run's data is now (it moved; the fingerprint was checked)."""
         config = self.config()
         config["data"]["spec"] = spec
+        self._write_config(config)
+
+    def _write_config(self, config: dict[str, Any]) -> None:
         atomic_write(self.path / CONFIG, _dumps(config, indent=2).encode())
 
     def exists(self) -> bool:

@@ -29,8 +29,7 @@ def _builtin_arguments(spec: dict[str, Any],
         raise ValueError(f"the saved dataset spec must have the keys {DATA_SPEC_KEYS} only, "
                          f"got {sorted(spec)}")
     vf = fraction_arg(spec.get("val_fraction", 0.1), "the saved val_fraction")
-    seed, limit = spec.get("seed", 0), spec.get("limit")
-    seed = check_int(seed, "the saved data seed", 0)
+    seed, limit = check_int(spec.get("seed", 0), "the saved data seed", 0), spec.get("limit")
     if limit is not None and (not isinstance(limit, list) or len(limit) != 2 or not all(
             v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in limit)):
         raise ValueError(f"the saved limit {limit!r} is not [n_train, n_test]")
