@@ -73,7 +73,7 @@ from benchmarks.multi_objective_report import (  # noqa: E402
     REFERENCE_FACTOR,
     write_outputs,
 )
-from benchmarks.random_search import RandomStrategy  # noqa: E402
+from benchmarks.peer_random import RandomStrategy  # noqa: E402
 from pytorch_devol import GenomeSchema, Search, SuccessiveHalving, load_dataset  # noqa: E402
 from pytorch_devol.search.loop import candidate_seed  # noqa: E402
 from pytorch_devol.search.objectives import count_params  # noqa: E402

@@ -89,9 +89,11 @@ def _add_data(s: argparse.ArgumentParser) -> None:
 
 
 def _add_space(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--space", choices=["devol", "modern"], default="devol",
-                   help="DEvol's search space, or GenomeSchema.modern (blocks, residuals, "
-                        "pooling head, training genes) (default: devol)")
+    s.add_argument("--space", choices=["devol", "devol+training", "modern"], default="devol",
+                   help="devol: DEvol's exact search space; devol+training: DEvol's layers "
+                        "plus learning-rate, weight-decay, batch-size and schedule genes; "
+                        "modern: GenomeSchema.modern (blocks, residuals, pooling head, "
+                        "training genes) (default: devol)")
     s.add_argument("--max-blocks", type=int, metavar="N",
                    help="--space modern: block slots (default: 4)")
     s.add_argument("--augment", action="store_true",

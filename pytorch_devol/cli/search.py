@@ -119,7 +119,8 @@ def _schema(args: argparse.Namespace, data: Any, pick: dict[str, Any]) -> Any:
     return GenomeSchema.devol(
         max_conv_layers=pick["max_conv_layers"], max_dense_layers=pick["max_dense_layers"],
         max_filters=pick["max_filters"], max_dense_nodes=pick["max_dense_nodes"],
-        input_shape=data.input_shape, n_classes=data.n_outputs, task=data.task)
+        input_shape=data.input_shape, n_classes=data.n_outputs, task=data.task,
+        training_genes=args.space == "devol+training")
 
 
 def _new_search(args: argparse.Namespace, evaluator: Any, callbacks: list[Any]) -> Any:

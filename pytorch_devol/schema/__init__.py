@@ -14,7 +14,7 @@ from .contracts import (
     TrainingGene,
     TrainingOverrides,
 )
-from .devol import devol_columns, from_devol, to_devol
+from .devol import DEVOL_TRAINING_GENES, devol_columns, from_devol, to_devol
 from .dryrun import dry_run
 from .errors import GeneError, InvalidGenomeError
 from .genes import Conv2dGene, DenseGene, OptimizerGene, flat_size
@@ -38,12 +38,11 @@ from .training_genes import (
 
 __all__ = [
     "ACTIVATIONS",
-    "OPTIMIZERS",
-    "TRAINING_FIELDS",
     "AugmentGene",
     "BatchSizeGene",
-    "ConvBlockGene",
     "Conv2dGene",
+    "ConvBlockGene",
+    "DEVOL_TRAINING_GENES",
     "DenseGene",
     "GeneError",
     "GenomeSchema",
@@ -52,12 +51,14 @@ __all__ = [
     "LabelSmoothingGene",
     "LayerGene",
     "LearningRateGene",
+    "OPTIMIZERS",
     "OptimizerChoice",
     "OptimizerGene",
     "OptimizerSettings",
     "ResidualBlockGene",
     "ScheduleGene",
     "Slot",
+    "TRAINING_FIELDS",
     "TrainingGene",
     "TrainingOverrides",
     "WeightDecayGene",

@@ -16,9 +16,14 @@ from .._checks import DEVOL_ACTIVATIONS, DEVOL_OPTIMIZERS, check_int
 from .alleles import base_gene_type, index_of
 from .errors import InvalidGenomeError
 from .genes import DEVOL_DROPOUTS, Conv2dGene, DenseGene, OptimizerGene
+from .training_genes import BatchSizeGene, LearningRateGene, ScheduleGene, WeightDecayGene
 
-__all__ = ["DEVOL_ACTIVATIONS", "DEVOL_OPTIMIZERS", "devol_columns", "devol_schema",
-           "from_devol", "to_devol"]
+__all__ = ["DEVOL_ACTIVATIONS", "DEVOL_OPTIMIZERS", "DEVOL_TRAINING_GENES", "devol_columns",
+           "devol_schema", "from_devol", "to_devol"]
+
+# What ``training_genes=True`` adds after DEvol's optimizer gene: how fast, how regularised,
+# in what batches and on what schedule each candidate trains (``--space devol+training``).
+DEVOL_TRAINING_GENES = (LearningRateGene, WeightDecayGene, BatchSizeGene, ScheduleGene)
 
 _PREFIX = {Conv2dGene: "Conv", DenseGene: "Dense"}
 
@@ -51,9 +56,14 @@ def devol_schema(
     optimizers: Sequence[str] | None = None,
     activations: Sequence[str] | None = None,
     task: str = "classification",
+    training_genes: bool = False,
 ) -> Any:
     """DEvol's GenomeHandler space: conv slots, ``max_dense_layers - 1`` dense slots (the
     output layer counts, as in DEvol), then the optimizer. Channels-last shapes are accepted.
+
+    ``training_genes=True`` (CLI ``--space devol+training``) adds `DEVOL_TRAINING_GENES`
+    after the optimizer: learning rate (a multiple of the optimizer's default), weight decay,
+    batch size and schedule. The layers are DEvol's; the CSV then names our columns.
 
     ``task``: "classification" (DEvol's softmax head of ``n_classes``) or "regression" (a
     linear head of ``n_classes`` outputs; DEvol had none, its users asked for it). The genome
@@ -75,7 +85,10 @@ def devol_schema(
     dense = DenseGene.with_choices(
         units=_powers_of_two(16, max_dense_nodes, "max_dense_nodes"), **common)
     opt = OptimizerGene.with_choices(optimizer=list(optimizers or DEVOL_OPTIMIZERS))
-    return cls(layers=[(conv, max_conv_layers), (dense, max_dense_layers - 1)], training=opt,
+    if not isinstance(training_genes, bool):
+        raise TypeError(f"training_genes must be True or False, got {training_genes!r}")
+    training = [opt, *DEVOL_TRAINING_GENES] if training_genes else opt
+    return cls(layers=[(conv, max_conv_layers), (dense, max_dense_layers - 1)], training=training,
                input_shape=_channels_first(input_shape), n_outputs=n_classes, task=task)
 
 
