@@ -43,13 +43,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import os
-import platform
 import re
-import shlex
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -61,10 +57,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import code_state, cpu_name  # noqa: E402
+from benchmarks.devol_mnist_report import (  # noqa: E402
+    build_record,
+    run_notes,
+    write_record,
+)
 from pytorch_devol.compat import DEvol, GenomeHandler  # noqa: E402
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
-from pytorch_devol.search import Search, SerialEvaluator, load_result  # noqa: E402
+from pytorch_devol.search import Search, SerialEvaluator  # noqa: E402
 from pytorch_devol.search.fidelity import make_fidelity  # noqa: E402
 from pytorch_devol.training import (  # noqa: E402
     DATA_ENV_VAR,
@@ -76,13 +76,6 @@ from pytorch_devol.training import (  # noqa: E402
 
 SPACE = dict(max_conv_layers=6, max_dense_layers=4, max_filters=256, max_dense_nodes=1024)
 FULL = dict(generations=20, population=50, epochs=10, train_size=60000, test_size=10000)
-DEVOL_TEST_ACCURACY = 0.994
-OFFICIAL_MD5 = {  # torchvision's records of the official MNIST files
-    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-}
 SEGMENTS = "benchmark_segments.json"
 DEVOL_T10K = dict(train_size=8000, test_size=2000)  # DEvol's measured split (DEVOL.md)
 
@@ -133,13 +126,6 @@ def find_data_root(given: str | None) -> Path:
             return root
     raise SystemExit(f"MNIST not found under {', '.join(map(str, tried))} (expected "
                      "<root>/MNIST/raw/*-ubyte.gz); pass --data-root. Nothing is substituted.")
-
-
-def data_files(root: Path) -> dict[str, Any]:
-    files = {p.name: hashlib.md5(p.read_bytes()).hexdigest()
-             for p in sorted((root / "MNIST" / "raw").glob("*-ubyte*"))}
-    return {"files_md5": files,
-            "official_files": all(files.get(k) == v for k, v in OFFICIAL_MD5.items())}
 
 
 def device_label(device: torch.device) -> str:
@@ -242,64 +228,8 @@ def devol_t10k_split(root: Path, seed: int) -> Any:
                      name="mnist-t10k-devol-split")
 
 
-def machine(device: torch.device) -> dict[str, Any]:
-    info = {"platform": platform.platform(), "cpu": cpu_name(),
-            "python": platform.python_version(),
-            "torch": torch.__version__, "numpy": np.__version__, "cpu_count": os.cpu_count(),
-            "load_average": os.getloadavg(), "torch_threads": torch.get_num_threads(),
-            "device": str(device), "code": code_state()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-    return info
-
-
-def summarise(run_dir: Path, wall: float) -> dict[str, Any]:
-    """Counts, the best candidate (by validation accuracy), timings and per-generation bests."""
-    result = load_result(run_dir)
-    history = sorted(result.history, key=lambda r: r["index"])
-    trained = [r for r in history if not r["cached"] and r["metrics"]["status"] == "ok"
-               and r.get("final", True)]
-    best, counts = result.best_record, result.counts()
-    generations: dict[int, list[float]] = {}
-    for r in history:
-        if r["fitness"] is not None and r.get("final", True):
-            generations.setdefault(r["generation"], []).append(r["fitness"])
-    running, best_so_far = [], float("-inf")
-    for g in sorted(generations):
-        best_so_far = max(best_so_far, max(generations[g]))
-        running.append(round(best_so_far, 5))
-    train_s = [r["metrics"]["train_seconds"] for r in trained]
-    out: dict[str, Any] = {
-        "counts": counts, "wall_seconds": round(wall, 1),
-        "epochs_spent": sum(r.get("rung_epochs", r["metrics"]["epochs"]) for r in history
-                            if not r["cached"]),
-        "seconds_per_candidate": (round(wall / counts["evaluated"], 2)
-                                  if counts["evaluated"] else None),
-        "seconds_per_trained_candidate": (round(wall / counts["trained"], 2)
-                                          if counts["trained"] else None),
-        "train_seconds_per_trained_candidate": {
-            "mean": round(statistics.fmean(train_s), 2) if train_s else None,
-            "median": round(statistics.median(train_s), 2) if train_s else None},
-        "running_best_val_accuracy_per_generation": running,
-        "best_test_accuracy_of_any_candidate": max(
-            (r["metrics"]["test_accuracy"] for r in trained), default=None),
-    }
-    if best is not None:
-        m = best["metrics"]
-        out["best"] = {"index": best["index"], "generation": best["generation"],
-                       "val_accuracy": m["val_accuracy"], "val_loss": m["val_loss"],
-                       "test_accuracy": m["test_accuracy"], "test_loss": m["test_loss"],
-                       "params": m["params"], "epochs": m["epochs"],
-                       "devol_genome": best["csv_genome"], "layers": result.describe()}
-    return out
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    device = TrainConfig(device=args.device).resolve_device()
-    s = settings_from(args, device)
-    root = find_data_root(args.data_root)
+def load_data(s: dict[str, Any], root: Path) -> tuple[Any, bool]:
+    """The run's MNIST split, and whether it is the whole of the official sets."""
     split = s.get("split", "default")
     full = split == "default" and s["train_size"] >= FULL["train_size"] and \
         s["test_size"] >= FULL["test_size"]
@@ -309,18 +239,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data = load_dataset("mnist", root=root, val_fraction=0.1, seed=s["seed"],
                             limit=None if full else (s["train_size"], s["test_size"]))
     print(f"data: MNIST from {root.resolve()} ({split} split): {data.summary()}", flush=True)
-    run_dir = Path(s["run_dir"])
-    segments = json.loads((run_dir / SEGMENTS).read_text())["segments"] if args.resume else []
+    return data, full
 
-    handler = GenomeHandler(**{k: s[k] for k in SPACE}, input_shape=data.input_shape, n_classes=10,
-                            seed=s["seed"], keras_optimizers=s["keras_optimizers"])
-    evaluator = evaluator_for(args, device)
-    start = time.monotonic()
-    if args.max_minutes:
-        evaluator = Deadline(evaluator, start + 60 * args.max_minutes)
-    config = TrainConfig(batch_size=s["batch_size"], precision=s["precision"],
-                         patience=s["patience"], device=str(device))
-    load_start = os.getloadavg()
+
+def runner(args: argparse.Namespace, s: dict[str, Any], data: Any, handler: Any,
+           evaluator: Any, config: TrainConfig, run_dir: Path) -> tuple[Any, str | None]:
+    """The run as a call (compat.DEvol's or Search's, new or resumed) and DEvol's CSV file
+    (None for Search)."""
     devol_csv = None
     if s.get("api", "compat") == "compat":
         devol = DEvol(handler, str(run_dir) + ".csv", run_dir=run_dir, seed=s["seed"],
@@ -347,6 +272,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         def go() -> None:
             search.run()
+    return go, devol_csv
+
+
+def run_to_end(go: Any) -> tuple[bool, str | None]:
+    """Run it: (complete, why every candidate failed); out of time is not complete."""
     complete, failure = True, None
     try:
         go()
@@ -356,79 +286,39 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not str(exc).startswith("no candidate trained successfully"):
             raise
         failure = str(exc)
+    return complete, failure
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    device = TrainConfig(device=args.device).resolve_device()
+    s = settings_from(args, device)
+    root = find_data_root(args.data_root)
+    data, full = load_data(s, root)
+    run_dir = Path(s["run_dir"])
+    segments = json.loads((run_dir / SEGMENTS).read_text())["segments"] if args.resume else []
+
+    handler = GenomeHandler(**{k: s[k] for k in SPACE}, input_shape=data.input_shape, n_classes=10,
+                            seed=s["seed"], keras_optimizers=s["keras_optimizers"])
+    evaluator = evaluator_for(args, device)
+    start = time.monotonic()
+    if args.max_minutes:
+        evaluator = Deadline(evaluator, start + 60 * args.max_minutes)
+    config = TrainConfig(batch_size=s["batch_size"], precision=s["precision"],
+                         patience=s["patience"], device=str(device))
+    load_start = os.getloadavg()
+    go, devol_csv = runner(args, s, data, handler, evaluator, config, run_dir)
+    complete, failure = run_to_end(go)
     wall = time.monotonic() - start
     segments.append({"started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                      "wall_seconds": round(wall, 1), "complete": complete,
                      "load_average_start": load_start, "load_average_end": os.getloadavg()})
     (run_dir / SEGMENTS).write_text(json.dumps({"settings": s, "segments": segments}, indent=2))
 
-    total = sum(seg["wall_seconds"] for seg in segments)
-    notes = list(args.note)
-    if device.type == "cpu":
-        notes.append(f"CPU shared with other engineers' work: load average "
-                     f"{load_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at the end, "
-                     f"{os.cpu_count()} cores; timings are pessimistic and noisy")
-    if split == "devol-t10k":
-        notes.append("DEvol's measured split (DEVOL.md): MNIST t10k, the first 8,000 images for "
-                     "training (10% of them the validation part: fitness and the choice of the "
-                     "best), the last 2,000 the test set. DEvol chose its best on those 2,000")
-    elif not full:
-        notes.append(f"reduced scale: {data.sizes()['train']} training images, up to "
-                     f"{s['epochs']} epoch(s) per candidate, {s['generations']} x "
-                     f"{s['population']} candidates from the full space; accuracy is far below "
-                     "what the full experiment reaches: this records the pipeline and the cost "
-                     "per candidate")
-    if not complete:
-        notes.append("stopped by --max-minutes before the end: resume with --resume")
-    if failure:
-        notes.append(f"the search ended without a successful candidate: {failure}")
-    record = {
-        "benchmark": "devol_mnist", "date": _dt.datetime.now(_dt.timezone.utc).isoformat(
-            timespec="seconds"),
-        "command": shlex.join(["python", "benchmarks/devol_mnist.py",
-                              *(argv if argv is not None else sys.argv[1:])]),
-        "machine": machine(device), "settings": s, "complete": complete,
-        "training": {"bf16_autocast": config.use_bf16(device),
-                     "channels_last": config.use_channels_last(device)},
-        "evaluations_planned": s["generations"] * s["population"], "segments": segments,
-        "data": {"dataset": "mnist", "root": str(root.resolve()), **data_files(root),
-                 "sizes": data.sizes(), "subset": not full, "fingerprint": data.fingerprint()},
-        "devol_reference": {"test_accuracy": DEVOL_TEST_ACCURACY, "selected_on": "test set",
-                            "source": "DEvol README (MNIST, 20 x 50, 6 conv / 4 dense)"},
-        **summarise(run_dir, total), "notes": notes,
-        "run": {"run_dir": str(run_dir), "devol_csv": devol_csv},
-    }
-    evaluated = record["counts"]["evaluated"]
-    record["candidates_per_minute"] = round(60 * evaluated / total, 2) if total > 0 else None
-    record["projected_seconds_for_all_planned"] = (
-        round(total * record["evaluations_planned"] / evaluated, 1) if evaluated else None)
-    record["projection"] = ("linear in the candidates evaluated so far (later generations may "
-                            "train longer or shorter, and repeats of a genome are not trained)")
-    record["outcome"] = (f"{evaluated} of {record['evaluations_planned']} candidates evaluated "
-                         f"in {total:.0f} s" + ("" if complete else " (stopped by --max-minutes)"))
-    record["plot"] = None
-    if not evaluated:
-        record["notes"].append(f"0 candidates evaluated in {total:.0f} s: no rate per candidate, "
-                               "no projection and no plot")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    out = args.out_dir / f"{s['name']}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")  # before plotting: a plot cannot lose it
-    png = "no plot (no candidate was evaluated)"
-    if evaluated:
-        try:
-            from pytorch_devol.search.report.plot import plot_run
-
-            png = record["plot"] = str(plot_run(run_dir, out=args.out_dir / f"{s['name']}.png"))
-        except ImportError as exc:  # matplotlib is optional (e.g. on the GPU machine)
-            png = f"no plot ({exc})"
-            record["notes"].append(png)
-        out.write_text(json.dumps(record, indent=2) + "\n")
-    best = record.get("best", {})
-    per = record["seconds_per_candidate"]
-    print(f"{record['outcome']}: {record['counts']}"
-          + (f" ({per} s per candidate)" if per is not None else "")
-          + f"; best val accuracy {best.get('val_accuracy')}, its test accuracy "
-          f"{best.get('test_accuracy')} (DEvol: {DEVOL_TEST_ACCURACY}); wrote {out}; {png}")
+    notes = run_notes(args, s, device, data, full, complete, failure, load_start)
+    record = build_record(argv, device, s, config, complete, segments, root, data, full, notes,
+                          run_dir, devol_csv)
+    write_record(record, args.out_dir, s["name"], run_dir)
     return record
 
 

@@ -26,7 +26,8 @@ Two settings:
     python benchmarks/engine_bench.py                       # about a minute on 2 cores
     python benchmarks/engine_bench.py --population 1000 --rounds 9
 
-Writes benchmarks/results/engine.json and engine.md (use --out-dir).
+Writes benchmarks/results/engine.json and engine.md (use --out-dir; the page is
+``engine_report.py``'s).
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ sys.path.insert(0, str(REPO))
 from benchmarks.common import (  # noqa: E402
     code_state,
     cpu_name,
-    fmt_spread,
     loadavg,
     now,
     ratio_verdict,
     spread,
 )
+from benchmarks.engine_report import write_markdown  # noqa: E402
 from pytorch_devol.evolution import GeneticAlgorithm, RegularizedEvolution  # noqa: E402
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
 
@@ -254,22 +255,10 @@ def machine_info() -> dict[str, Any]:
             "numpy": np.__version__, "code": code_state()}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    args = parse_args(argv)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    schema = GenomeSchema.devol()
-    cards = np.asarray(schema.cardinalities, dtype=np.int64)
-    card_list = [int(c) for c in cards]
-    fit_rng = np.random.default_rng(args.seed + 1)
-
-    def fitness(g: np.ndarray) -> np.ndarray:
-        return fit_rng.random(g.shape[0])
-
-    started = time.perf_counter()
-    load_start = loadavg()
-    pop = args.population
-
-    # --- DEvol's setting: population 50, a whole 20-generation search, interleaved ----------
+def time_devol_setting(args: argparse.Namespace, schema: GenomeSchema, cards: np.ndarray,
+                       card_list: list[int], fitness: Callable[[np.ndarray], np.ndarray]
+                       ) -> dict[str, Any]:
+    """DEvol's setting: population 50, a whole 20-generation search, interleaved."""
     small: dict[str, list[float]] = {"ours_ga_key": [], "ours_ga": [], "devol": []}
     for r in range(args.devol_rounds):
         order = list(small)
@@ -288,10 +277,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     devol_setting["devol_vs_ours_ga_key"] = {**ratio, "verdict": ratio_verdict(ratio, "faster")}
     devol_setting["difference_ms_per_search"] = spread(
         1000 * (d - o) for d, o in zip(small["devol"], small["ours_ga_key"], strict=True))
-    print("DEvol setting", json.dumps({k: v.get("median") for k, v in devol_setting.items()}),
-          flush=True)
+    return devol_setting
 
-    # --- large population: one generation per round, interleaved ----------------------------
+
+def time_large(args: argparse.Namespace, schema: GenomeSchema, cards: np.ndarray,
+               card_list: list[int], fitness: Callable[[np.ndarray], np.ndarray]
+               ) -> dict[str, Any]:
+    """The large population: one generation per round, interleaved."""
+    pop = args.population
     makers: dict[str, Callable[[], Any]] = {
         "ours_ga_key": lambda: GAGenerations(
             lambda: GeneticAlgorithm(cards, pop, seed=args.seed, key=schema.key), fitness),
@@ -319,6 +312,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        for x, y in zip(samples[name], samples["ours_ga_key"], strict=True))
         large[f"{name}_vs_ours_ga_key"] = {
             **ratio, "verdict": ratio_verdict(ratio, "slower", "faster")}
+    return large
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    schema = GenomeSchema.devol()
+    cards = np.asarray(schema.cardinalities, dtype=np.int64)
+    card_list = [int(c) for c in cards]
+    fit_rng = np.random.default_rng(args.seed + 1)
+
+    def fitness(g: np.ndarray) -> np.ndarray:
+        return fit_rng.random(g.shape[0])
+
+    started = time.perf_counter()
+    load_start = loadavg()
+    pop = args.population
+    devol_setting = time_devol_setting(args, schema, cards, card_list, fitness)
+    print("DEvol setting", json.dumps({k: v.get("median") for k, v in devol_setting.items()}),
+          flush=True)
+    large = time_large(args, schema, cards, card_list, fitness)
 
     report = {
         "benchmark": "engine", "command": shlex.join(["python", "benchmarks/engine_bench.py",
@@ -342,63 +356,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"wrote {args.out_dir / 'engine.json'} and engine.md")
     return report
 
-
-def write_markdown(path: Path, report: dict[str, Any]) -> None:
-    c, m, d, big = report["config"], report["machine"], report["devol_setting"], report["large"]
-    lines = [
-        "# Evolution engine: ask+tell overhead", "",
-        f"{m['date']} · {m['cpu']} · {m['cpu_count']} CPUs (shared with other jobs) · "
-        f"Python {m['python']} · numpy {m['numpy']} · load average "
-        f"{' '.join(m['loadavg_at_start'] or [])} at start, "
-        f"{' '.join(m['loadavg_at_end'] or [])} at the end · {report['wall_s']} s in all · "
-        f"code: git {m['code']['git_head']}"
-        + (" + uncommitted changes in pytorch_devol/"
-           if m["code"]["pytorch_devol_uncommitted_changes"] else "")
-        + f" (pytorch_devol sha256 {m['code']['pytorch_devol_sha256']}).", "",
-        f"Command: `{report['command']}`. Genome layout: {c['space']}, {c['length']} positions. "
-        "Cells: median over interleaved rounds (min-max).", "",
-        f"## DEvol's setting: population {c['devol_population']}, a whole search of "
-        f"{c['devol_generations']} generations ({c['devol_rounds']} rounds)", "",
-        "| implementation | all asks and tells of one search |", "| --- | --- |",
-        f"| ours: GeneticAlgorithm + key=schema.key (as Search) | "
-        f"{fmt_spread(d['ours_ga_key'], 2, 1000)} ms |",
-        f"| ours: GeneticAlgorithm, no key | {fmt_spread(d['ours_ga'], 2, 1000)} ms |",
-        f"| DEvol's operators (as DEvol) | {fmt_spread(d['devol'], 2, 1000)} ms |", "",
-        f"Ours (as Search) against DEvol's operators: "
-        f"{d['devol_vs_ours_ga_key']['verdict']}; the difference is "
-        f"{fmt_spread(d['difference_ms_per_search'], 1)} ms per whole search, against the "
-        f"minutes to hours of training its {c['devol_population'] * c['devol_generations']} "
-        "candidates take: at DEvol's own scale the engine's speed does not matter.", "",
-        f"## Large population: {c['population']:,} genomes, one generation per round "
-        f"({c['rounds']} rounds)", "",
-        "| implementation | per generation | ask | tell | vs ours as Search |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    labels = [("ours_ga_key", "ours: GeneticAlgorithm + key=schema.key (as Search)"),
-              ("ours_ga", "ours: GeneticAlgorithm, no key"),
-              ("devol_bisect", "DEvol's operators, bisect select (per-genome Python at best)"),
-              ("devol", "DEvol's operators, as DEvol (linear select)")]
-    for name, label in labels:
-        x = big[name]
-        vs = "1x" if name == "ours_ga_key" else fmt_spread(big[f"{name}_vs_ours_ga_key"], 2) + "x"
-        lines.append(f"| {label} | {fmt_spread(x['total'], 1, 1000)} ms | "
-                     f"{fmt_spread(x['ask'], 1, 1000)} ms | {fmt_spread(x['tell'], 1, 1000)} ms "
-                     f"| {vs} |")
-    lines += [
-        "",
-        f"- DEvol (as DEvol) vs ours as Search: {big['devol_vs_ours_ga_key']['verdict']}.",
-        f"- Per-genome Python with bisect selection vs ours as Search: "
-        f"{big['devol_bisect_vs_ours_ga_key']['verdict']}.",
-        f"- Without the key a generation takes {fmt_spread(big['ours_ga_vs_ours_ga_key'], 2)}x "
-        "the time: at this size the key (the canonical genome, per-genome Python) is most of "
-        "the cost of ours as Search.",
-        f"- RegularizedEvolution with key=schema.key: a whole population asked and told as "
-        f"one batch {fmt_spread(big['ours_re_batch']['total'], 1, 1000)} ms; one genome at a "
-        f"time {fmt_spread(big['ours_re_single']['total'], 0, 1e6)} µs per ask+tell "
-        f"(population {c['re_single_population']}, {c['single_steps']} steps per round).",
-        "",
-    ]
-    path.write_text("\n".join(lines))
 
 if __name__ == "__main__":
     main()

@@ -13,20 +13,23 @@ B = --budget-candidates x E cumulative training epochs (by default 60 x 9 = 540)
   pareto="crowding")``: each rung promotes by non-dominated rank, then crowding distance;
 * ``nsga2_sh_eps``: the same with ``pareto="epsilon"`` (MOASHA's epsilon-net order);
 * ``optuna``: Optuna's ``NSGAIISampler(population_size=P, seed=s)``, one categorical parameter
-  per genome position, every trial trained E epochs by ``Trainer.evaluate`` (it cannot prune);
+  per genome position, every trial trained E epochs by ``Trainer.evaluate`` (it cannot prune;
+  ``peer_optuna.run_optuna_nsga2``);
 * ``moasha``: Syne Tune's ``MOASHA`` (max_t=E, grace_period=1, reduction_factor=3, metrics
   error = 1 - val_accuracy and params, both minimised) through its scheduler API in-process,
   one worker: a trial trains one epoch at a time, continued (``Trainer.evaluate(resume=state,
   keep_state=True, epochs=e)``) while the scheduler says CONTINUE. MOASHA samples from numpy's
-  global RNG: it is seeded with ``np.random.seed(seed)`` for this arm only (and restored);
-* ``random``: ``Search`` with uniformly random genomes (``random_search.RandomStrategy``);
+  global RNG: it is seeded with ``np.random.seed(seed)`` for this arm only (and restored;
+  ``peer_moasha.run_moasha``);
+* ``random``: ``Search`` with uniformly random genomes (``peer_random.RandomStrategy``);
 * ``nsga2_sh_con`` (the constraint run): ``nsga2_sh`` with ``constraints=["params<=M"]``, M the
   median parameter count of 200 random genomes (numpy default_rng(12345), never trained): how
   many infeasible candidates it skips untrained, the epochs that saves, its feasible front.
 
 A genome already trained (same canonical key) costs nothing again (``Search``'s cache; the
-Optuna and MOASHA arms keep their own, per epoch count; a MOASHA trial that re-proposes a
-genome stopped earlier replays its epochs, then trains it again from scratch to go further).
+Optuna and MOASHA arms keep their own, per epoch count, in ``mo_trainings.Trainings``; a MOASHA
+trial that re-proposes a genome stopped earlier replays its epochs, then trains it again from
+scratch to go further).
 An arm stops once it has spent B epochs; the analysis then keeps the records whose cumulative
 epochs, up to and including them, are within B. Hypervolume counts only final candidates
 (trained E epochs), ok, against one fixed reference point (accuracy 0, params 1.1 x the
@@ -42,7 +45,6 @@ syne_tune) skips its arm with the reason recorded.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import itertools
 import json
 import math
@@ -73,9 +75,10 @@ from benchmarks.multi_objective_report import (  # noqa: E402
     REFERENCE_FACTOR,
     write_outputs,
 )
+from benchmarks.peer_moasha import run_moasha  # noqa: E402
+from benchmarks.peer_optuna import run_optuna_nsga2  # noqa: E402
 from benchmarks.peer_random import RandomStrategy  # noqa: E402
 from pytorch_devol import GenomeSchema, Search, SuccessiveHalving, load_dataset  # noqa: E402
-from pytorch_devol.search.loop import candidate_seed  # noqa: E402
 from pytorch_devol.search.objectives import count_params  # noqa: E402
 from pytorch_devol.training import TrainConfig, Trainer  # noqa: E402
 
@@ -159,144 +162,6 @@ def run_search(arm: str, schema: GenomeSchema, data: Any, seed: int, args: argpa
             "fidelity": repr(extra.get("fidelity")), "constraints": extra.get("constraints")}
 
 
-# -- Optuna and MOASHA: their own loops, the same trainer ----------------------------------------
-
-class Trainings:
-    """Trains genomes for the Optuna and MOASHA arms and logs every result as an event:
-    a cache per (canonical key, epochs), the epochs spent, BudgetSpent once they reach
-    ``budget``."""
-
-    def __init__(self, schema: GenomeSchema, trainer: Trainer, seed: int, top: int,
-                 budget: int) -> None:
-        self.schema, self.trainer, self.seed, self.top, self.budget = \
-            schema, trainer, seed, top, budget
-        self.cache: dict[tuple[tuple[int, ...], int], dict[str, Any]] = {}
-        self.events: list[dict[str, Any]] = []
-        self.spent = 0
-        self.retrained = 0
-
-    def train(self, index: int, genome: list[int], e: int, live: Any = None) -> tuple[
-            dict[str, Any], Any]:
-        """``genome`` trained to ``e`` epochs in all (continuing ``live``, a paused network
-        at e - 1, when given; from scratch otherwise); returns (its step, the paused state)."""
-        key = self.schema.key(genome)
-        step, cost, seconds, cached = self.cache.get((key, e)), 0, 0.0, True
-        if step is None:
-            cached = False
-            if live is None and e > 1:
-                self.retrained += 1
-            before = 0.0 if live is None else self.cache[key, e - 1]["seconds"]
-            cost = e if live is None else 1
-            result = self.trainer.evaluate(self.schema, genome, epochs=e, resume=live,
-                                           keep_state=e < self.top,
-                                           seed=candidate_seed(self.seed, key))
-            seconds = float(result.train_seconds) - before if result.ok else 0.0
-            live = result.train_state if result.ok else None
-            step = {"status": result.status, "params": float(result.params),
-                    "val": result.val_accuracy if result.ok else None,
-                    "test": result.test_accuracy if result.ok else None,
-                    "seconds": float(result.train_seconds) if result.ok else 0.0}
-            self.cache[key, e] = step
-        else:
-            live = None
-        self._log(index, e, step, cost, seconds, cached)
-        return step, live
-
-    def _log(self, index: int, e: int, step: dict[str, Any], cost: int, seconds: float,
-             cached: bool) -> None:
-        ok = step["status"] == "ok"
-        self.events.append({"index": index, "rung": e, "final": e == self.top and ok,
-                            "cached": cached, "epochs": cost, "seconds": round(seconds, 4),
-                            "network_epochs": e, "status": step["status"],
-                            "val_accuracy": step["val"] if ok else None,
-                            "params": step["params"], "test_accuracy": step["test"]})
-        self.spent += cost
-        if self.spent >= self.budget:
-            raise BudgetSpent
-
-
-def run_optuna(schema: GenomeSchema, trainer: Trainer, seed: int, args: argparse.Namespace,
-               budget: int) -> dict[str, Any]:
-    """Optuna NSGAIISampler; every trial trained in full."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    log = Trainings(schema, trainer, seed, args.epochs, budget)
-    names, cards = list(schema.column_names), [int(c) for c in schema.cardinalities]
-
-    def objective(trial: Any) -> tuple[float, float]:
-        genome = [trial.suggest_categorical(n, list(range(c)))
-                  for n, c in zip(names, cards, strict=True)]
-        step, _ = log.train(trial.number, genome, args.epochs)
-        if step["status"] != "ok":
-            return math.nan, math.nan   # Optuna marks the trial failed
-        return step["val"], step["params"]
-
-    sampler = optuna.samplers.NSGAIISampler(population_size=args.population, seed=seed)
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    stop = run_until_spent(lambda: study.optimize(
-        objective, n_trials=CANDIDATE_CAP * budget, catch=(), gc_after_trial=False,
-        show_progress_bar=False))
-    return {"events": log.events, "stop": stop, "strategy": "optuna NSGAIISampler",
-            "trials": len(study.trials)}
-
-
-def run_moasha(schema: GenomeSchema, trainer: Trainer, seed: int, args: argparse.Namespace,
-               budget: int) -> dict[str, Any]:
-    """Syne Tune's MOASHA in-process, one worker, asynchronous; numpy's global RNG seeded."""
-    from syne_tune.backend.trial_status import Trial
-    from syne_tune.config_space import randint
-    from syne_tune.optimizer.scheduler import SchedulerDecision
-    from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
-
-    names = list(schema.column_names)
-    space = {n: randint(0, int(c) - 1) for n, c in zip(names, schema.cardinalities, strict=True)}
-    saved = np.random.get_state()
-    np.random.seed(seed)
-    scheduler = MOASHA(space, metrics=["error", "params"], do_minimize=True, time_attr="epoch",
-                       max_t=args.epochs, grace_period=1, reduction_factor=args.eta)
-    log = Trainings(schema, trainer, seed, args.epochs, budget)
-    decisions = {"continue": 0, "stop": 0, "completed": 0, "failed": 0}
-
-    def trials() -> None:
-        for trial_id in range(CANDIDATE_CAP * budget):
-            config = scheduler.suggest().config
-            trial = Trial(trial_id, config, _dt.datetime.now())
-            scheduler.on_trial_add(trial)
-            _moasha_trial(scheduler, trial, [int(config[n]) for n in names], log, decisions,
-                          SchedulerDecision.CONTINUE)
-
-    try:
-        stop = run_until_spent(trials)
-    finally:
-        np.random.set_state(saved)
-    return {"events": log.events, "stop": stop, "strategy": "syne_tune MOASHA",
-            "decisions": decisions, "retrained_from_scratch": log.retrained}
-
-
-def _moasha_trial(scheduler: Any, trial: Any, genome: list[int], log: Trainings,
-                  decisions: dict[str, int], go_on: str) -> None:
-    """One trial, epoch by epoch, while the scheduler says CONTINUE."""
-    live = None
-    for e in range(1, log.top + 1):
-        step, live = log.train(trial.trial_id, genome, e, live)
-        if step["status"] != "ok":
-            decisions["failed"] += 1
-            scheduler.on_trial_remove(trial)
-            return
-        result = {"epoch": e, "error": 1.0 - step["val"], "params": step["params"]}
-        decision = scheduler.on_trial_result(trial, result)  # STOP at max_t: it is done
-        if e == log.top:
-            decisions["completed"] += 1
-            scheduler.on_trial_complete(trial, result)
-            return
-        if decision != go_on:
-            decisions["stop"] += 1
-            scheduler.on_trial_remove(trial)
-            return
-        decisions["continue"] += 1
-
-
 # -- the run -------------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -353,9 +218,9 @@ def unavailable(arms: tuple[str, ...]) -> dict[str, str]:
 def run_arm(arm: str, schema: GenomeSchema, data: Any, trainer: Trainer, seed: int,
             args: argparse.Namespace, budget: int) -> dict[str, Any]:
     if arm == "optuna":
-        return run_optuna(schema, trainer, seed, args, budget)
+        return run_optuna_nsga2(schema, trainer, seed, args.epochs, args.population, budget)
     if arm == "moasha":
-        return run_moasha(schema, trainer, seed, args, budget)
+        return run_moasha(schema, trainer, seed, args.epochs, args.eta, budget)
     return run_search(arm, schema, data, seed, args, budget)
 
 

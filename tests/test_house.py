@@ -1,5 +1,6 @@
-"""The package stays readable: short functions and files, one definition of shared types, one
-registry per extension point, and the command line's choices taken from those registries."""
+"""The package stays readable: short functions and files (the benchmarks' too), one definition of
+shared types, one registry per extension point, and the command line's choices taken from those
+registries."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytorch_devol"
 SOURCES = sorted(PACKAGE.rglob("*.py"))
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARK_SOURCES = sorted(BENCHMARKS.glob("*.py"))
 
 
 def _functions(path: Path):
@@ -25,6 +28,15 @@ def test_files_and_functions_stay_short(path):
     limit = 60 if path.relative_to(PACKAGE).parts[0] in ("training", "search") else 80
     long = [(name, n) for name, n in _functions(path) if n > limit]
     assert not long, f"functions over {limit} lines: {long}"
+
+
+@pytest.mark.parametrize("path", BENCHMARK_SOURCES, ids=lambda p: p.name)
+def test_benchmark_files_and_functions_stay_short(path):
+    """The benchmark scripts and their modules too: files <= 400 lines, functions <= 80."""
+    lines = len(path.read_text().splitlines())
+    assert lines <= 400, f"{path.name} has {lines} lines"
+    long = [(name, n) for name, n in _functions(path) if n > 80]
+    assert not long, f"functions over 80 lines: {long}"
 
 
 def test_shared_array_types_are_defined_once():

@@ -300,3 +300,52 @@ def test_a_candidate_with_every_training_gene_trains_deterministically(digits):
     assert first.val_loss == again.val_loss and first.history == again.history
     other = trainer.evaluate(schema, vector, seed=6)
     assert other.history != first.history
+
+
+# -- DEvol's layers plus training genes (--space devol+training) -------------------------------
+DEVOL_TRAINING = GenomeSchema.devol(max_conv_layers=2, max_dense_layers=2, max_filters=32,
+                                    max_dense_nodes=128, input_shape=(1, 12, 12), n_classes=10,
+                                    training_genes=True)
+
+
+def test_devol_training_adds_the_training_genes_after_devols_layers():
+    devol = GenomeSchema.devol(max_conv_layers=2, max_dense_layers=2, max_filters=32,
+                               max_dense_nodes=128, input_shape=(1, 12, 12), n_classes=10)
+    assert len(DEVOL_TRAINING) == len(devol) + 4
+    assert list(DEVOL_TRAINING.column_names[:len(devol)]) == list(devol.column_names)
+    assert list(DEVOL_TRAINING.cardinalities[:len(devol)]) == list(devol.cardinalities)
+    assert [s.name for s in DEVOL_TRAINING.slots if s.training] == [
+        "optimizer", "lr", "weightdecay", "batch", "schedule"]
+    with pytest.raises(TypeError, match="training_genes"):
+        GenomeSchema.devol(training_genes="yes")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_every_devol_training_genome_builds_runs_and_sets_its_training(seed):
+    vector = DEVOL_TRAINING.random(seed)
+    assert np.array_equal(DEVOL_TRAINING.encode(DEVOL_TRAINING.decode(vector)), vector)
+    model = DEVOL_TRAINING.build_model(vector).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 1, 12, 12)).shape == (2, 10)
+    genes = DEVOL_TRAINING.decode(vector)
+    overrides = DEVOL_TRAINING.training_overrides(vector)
+    assert overrides["batch_size"] == next(g.batch_size for g in genes
+                                           if hasattr(g, "batch_size"))
+    assert overrides["schedule"] == next(g.schedule for g in genes if hasattr(g, "schedule"))
+
+
+@pytest.mark.slow
+def test_the_cli_searches_devol_training(tmp_path):
+    import json
+
+    from .cli_helpers import search_in_process
+
+    run = tmp_path / "run"
+    search_in_process("--space", "devol+training", "--generations", "1", "--population", "3",
+                      "--epochs", "1", "--max-conv-layers", "1", "--max-dense-layers", "2",
+                      "--run-dir", str(run), "--quiet")
+    records = [json.loads(line) for line in open(run / "results.jsonl")]
+    assert len(records) == 3 and all(len(r["genome"]) == 6 + 5 + 5 for r in records)
+    header = (run / "results.csv").read_text().splitlines()[0]
+    assert "lr.lr_scale" in header and "batch.batch_size" in header

@@ -1,0 +1,51 @@
+"""The search benchmark's statistics (benchmarks/efficiency_analysis.py): incumbent traces,
+paired mean differences and their bootstrap intervals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks.efficiency_analysis import at, bootstrap_mean, paired, trace
+
+diffs = st.lists(st.floats(-0.2, 0.2, allow_nan=False), min_size=2, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(d=diffs)
+def test_the_bootstrap_interval_holds_the_mean_within_the_range(d):
+    low, high = bootstrap_mean(d)
+    assert min(d) - 1e-12 <= low <= np.mean(d) + 1e-12 <= high + 2e-12 <= max(d) + 3e-12
+    assert bootstrap_mean(d) == [low, high]          # seeded: the same every time
+
+
+def test_the_interval_separates_only_a_consistent_difference():
+    assert paired(_cuts([0.02, 0.03, 0.01, 0.02, 0.04, 0.03, 0.02, 0.01]), "a", "b")[
+        "separated"]
+    mixed = paired(_cuts([0.02, -0.03, 0.01, -0.02, 0.0, 0.03, -0.02, 0.01]), "a", "b")
+    assert not mixed["separated"] and mixed["ci95"][0] < 0 < mixed["ci95"][1]
+    assert (mixed["wins"], mixed["ties"], mixed["losses"]) == (4, 1, 3)
+    assert not paired(_cuts([0.05]), "a", "b")["separated"]   # one seed: no interval
+    missing = paired([{"a": None, "b": 0.5}], "a", "b")
+    assert missing["mean"] is None and "no incumbent" in missing["note"]
+
+
+def _cuts(d):
+    return [{"a": 0.5 + x, "b": 0.5} for x in d]
+
+
+def _event(epochs, val=None, test=None):
+    return {"epochs": epochs, "seconds": 1.0, "val_accuracy": val, "test_accuracy": test,
+            "new_incumbent": test is not None}
+
+
+def test_the_trace_follows_new_incumbents_only():
+    tr = trace([_event(1), _event(3, 0.7, 0.68), _event(0, 0.9), _event(3, 0.8, 0.79)])
+    assert [p["epochs"] for p in tr] == [1, 4, 4, 7]
+    assert [p["test"] for p in tr] == [None, 0.68, 0.68, 0.79]
+    assert math.isnan(at(tr, 3)) and at(tr, 4) == 0.68 and at(tr, 6.5) == 0.68
+    assert at(tr, 100) == pytest.approx(0.79)
