@@ -370,7 +370,7 @@ def test_run_directory_names_its_fidelity_and_states_load_as_data(digits, tmp_pa
     resumed = Search.resume(run, verbose=False)
     assert resumed.fidelity == SuccessiveHalving(min_epochs=1, eta=2)
     csv_header = (run / "results.csv").read_text().splitlines()[0].split(",")
-    assert csv_header[-5:-3] == ["rung", "rung_epochs"]
+    assert csv_header[-6:-4] == ["rung", "rung_epochs"]
     store = RunStore(run)
     assert store.load_state((0, 1), 0) is None  # a missing state: train again, not an error
 

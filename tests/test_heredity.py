@@ -164,7 +164,7 @@ def _check_lineage(history, generational=True):
     return heirs
 
 
-def test_ga_search_inherits_logs_its_lineage_and_cleans_up(digits, tmp_path):
+def test_ga_search_inherits_logs_its_lineage_and_keeps_the_final_pool(digits, tmp_path):
     on_disk = []
     run = tmp_path / "run"
 
@@ -176,14 +176,15 @@ def test_ga_search_inherits_logs_its_lineage_and_cleans_up(digits, tmp_path):
     heirs = _check_lineage(result.history)
     assert all(r["generation"] > 0 for r in heirs)
     assert 0 < max(on_disk) <= 5 + 5  # the pool and one generation of newcomers
-    assert not (run / DONORS).exists()  # the search is over: nothing left to donate
+    pool = {r["index"] for r in result.top(5)}  # the search is over: the final pool stays,
+    assert {int(p.stem) for p in (run / DONORS).glob("*.pt")} == pool  # for a warm start
     with open(run / "results.csv", newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0][-3:] == ["parent", "inherited_params", "lineage_epochs"]
+    assert rows[0][-4:] == ["parent", "inherited_params", "lineage_epochs", "parent_run"]
     by_index = {int(row[rows[0].index("index")]): row for row in rows[1:]}
     for r in heirs:
-        assert by_index[r["index"]][-3:] == [str(r["parent"]), str(r["inherited_params"]),
-                                             str(r["lineage_epochs"])]
+        assert by_index[r["index"]][-4:] == [str(r["parent"]), str(r["inherited_params"]),
+                                             str(r["lineage_epochs"]), ""]
     assert json.loads((run / "config.json").read_text())["search"]["inherit_weights"] is True
     assert Search.resume(run, verbose=False).inherit_weights is True
     best = result.best_record

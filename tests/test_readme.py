@@ -19,7 +19,7 @@ def block(marker: str) -> str:
 
 def test_readme_has_the_examples():
     # a fidelity scheduler of your own runs in test_fidelity_protocol.py
-    assert len(BLOCKS) == 6 and "class BetterHalf" in block("class BetterHalf")
+    assert len(BLOCKS) == 7 and "class BetterHalf" in block("class BetterHalf")
 
 
 @pytest.mark.slow
@@ -85,3 +85,22 @@ def test_readme_callbacks_example_runs(tmp_path, monkeypatch, capsys, digits):
     assert [int(g) for g, _ in printed] == [0, 1]
     assert any((tmp_path / "tb").rglob("events.out.tfevents.*"))
     assert (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_readme_warm_start_example_runs(tmp_path, monkeypatch, capsys, digits):
+    import functools
+
+    from pytorch_devol import GenomeSchema, Search
+
+    monkeypatch.chdir(tmp_path)
+    schema = GenomeSchema.devol(max_conv_layers=1, max_dense_layers=2, max_filters=16,
+                                max_dense_nodes=32, input_shape=(1, 8, 8), n_classes=10)
+    tiny = functools.partial(Search, generations=2, population_size=3, epochs=1,
+                             verbose=False)
+    source = block("warm_start=").replace("Search(schema", "tiny(schema")
+    exec(compile(source, "README.md", "exec"), {"schema": schema, "data": digits, "tiny": tiny})
+    parent, run, index = capsys.readouterr().out.split()
+    assert run == str((tmp_path / "runs" / "old").resolve()) and parent == index
+    assert any((tmp_path / "runs" / "old" / "donors").glob("*.pt"))  # the final pool stays
+    assert not (tmp_path / "runs" / "new" / "warm").exists()  # the copies go at the end

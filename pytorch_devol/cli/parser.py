@@ -145,6 +145,11 @@ def _add_strategy(s: argparse.ArgumentParser) -> None:
     s.add_argument("--inherit-weights", action="store_true", default=None,
                    help="start each new candidate from the trained weights of the best "
                         "network it shares the most layers with (default: off)")
+    s.add_argument("--warm-start", metavar="RUN_DIR",
+                   help="begin the first generation with the best distinct genomes of an "
+                        "earlier run of the same search space (half the population); with "
+                        "--inherit-weights and the same data, from their trained weights too "
+                        "(default: none)")
 
 
 def _add_running(s: argparse.ArgumentParser) -> None:

@@ -146,7 +146,7 @@ def _new_search(args: argparse.Namespace, evaluator: Any, callbacks: list[Any]) 
                     train_config=TrainConfig(**train), verbose=not args.quiet,
                     objectives=args.objectives, constraints=args.constraint or None,
                     fidelity=_fidelity(args), inherit_weights=bool(args.inherit_weights),
-                    callbacks=callbacks)
+                    callbacks=callbacks, warm_start=args.warm_start)
     RunStore(search.run_dir).check_new()
     if not args.quiet:
         print(f"Searching {schema} on {data.summary()}")

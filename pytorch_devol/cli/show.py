@@ -23,6 +23,7 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"  search: {s['strategy']}, {s['generations']} generations x {s['population_size']}, "
           f"seed {s['seed']}, metric {s['metric']}; epochs <= {config['train']['epochs']}")
     _show_rungs(s.get("fidelity"), config["train"]["epochs"], result)
+    _show_warm_start(config.get("warm_start"))
     counts = result.counts()
     counts["infeasible (skipped, never trained)"] = counts.pop("infeasible")
     print("  candidates: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -52,16 +53,32 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_warm_start(saved: dict[str, Any] | None) -> None:
+    """Which genomes the run started from, and where they came from."""
+    if not saved:
+        return
+    genomes = saved["genomes"]
+    n, weights = len(genomes), sum(g.get("weights") is not None for g in genomes)
+    where = f"from {saved['run']}, {weights} with their trained weights" if saved["run"] \
+        else "given as a list"
+    print(f"  warm start: {n} genome{'s' if n != 1 else ''} {where}")
+
+
 def _show_lineage(result: Any) -> None:
-    """Where the best network's weights came from, when they came down a lineage."""
+    """Where the best network's weights came from, when they came down a lineage (into a
+    warm start's earlier run too)."""
     chain = result.lineage(result.best_record["index"])
     best = chain[0]
     if best["parent"] is None:
         return
-    path = " <- ".join(str(r["index"]) for r in chain)
-    print(f"  weights: inherited from candidate {best['parent']} ({best['inherited_params']} "
-          f"parameters copied; lineage {path}; {best['lineage_epochs']} epochs of training "
-          "before its own)")
+    steps, run = [], None
+    for r in chain:
+        steps.append(str(r["index"]) if run is None else f"{r['index']} ({run})")
+        run = r.get("parent_run") or run
+    where = f" of {best['parent_run']}" if best.get("parent_run") else ""
+    print(f"  weights: inherited from candidate {best['parent']}{where} "
+          f"({best['inherited_params']} parameters copied; lineage {' <- '.join(steps)}; "
+          f"{best['lineage_epochs']} epochs of training before its own)")
 
 
 def _show_rungs(fidelity: dict[str, Any] | None, epochs: int, result: Any) -> None:

@@ -1,11 +1,12 @@
 """The bookkeeping of strategies that breed whole generations (the GA and NSGA-II).
 
-``ask`` breeds a generation on its first call (the very first uniformly random) and hands it
-out in order, ``n`` rows at a time; ``tell`` takes any subset of the rows handed out, in any
-order (each genome is matched to an outstanding row); once every row is told the subclass
-closes the generation (``_close_generation``: keep the elites, or the survivors) and
-:attr:`generation` increases. Children come from two parents chosen by ``selection`` on the
-subclass's ``_parent_scores``, combined by ``crossover``, then ``mutation``.
+``ask`` breeds a generation on its first call (the very first: any warm-start genomes, then
+uniformly random ones) and hands it out in order, ``n`` rows at a time; ``tell`` takes any
+subset of the rows handed out, in any order (each genome is matched to an outstanding row);
+once every row is told the subclass closes the generation (``_close_generation``: keep the
+elites, or the survivors) and :attr:`generation` increases. Children come from two parents
+chosen by ``selection`` on the subclass's ``_parent_scores``, combined by ``crossover``, then
+``mutation``.
 """
 
 from __future__ import annotations
@@ -79,9 +80,10 @@ class GenerationalStrategy(BaseStrategy):
                           attempt // 2)
 
     def _breed(self) -> IntArray:
-        """The next generation (the first: uniformly random, unseen keys)."""
+        """The next generation (the first: the warm-start genomes, then uniformly random ones
+        with unseen keys)."""
         if self._population is None:
-            return self._keys.unique(self._random(self.population_size), self._random)
+            return self._initial(self.population_size)
         return self._keys.unique(self._children(self.population_size), self._children)
 
     def _start_generation(self) -> None:

@@ -1,10 +1,11 @@
 """DEvol's generational genetic algorithm, as an ask/tell strategy, with its defects fixed.
 
-One generation: ``ask()`` hands out the whole generation (the first is random), the caller
-evaluates it and ``tell``s every genome; the next ``ask()`` breeds the next generation from it:
-``int(population_size * crossover_fraction)`` children of two selected parents (single-point
-crossover, then mutation) followed by the elites, the best members of the last generation,
-copied unchanged (DEvol re-evaluates them, and so does this strategy: they are asked again).
+One generation: ``ask()`` hands out the whole generation (the first is random, after any
+``warm_start`` genomes), the caller evaluates it and ``tell``s every genome; the next ``ask()``
+breeds the next generation from it: ``int(population_size * crossover_fraction)`` children of
+two selected parents (single-point crossover, then mutation) followed by the elites, the best
+members of the last generation, copied unchanged (DEvol re-evaluates them, and so does this
+strategy: they are asked again).
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ class GeneticAlgorithm(GenerationalStrategy):
 
     def _breed(self) -> IntArray:
         if self._population is None:
-            return self._keys.unique(self._random(self.population_size), self._random)
+            return self._initial(self.population_size)
         assert self._fitness is not None
         children = self._keys.unique(self._children(self.n_children), self._children)
         elites = self._population[elite_indices(self._fitness, self.n_elites, self.maximize)]

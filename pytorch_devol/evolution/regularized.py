@@ -35,9 +35,10 @@ class RegularizedEvolution(BaseStrategy):
 
     * ``ask(n)`` returns ``n`` genomes (``n=None``: one). The first ``population_size``
       genomes handed out are uniformly random (the initial population, less any genomes told
-      without being asked); after that each is a child of a tournament winner among the
-      members told so far. While nothing has been told yet, asks keep returning random
-      genomes, so asynchronous workers never wait.
+      without being asked; ``warm_start(genomes)`` puts given genomes first); after that
+      each is a child of a tournament winner among the members told so far. While nothing
+      has been told yet, asks keep returning random genomes, so asynchronous workers never
+      wait.
     * ``tell`` accepts any subset of asked genomes, in any order and at any time, and also
       genomes that were never asked (e.g. results of an earlier run used as a warm start).
       Told genomes join the population in the order given; the oldest leave. Tell order is
@@ -131,7 +132,7 @@ class RegularizedEvolution(BaseStrategy):
         else:
             todo = self.population_size - self._random_handed - self._unasked_told
             n_random = min(k, max(0, todo))
-        parts = [self._keys.unique(self._random(n_random), self._random)]
+        parts = [self._initial(n_random)]
         if k > n_random:
             parts.append(self._keys.unique(self._children(k - n_random), self._children))
         self._random_handed += n_random

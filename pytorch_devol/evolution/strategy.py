@@ -57,6 +57,9 @@ class Strategy(Protocol):
     Optional: ``update(genomes, fitness)`` replaces the fitness of genomes told before (a
     multi-fidelity search calls it when a promoted candidate has trained longer; strategies
     without it are told each candidate once); ``RegularizedEvolution`` has it.
+    ``warm_start(genomes)``, called before the first ``ask``, makes ``genomes`` the first ones
+    asked, ahead of the strategy's own initial genomes (a search's ``warm_start=`` needs it;
+    every :class:`BaseStrategy` has it).
 
     :class:`BaseStrategy` adds ``state_dict(include_seen=False)`` (leave out the keys of every
     genome ever asked) and ``remember(genomes)`` (mark them asked again after loading), which
@@ -105,6 +108,7 @@ class BaseStrategy:
         self._keys = KeyMemory(key, key_retries, space_size(self.cardinalities))
         self._best_genome: IntArray | None = None
         self._best_fitness = math.nan
+        self._warm = np.zeros((0, self.length), dtype=np.int64)  # warm start, not yet asked
         self.n_asked = 0
         self.n_told = 0
 
@@ -169,6 +173,27 @@ class BaseStrategy:
         """``n`` uniformly random genomes (``attempt``: a key retry, the same draw)."""
         return random_genomes(self.rng, self.cardinalities, n)
 
+    def warm_start(self, genomes: npt.ArrayLike) -> None:
+        """Make ``genomes`` (at most ``population_size``, e.g. the best of an earlier run) the
+        first genomes asked, in order, ahead of the strategy's own initial (random) ones; they
+        count as asked for duplicate avoidance. Call it before the first ``ask``."""
+        g = check_genomes(genomes, self.cardinalities, "warm_start genomes")
+        if self.n_asked:
+            raise ValueError("warm_start() must come before the first ask()")
+        if g.shape[0] > self.population_size:
+            raise ValueError(f"warm_start got {g.shape[0]} genomes; at most population_size "
+                             f"({self.population_size})")
+        self._warm = g
+        self._keys.add(g)
+
+    def _initial(self, n: int) -> IntArray:
+        """``n`` genomes of the initial population: the warm-start genomes not yet asked
+        first, then uniformly random ones with unseen keys."""
+        k = min(n, self._warm.shape[0])
+        head, self._warm = self._warm[:k], self._warm[k:]
+        rest = self._keys.unique(self._random(n - k), self._random)
+        return rest if k == 0 else np.concatenate([head, rest], axis=0)
+
     def _settings(self) -> dict[str, Any]:
         """Other constructor settings (JSON values) a state must agree with."""
         return {}
@@ -230,6 +255,7 @@ class BaseStrategy:
             # Grows with every genome asked: a caller that logs every asked genome anyway
             # (the search loop) leaves it out and calls remember() after loading.
             "seen": self._keys.state_dict() if include_seen else None,
+            "warm": self._warm.tolist(),  # warm-start genomes not yet asked
             "operators": {role: None if op is None else operator_spec(op)
                           for role, op in self._operators().items()},
             "settings": self._settings(),
@@ -276,6 +302,7 @@ class BaseStrategy:
             "best_fitness": math.nan if state["best_fitness"] is None else float(
                 state["best_fitness"]),
             "seen": genomes_from_json(state["seen"] or [], self.cardinalities, "seen"),
+            "warm": genomes_from_json(state.get("warm") or [], self.cardinalities, "warm"),
         }
 
     def _apply_base_state(self, parsed: dict[str, Any]) -> None:
@@ -285,3 +312,5 @@ class BaseStrategy:
         self._best_genome = parsed["best_genome"]
         self._best_fitness = parsed["best_fitness"]
         self._keys.load_state_dict(parsed["seen"])
+        self._warm = parsed["warm"]
+        self._keys.add(self._warm)

@@ -7,9 +7,13 @@ is chosen when it is asked: the pool member it can copy the most parameters from
 kill -9 and resume, and every evaluator, start it from the same weights.
 
 Donor weights live in ``donors/<index>.pt`` while the candidate is in the pool or a pending
-task names it (at most the pool plus one generation's newcomers), and go when the search ends.
-They are read with ``weights_only=True``; an unreadable file means "train from scratch", with a
-warning, never a failed search.
+task names it (at most the pool plus one generation's newcomers); when the search ends the
+final pool's stay, for a later search's warm start (``search.warm``). They are read with
+``weights_only=True``; an unreadable file means "train from scratch", with a warning, never a
+failed search.
+
+A warm start's genomes start from their weights in the earlier run instead (`WarmWeights`):
+their records name that run's candidate as ``parent`` and the run as ``parent_run``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import io
 import shutil
 import warnings
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +31,24 @@ import torch
 from ..schema.heredity import inherited_state, layout, plan_inheritance
 from .evaluators import Task
 from .store import atomic_write
+from .warm import WarmStart, WarmWeights
 
 __all__ = ["DONORS", "NO_LINEAGE", "DonorPool"]
 
 DONORS = "donors"
 # A record's lineage fields when it started from random weights.
-NO_LINEAGE: dict[str, Any] = {"parent": None, "inherited_params": 0, "lineage_epochs": 0}
+NO_LINEAGE: dict[str, Any] = {"parent": None, "parent_run": None, "inherited_params": 0,
+                              "lineage_epochs": 0}
 
 
 class DonorPool:
     """The best ``size`` fully trained records, their weights on disk and the donor rule."""
 
-    def __init__(self, path: str | Path, schema: Any, size: int, maximize: bool) -> None:
+    def __init__(self, path: str | Path, schema: Any, size: int, maximize: bool,
+                 warm: WarmStart | None = None) -> None:
         self.folder = Path(path) / DONORS
+        self.warm = WarmWeights(path, schema, warm) if warm is not None and \
+            warm.with_weights else None
         self.schema, self.size, self.maximize = schema, size, maximize
         self.members: list[dict[str, Any]] = []  # best first
         self._layouts: dict[tuple[int, ...], Any] = {}
@@ -75,7 +85,9 @@ class DonorPool:
 
     def choose(self, genome: Any) -> int | None:
         """The index of the pool member ``genome`` can copy the most parameters from (None:
-        no member shares a slot with it)."""
+        no member shares a slot with it, or it is a warm-start genome with its own weights)."""
+        if self.warm is not None and self.warm.covers(genome):
+            return None
         child, key = self._layout(genome), self.schema.key(genome)
         best: tuple[int, int] | None = None
         for member in self.members:
@@ -116,13 +128,20 @@ class DonorPool:
                           "from random weights instead", RuntimeWarning, stacklevel=2)
             return None
 
-    def attach(self, task: Task, donor: dict[str, Any]) -> Task:
-        """``task`` with its donor's weights, ready to send (as it is when none can be read)."""
+    def attach(self, task: Task, donor: dict[str, Any] | None) -> Task:
+        """``task`` with its donor's weights (no donor: a warm-start genome's own weights),
+        ready to send (as it is when none can be read)."""
+        if donor is None:
+            warm = None if self.warm is None or task.rung else self.warm.initial(task.genome)
+            if warm is None:
+                return task
+            self._started[task.index] = warm[1]
+            return attrs.evolve(task, initial=warm[0])
         found = self.initial(task.genome, donor)
         if found is None:
             return task
         self._started[task.index] = {
-            "parent": int(donor["index"]), "inherited_params": found[1],
+            "parent": int(donor["index"]), "parent_run": None, "inherited_params": found[1],
             "lineage_epochs": int(donor["lineage_epochs"]) + int(donor["metrics"]["epochs"])}
         return attrs.evolve(task, initial=found[0])
 
@@ -146,6 +165,16 @@ class DonorPool:
         members = {tuple(int(v) for v in m["genome"]) for m in self.members}
         self._layouts = {k: v for k, v in self._layouts.items() if k in members}
 
-    def drop(self) -> None:
-        """The search is over: no candidate will inherit again."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+    def prepare(self, trained: Container[tuple[int, ...]]) -> None:
+        """Copy the warm-start weights the genomes not ``trained`` yet still need."""
+        if self.warm is not None:
+            self.warm.prepare(trained)
+
+    def finish(self) -> None:
+        """The search is over: keep the final pool's weights (a later search can warm-start
+        from them) and drop the rest, and the warm-start copies."""
+        self.prune(set())
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            shutil.rmtree(self.folder, ignore_errors=True)
+        if self.warm is not None:
+            self.warm.drop()

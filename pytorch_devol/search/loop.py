@@ -49,6 +49,7 @@ from .rungs import ParetoRanking, RungBook
 from .scheduling import run_async, run_generations
 from .settings import LoopSettings
 from .store import RunStore
+from .warm import WarmStart
 
 __all__ = ["MAX_RETRIES", "SearchLoop", "candidate_seed"]
 
@@ -67,8 +68,8 @@ class SearchLoop:
 
     def __init__(self, schema: Any, strategy: Any, evaluator: Evaluator, store: RunStore,
                  settings: LoopSettings, reporter: Reporter, *,
-                 callbacks: CallbackList | None = None,
-                 meter: ObjectiveMeter | None = None, fidelity: Fidelity | None = None):
+                 callbacks: CallbackList | None = None, meter: ObjectiveMeter | None = None,
+                 fidelity: Fidelity | None = None, warm: WarmStart | None = None):
         self.schema, self.strategy, self.evaluator, self.store = schema, strategy, evaluator, store
         self.settings, self.reporter = settings, reporter
         self.callbacks = callbacks or CallbackList()
@@ -95,8 +96,8 @@ class SearchLoop:
         self.meter = meter
         self.front = None if meter is None else ParetoFront(
             meter.names, [o.maximize for o in meter.objectives])
-        self.donors = DonorPool(store.path, schema, settings.population_size, maximize) \
-            if settings.inherit_weights else None
+        self.donors = DonorPool(store.path, schema, settings.population_size, maximize,
+                                warm) if settings.inherit_weights else None
 
     # -- state --------------------------------------------------------------------------------
     def restore(self) -> None:
@@ -119,6 +120,8 @@ class SearchLoop:
             self.incumbent.consider(r)
             if self.donors is not None:
                 self.donors.add(r)
+        if self.donors is not None:  # before any task is asked or sent
+            self.donors.prepare(self.cache)
         if self.front is not None and self.records:
             self.front.save(self.store.path)  # repairs a crash between weights and log
         ckpt = self.store.checkpoint()
@@ -159,7 +162,7 @@ class SearchLoop:
         (run_async if self.settings.asynchronous else run_generations)(self, budget)
         self.store.drop_states()  # the search is over: no promotion can use them
         if self.donors is not None:
-            self.donors.drop()
+            self.donors.finish()
         self.reporter.close()
 
     def ask(self, n: int | None) -> list[Task]:
@@ -280,8 +283,9 @@ class SearchLoop:
         if state is not None:
             self.prior[task.index] = (state.epoch, state.seconds)
             task = attrs.evolve(task, resume=state)
-        elif task.donor is not None and self.donors is not None:
-            task = self.donors.attach(task, self.logged[task.donor][self.rungs.top])
+        elif self.donors is not None and task.rung == 0:  # a donor's, or its own (warm start)
+            task = self.donors.attach(task, None if task.donor is None
+                                      else self.logged[task.donor][self.rungs.top])
         self.evaluator.submit(task)
 
     def next_record(self) -> dict[str, Any]:

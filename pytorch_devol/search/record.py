@@ -36,6 +36,7 @@ class Record(_MultiObjective):
     final: bool  # trained at the full budget: only final records can be the best
     finished_at: float  # time.time() when it was logged
     parent: int | None  # heredity: the donor its weights started from (None: random)
+    parent_run: str | None  # a warm start: the earlier run holding ``parent`` (None: this one)
     inherited_params: int  # parameters copied from the donor
     lineage_epochs: int  # epochs its starting weights had seen, through all its ancestors
 
@@ -47,5 +48,5 @@ def as_record(raw: dict[str, Any]) -> Record:
         "rung": 0, "rung_epochs": metrics.get("epochs", 0),
         "rung_seconds": metrics.get("train_seconds") or 0.0, "final": True, "cached": False,
         "source_index": raw.get("index"), "finished_at": 0.0,
-        "parent": None, "inherited_params": 0, "lineage_epochs": 0}
+        "parent": None, "parent_run": None, "inherited_params": 0, "lineage_epochs": 0}
     return {**defaults, **raw}  # type: ignore[typeddict-item]

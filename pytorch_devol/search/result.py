@@ -117,14 +117,22 @@ class SearchResult:
 
     def lineage(self, index: int) -> list[dict[str, Any]]:
         """Candidate ``index``'s final record, then its donor's, and so on back to a network
-        that started from random weights (``inherit_weights``; one record without it)."""
-        finals = {r["index"]: r for r in self.history if r["final"]}
+        that started from random weights (``inherit_weights``; one record without it). A
+        warm-started record's parent is in its ``parent_run``: the chain goes on in that
+        run's records, while its directory is still there."""
+        run, finals = str(self.run_dir), _finals(self.history)
         chain: list[dict[str, Any]] = []
-        while index in finals and all(r["index"] != index for r in chain):
+        seen: set[tuple[str, int]] = set()
+        while index in finals and (run, index) not in seen:
+            seen.add((run, index))
             chain.append(finals[index])
-            if chain[-1]["parent"] is None:
+            parent, parent_run = chain[-1]["parent"], chain[-1].get("parent_run")
+            if parent is None:
                 break
-            index = chain[-1]["parent"]
+            if parent_run is not None and parent_run != run:
+                run = parent_run
+                finals = _finals(RunStore(run).records()) if RunStore(run).exists() else {}
+            index = parent
         return chain
 
     def describe(self) -> list[str]:
@@ -175,6 +183,11 @@ class SearchResult:
     def __repr__(self) -> str:
         return (f"SearchResult(run_dir={str(self.run_dir)!r}, best {self.metric}="
                 f"{self.best_fitness:.4f}, {self.counts()})")
+
+
+def _finals(records: list[Record]) -> dict[int, Record]:
+    """The final record of each candidate, by index."""
+    return {r["index"]: r for r in records if r["final"]}
 
 
 def load_result(run_dir: str | Path,

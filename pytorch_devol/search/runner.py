@@ -42,6 +42,8 @@ from .result import SearchResult
 from .settings import LoopSettings
 from .store import RunStore
 from .strategies import STRATEGIES, StrategyContext, make_strategy
+from .warm import WarmStart
+from .warm import warm_start as make_warm_start
 
 __all__ = ["STRATEGIES", "Search"]
 
@@ -77,6 +79,11 @@ class Search:
     one of the population's best it can copy the most parameters from, slot by slot (see
     ``pytorch_devol.search.donors``); its record says which (``parent``), how many parameters
     (``inherited_params``) and how many epochs those weights had seen (``lineage_epochs``).
+    ``warm_start``: an earlier run directory or a list of genomes; the first generation (a
+    steady-state strategy's first asks) begins with them: a run's best distinct genomes, half
+    the population rounded up (``search.warm``), which must come from the same schema; with
+    ``inherit_weights`` and the same data they also start from their trained weights there
+    (``parent``, ``parent_run``); other data gives the genomes only, with a warning.
     """
 
     def __init__(self, schema: GenomeSchema, data: Any, generations: int = 20,
@@ -92,7 +99,8 @@ class Search:
                  objectives: Sequence[str | Objective] | None = None,
                  constraints: Sequence[str | Constraint] | None = None,
                  latency_batch: int = 1, fidelity: str | Fidelity | None = None,
-                 inherit_weights: bool = False):
+                 inherit_weights: bool = False,
+                 warm_start: str | os.PathLike[str] | Sequence[Any] | None = None):
         if not isinstance(schema, GenomeSchema):
             raise TypeError(f"schema must be a GenomeSchema, got {type(schema).__name__}")
         self.schema = schema
@@ -128,18 +136,27 @@ class Search:
         if not isinstance(inherit_weights, bool):
             raise TypeError(f"inherit_weights must be True or False, got {inherit_weights!r}")
         self.inherit_weights = inherit_weights
-        self.evaluator = evaluator if evaluator is not None else SerialEvaluator()
-        for method in ("open", "submit", "next_result", "close"):
-            if not callable(getattr(self.evaluator, method, None)):
-                raise TypeError(f"evaluator lacks {method}(); see pytorch_devol.search.Evaluator")
+        self.evaluator = self._check_evaluator(evaluator)
         self.run_dir = Path(run_dir) if run_dir is not None else Path(
             "runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
         self.verbose, self.progress_bar = verbose, progress_bar
         self._resuming = False
         self._moved: dict[str, Any] | None = None  # the data's new spec, found on resume
         self._unpassed: list[str] = []  # saved callbacks not passed to the resume
+        self._use_warm_start(make_warm_start(warm_start, schema, self.data,
+                                             self.population_size, self.run_dir,
+                                             inherit_weights))
 
     # -- validation ---------------------------------------------------------------------------
+    @staticmethod
+    def _check_evaluator(evaluator: Evaluator | None) -> Evaluator:
+        """The evaluator (in-process by default), checked for the protocol's methods."""
+        evaluator = evaluator if evaluator is not None else SerialEvaluator()
+        for method in ("open", "submit", "next_result", "close"):
+            if not callable(getattr(evaluator, method, None)):
+                raise TypeError(f"evaluator lacks {method}(); see pytorch_devol.search.Evaluator")
+        return evaluator
+
     def _check_data(self, data: Any) -> DataSplits:
         splits = as_splits(data, input_shape=self.schema.input_shape, task=self.schema.task,
                            n_outputs=self.schema.n_outputs, seed=self.seed)
@@ -207,6 +224,16 @@ class Search:
                              "scheduler decides: use fidelity=None with it")
         return fidelity
 
+    def _use_warm_start(self, warm: WarmStart | None) -> None:
+        """Seed the strategy's first asks with the warm-start genomes (new run or resume)."""
+        self.warm_start = warm
+        if warm is None:
+            return
+        if not callable(getattr(self.strategy, "warm_start", None)):
+            raise TypeError("warm_start= needs a strategy with warm_start(genomes) (every "
+                            "BaseStrategy has it); see pytorch_devol.evolution.Strategy")
+        self.strategy.warm_start(warm.vectors())
+
     def _make_strategy(self, strategy: Any) -> tuple[str, Any]:
         context = StrategyContext(self.schema.cardinalities, self.population_size, self.seed,
                                   self.maximize, self.schema.key, self.objectives, self.fitness)
@@ -230,6 +257,7 @@ class Search:
                        "inherit_weights": self.inherit_weights,
                        "callbacks": self.callbacks.descriptions()},
             "train": attrs.asdict(self.train_config),
+            "warm_start": None if self.warm_start is None else self.warm_start.to_config(),
         }
 
     @classmethod
@@ -288,6 +316,7 @@ class Search:
                      fidelity=saved_fidelity(s.get("fidelity"), fidelity, run_dir),
                      inherit_weights=s.get("inherit_weights", False))
         check_same_data(search.data, saved, run_dir)
+        search._use_warm_start(WarmStart.from_config(config.get("warm_start"), schema))
         search._moved = search.data.spec if search.data.spec != saved["spec"] else None
         search._unpassed = search.callbacks.missing(s.get("callbacks"))
         search._resuming = True
@@ -319,7 +348,8 @@ class Search:
             self.schema, self.objectives, self.constraints,
             str(self.train_config.resolve_device()), self.latency_batch)
         loop = SearchLoop(self.schema, self.strategy, self.evaluator, store, settings, reporter,
-                          callbacks=self.callbacks, meter=meter, fidelity=self.fidelity)
+                          callbacks=self.callbacks, meter=meter, fidelity=self.fidelity,
+                          warm=self.warm_start)
         loop.restore()
         if self._resuming:
             reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} record(s) logged, "
@@ -327,6 +357,8 @@ class Search:
             for line in self._unpassed:
                 reporter.message(f"note: this search was logged by {line} before; pass it "
                                  "again to go on logging there")
+        elif self.warm_start is not None:
+            reporter.message(f"Warm start: {self.warm_start.describe()}")
         self.callbacks.start(RunInfo(Path(self.run_dir), store.config(), self._resuming))
         try:
             self.evaluator.open(self.schema, self.data, self.train_config)

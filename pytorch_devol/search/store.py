@@ -44,7 +44,7 @@ STATES = "states"
 CSV_METRIC_COLUMNS = ["Val Loss", "Val Accuracy", "test_loss", "test_accuracy", "val_mae",
                       "test_mae", "params", "epochs", "train_seconds", "status", "failure",
                       "reason", "generation", "index", "cached", "rung", "rung_epochs",
-                      "parent", "inherited_params", "lineage_epochs"]
+                      "parent", "inherited_params", "lineage_epochs", "parent_run"]
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -189,7 +189,7 @@ class RunStore:
                 record["generation"], record["index"], int(record["cached"]),
                 record["rung"], record["rung_epochs"],
                 "" if record["parent"] is None else record["parent"],
-                record["inherited_params"], record["lineage_epochs"]]
+                record["inherited_params"], record["lineage_epochs"], record["parent_run"] or ""]
 
     # -- checkpoint ---------------------------------------------------------------------------
     def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
