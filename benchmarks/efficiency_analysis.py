@@ -12,7 +12,7 @@ import numpy as np
 from benchmarks.common import json_number, number, quartiles
 
 __all__ = ["ARM_LABELS", "FRACTIONS", "OURS", "analyse", "arm_counts", "at", "bootstrap_mean",
-           "paired", "trace", "verdicts"]
+           "paired", "t_interval", "trace", "verdicts"]
 
 ARM_LABELS = {"ga": "GA (full fidelity)", "ga_sh": "GA + SH",
               "ga_inherit": "GA + heredity", "ga_sh_inherit": "GA + SH + heredity",
@@ -21,6 +21,7 @@ ARM_LABELS = {"ga": "GA (full fidelity)", "ga_sh": "GA + SH",
               "optuna": "Optuna TPE + Hyperband", "dehb": "DEHB"}
 OURS = ("ga", "ga_sh", "ga_inherit", "ga_sh_inherit", "re", "re_asha", "re_asha_inherit")
 BASELINES = ("random", "optuna", "dehb")
+TARGET_ARM = "ga_sh_inherit"  # the arm the speed target is judged on, named in advance
 # Incumbent test accuracy is reported at these fractions of the epoch budget.
 FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 3 / 4, 1.0)
 EXTRA_PAIRS = (("ga_sh", "ga"), ("ga_sh_inherit", "ga_sh"), ("re_asha_inherit", "re_asha"),
@@ -80,18 +81,30 @@ def bootstrap_mean(diffs: list[float], n: int = 10_000, seed: int = 0) -> list[f
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
+def t_interval(diffs: list[float]) -> list[float]:
+    """Student's t 95% interval of the mean of ``diffs`` (the percentile bootstrap is
+    narrower with few seeds: about 90% coverage at 8)."""
+    from scipy import stats
+
+    d = np.asarray(diffs, dtype=float)
+    half = float(stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
+    return [float(d.mean()) - half, float(d.mean()) + half]
+
+
 def paired(cuts: list[dict[str, Any]], ours: str, other: str) -> dict[str, Any]:
-    """``ours - other`` at equal epochs, paired by seed: mean, bootstrap 95% interval, the
-    seeds each way; ``separated`` when the interval excludes 0."""
+    """``ours - other`` at equal epochs, paired by seed: mean, bootstrap and t 95% intervals,
+    the seeds each way; ``separated`` when both intervals exclude 0."""
     diffs = [number(p[ours]) - number(p[other]) for p in cuts]
     if not diffs or any(math.isnan(d) for d in diffs):
         return {"ours": ours, "other": other, "diffs": [json_number(d) for d in diffs],
                 "mean": None, "note": "an arm had no incumbent at the cut in some seed"}
     low, high = bootstrap_mean(diffs)
+    t = t_interval(diffs) if len(diffs) > 1 else [math.nan, math.nan]
     return {"ours": ours, "other": other, "diffs": diffs, "mean": float(np.mean(diffs)),
-            "ci95": [low, high], "wins": sum(d > 0 for d in diffs),
+            "ci95": [low, high], "t95": t, "wins": sum(d > 0 for d in diffs),
             "ties": sum(d == 0 for d in diffs), "losses": sum(d < 0 for d in diffs),
-            "seeds": len(diffs), "separated": len(diffs) > 1 and bool(low > 0 or high < 0)}
+            "seeds": len(diffs),
+            "separated": len(diffs) > 1 and bool(min(low, t[0]) > 0 or max(high, t[1]) < 0)}
 
 
 def _reach(traces: list[list[dict[str, Any]]], ga: list[list[dict[str, Any]]],
@@ -151,16 +164,14 @@ def verdicts(summary: dict[str, Any], space: str) -> dict[str, Any]:
         v = pairs[key]
         targets["heredity_beats_random"] = {
             "target": "DEvol's space: GA + SH + heredity minus random search, 95% interval "
-                      "above 0", "pair": key,
-            "met": None if v["mean"] is None else bool(v["ci95"][0] > 0)}
-    reach = {a: summary["arms"][a]["reach_target"] for a in arms if a in OURS}
-    fractions = {a: number(r["fraction_of_ga_epochs"]["median"]) for a, r in reach.items()
-                 if r is not None}
-    if fractions:
-        best = min(fractions, key=lambda a: fractions[a])
+                      "above 0 (bootstrap and t)", "pair": key,
+            "met": None if v["mean"] is None else bool(min(v["ci95"][0], v["t95"][0]) > 0)}
+    reach = summary["arms"].get(TARGET_ARM, {}).get("reach_target")
+    if reach is not None:
+        fraction = number(reach["fraction_of_ga_epochs"]["median"])
         targets["quarter_of_ga_epochs"] = {
             "target": "the full GA's final median test accuracy reached with at most 1/4 of "
-                      "its epochs (median over seeds; the fastest of our arms)",
-            "arm": best, "median_fraction": json_number(fractions[best]),
-            "met": bool(fractions[best] <= 0.25 + 1e-9)}
+                      "its epochs (median over seeds; the arm named in advance)",
+            "arm": TARGET_ARM, "median_fraction": json_number(fraction),
+            "met": bool(fraction <= 0.25 + 1e-9)}
     return {"pairs": pairs, "targets": targets}

@@ -4,7 +4,8 @@ training-gene space against DEvol's, paired by seed (the same seeds, the same ep
 
 The rule (issue 29): the training-gene space becomes the default if it wins on one data set
 and loses on neither. A data set is a win when GA + SH + heredity's paired mean difference
-has its 95% bootstrap interval above 0, a loss when below, else a tie.
+has its 95% intervals (bootstrap and t) above 0, a loss when both are below, else a tie. The
+accuracy compared is the incumbent's at the epoch budget.
 
     python benchmarks/space_verdict.py \
         fashion-mnist=benchmarks/results/search_efficiency_fashion-mnist_devol.json,\
@@ -16,29 +17,31 @@ benchmarks/results/search_efficiency_mnist_devol_training.json
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, now, write_result  # noqa: E402
-from benchmarks.efficiency_analysis import ARM_LABELS, bootstrap_mean  # noqa: E402
+from benchmarks.efficiency_analysis import (  # noqa: E402
+    ARM_LABELS,
+    at,
+    bootstrap_mean,
+    t_interval,
+    trace,
+)
 
 DECIDING_ARM = "ga_sh_inherit"
 
 
 def finals(path: str) -> dict[str, dict[int, float]]:
-    """arm -> seed -> the incumbent's final test accuracy, from a saved result."""
+    """arm -> seed -> the incumbent's test accuracy at the epoch budget (the records finished
+    within it), from a saved result."""
     saved = json.loads(Path(path).read_text())
-    out: dict[str, dict[int, float]] = {}
-    for arm, runs in saved["runs"].items():
-        tests = {}
-        for run in runs:
-            new = [e["test_accuracy"] for e in run["events"] if e.get("new_incumbent")]
-            if new:
-                tests[int(run["seed"])] = float(new[-1])
-        out[arm] = tests
-    return out
+    budget = saved["setting"]["budget"]
+    return {arm: {int(run["seed"]): at(trace(run["events"]), budget) for run in runs}
+            for arm, runs in saved["runs"].items()}
 
 
 def compare(devol: str, training: str) -> dict[str, Any]:
@@ -46,33 +49,38 @@ def compare(devol: str, training: str) -> dict[str, Any]:
     a, b = finals(devol), finals(training)
     rows = {}
     for arm in [arm for arm in a if arm in b]:
-        seeds = sorted(set(a[arm]) & set(b[arm]))
+        seeds = sorted(s for s in set(a[arm]) & set(b[arm])
+                       if math.isfinite(a[arm][s]) and math.isfinite(b[arm][s]))
         diffs = [b[arm][s] - a[arm][s] for s in seeds]
         if len(diffs) < 2:
             continue
         low, high = bootstrap_mean(diffs)
         rows[arm] = {"seeds": seeds, "diffs": diffs, "mean": sum(diffs) / len(diffs),
-                     "ci95": [low, high], "wins": sum(d > 0 for d in diffs),
+                     "ci95": [low, high], "t95": t_interval(diffs),
+                     "wins": sum(d > 0 for d in diffs),
                      "losses": sum(d < 0 for d in diffs),
                      "devol_mean": sum(a[arm][s] for s in seeds) / len(seeds),
                      "training_mean": sum(b[arm][s] for s in seeds) / len(seeds)}
     deciding = rows.get(DECIDING_ARM)
-    outcome = None if deciding is None else ("win" if deciding["ci95"][0] > 0 else
-                                             "loss" if deciding["ci95"][1] < 0 else "tie")
+    outcome = None if deciding is None else (
+        "win" if min(deciding["ci95"][0], deciding["t95"][0]) > 0 else
+        "loss" if max(deciding["ci95"][1], deciding["t95"][1]) < 0 else "tie")
     return {"devol": devol, "training": training, "arms": rows, "outcome": outcome}
 
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [f"# devol+training against devol, per data set ({result['date']})", "",
-             "Final test accuracy of each arm's incumbent (whole test set), training-gene "
-             "space minus DEvol's, paired by seed; points x100, bootstrap 95% interval.", "",
-             "| data set | arm | devol | devol+training | difference | seeds better / worse |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "Test accuracy of each arm's incumbent at the epoch budget (whole test set), "
+             "training-gene space minus DEvol's, paired by seed; points x100, bootstrap and t "
+             "95% intervals.", "",
+             "| data set | arm | devol | devol+training | difference [bootstrap] | t 95% | "
+             "seeds better / worse |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in result["datasets"].items():
         for arm, row in r["arms"].items():
             lines.append(f"| {name} | {ARM_LABELS[arm]} | {row['devol_mean']:.4f} | "
                          f"{row['training_mean']:.4f} | {100 * row['mean']:+.2f} "
                          f"[{100 * row['ci95'][0]:+.2f}, {100 * row['ci95'][1]:+.2f}] | "
+                         f"[{100 * row['t95'][0]:+.2f}, {100 * row['t95'][1]:+.2f}] | "
                          f"{row['wins']} / {row['losses']} |")
     lines += ["", f"Deciding arm: {ARM_LABELS[DECIDING_ARM]}. Outcomes: " + ", ".join(
         f"{n}: {r['outcome']}" for n, r in result["datasets"].items())

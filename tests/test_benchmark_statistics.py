@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.efficiency_analysis import at, bootstrap_mean, paired, trace
+from benchmarks.efficiency_analysis import at, bootstrap_mean, paired, t_interval, trace
 
 diffs = st.lists(st.floats(-0.2, 0.2, allow_nan=False), min_size=2, max_size=12)
 
@@ -21,6 +21,15 @@ def test_the_bootstrap_interval_holds_the_mean_within_the_range(d):
     low, high = bootstrap_mean(d)
     assert min(d) - 1e-12 <= low <= np.mean(d) + 1e-12 <= high + 2e-12 <= max(d) + 3e-12
     assert bootstrap_mean(d) == [low, high]          # seeded: the same every time
+
+
+def test_the_t_interval_is_the_textbook_one_and_wider_than_the_bootstrap_at_8_seeds():
+    d = [0.02, -0.01, 0.03, 0.0, 0.01, 0.04, -0.02, 0.01]
+    low, high = t_interval(d)
+    half = 2.3646 * np.std(d, ddof=1) / np.sqrt(8)     # t(0.975, 7) = 2.3646
+    assert (low, high) == pytest.approx((np.mean(d) - half, np.mean(d) + half), abs=1e-6)
+    b_low, b_high = bootstrap_mean(d)
+    assert high - low > b_high - b_low
 
 
 def test_the_interval_separates_only_a_consistent_difference():

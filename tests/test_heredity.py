@@ -219,6 +219,18 @@ def test_unreadable_donor_weights_start_from_scratch(digits, tmp_path, monkeypat
     assert result.best_record is not None
 
 
+def test_a_promotion_whose_state_is_lost_starts_over_with_no_parent(digits, tmp_path,
+                                                                    monkeypatch):
+    from pytorch_devol.search import store as store_module
+
+    monkeypatch.setattr(store_module.RunStore, "load_state", lambda self, key, rung: None)
+    result = _search(digits, tmp_path / "run", fidelity="sh", epochs=3).run()
+    promoted = [r for r in result.history if r["rung"] > 0 and not r["cached"]]
+    assert promoted and any(r["parent"] is not None for r in result.history if r["rung"] == 0)
+    for r in promoted:  # trained again from random weights: no lineage to claim
+        assert (r["parent"], r["inherited_params"], r["lineage_epochs"]) == (None, 0, 0)
+
+
 TINY = ["--dataset", "digits", "--max-conv-layers", "1", "--max-dense-layers", "2",
         "--max-filters", "16", "--max-dense-nodes", "32", "--generations", "3",
         "--population", "5", "--epochs", "3", "--patience", "3", "--seed", "3",

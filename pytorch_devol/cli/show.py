@@ -23,7 +23,7 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"  search: {s['strategy']}, {s['generations']} generations x {s['population_size']}, "
           f"seed {s['seed']}, metric {s['metric']}; epochs <= {config['train']['epochs']}")
     _show_rungs(s.get("fidelity"), config["train"]["epochs"], result)
-    _show_warm_start(config.get("warm_start"))
+    _show_warm_start(config.get("warm_start"), result.schema)
     counts = result.counts()
     counts["infeasible (skipped, never trained)"] = counts.pop("infeasible")
     print("  candidates: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -53,15 +53,14 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_warm_start(saved: dict[str, Any] | None) -> None:
-    """Which genomes the run started from, and where they came from."""
-    if not saved:
-        return
-    genomes = saved["genomes"]
-    n, weights = len(genomes), sum(g.get("weights") is not None for g in genomes)
-    where = f"from {saved['run']}, {weights} with their trained weights" if saved["run"] \
-        else "given as a list"
-    print(f"  warm start: {n} genome{'s' if n != 1 else ''} {where}")
+def _show_warm_start(saved: dict[str, Any] | None, schema: Any) -> None:
+    """Which genomes the run started from, and where they came from (a damaged entry is a
+    one-line ValueError)."""
+    from ..search.warm import WarmStart
+
+    warm = WarmStart.from_config(saved, schema)
+    if warm is not None:
+        print(f"  warm start: {warm.describe()}")
 
 
 def _show_lineage(result: Any) -> None:

@@ -132,7 +132,7 @@ class DonorPool:
         """``task`` with its donor's weights (no donor: a warm-start genome's own weights),
         ready to send (as it is when none can be read)."""
         if donor is None:
-            warm = None if self.warm is None or task.rung else self.warm.initial(task.genome)
+            warm = None if self.warm is None else self.warm.initial(task.genome)
             if warm is None:
                 return task
             self._started[task.index] = warm[1]
@@ -144,6 +144,11 @@ class DonorPool:
             "parent": int(donor["index"]), "parent_run": None, "inherited_params": found[1],
             "lineage_epochs": int(donor["lineage_epochs"]) + int(donor["metrics"]["epochs"])}
         return attrs.evolve(task, initial=found[0])
+
+    def from_scratch(self, index: int) -> None:
+        """Candidate ``index`` trains again from random weights (a promotion whose paused
+        state was lost): its record must not name the lineage of the rung below."""
+        self._started[index] = dict(NO_LINEAGE)
 
     def lineage(self, index: int, below: dict[str, Any] | None) -> dict[str, Any]:
         """The lineage fields of candidate ``index``'s record: what it started from when it

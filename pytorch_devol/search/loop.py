@@ -286,6 +286,8 @@ class SearchLoop:
         elif self.donors is not None and task.rung == 0:  # a donor's, or its own (warm start)
             task = self.donors.attach(task, None if task.donor is None
                                       else self.logged[task.donor][self.rungs.top])
+        elif self.donors is not None:  # its paused state is lost: it starts over, from scratch
+            self.donors.from_scratch(task.index)
         self.evaluator.submit(task)
 
     def next_record(self) -> dict[str, Any]:

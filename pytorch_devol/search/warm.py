@@ -39,7 +39,7 @@ from .store import BEST_WEIGHTS, RunStore, atomic_write
 __all__ = ["WARM", "WarmGenome", "WarmStart", "WarmWeights", "warm_count", "warm_start"]
 
 WARM = "warm"  # the new run's copies of the warm-start weights, until the search ends
-_WEIGHT_FILE = re.compile(r"^(best\.pt|(donors|front)/\d+\.pt)$")  # all a config may name
+_WEIGHT_FILE = re.compile(r"best\.pt|(donors|front)/\d+\.pt")  # all a config may name
 
 
 def warm_count(population_size: int) -> int:
@@ -74,12 +74,12 @@ class WarmStart:
         return np.array([g.genome for g in self.genomes], dtype=np.int64)
 
     def describe(self) -> str:
-        """E.g. "3 genomes from /runs/old (2 with their trained weights)"."""
+        """E.g. "3 genomes from /runs/old, 2 with their trained weights"."""
         n = len(self.genomes)
         what = f"{n} genome{'s' if n != 1 else ''}"
         if self.run is None:
             return f"{what} given as a list"
-        return f"{what} from {self.run} ({self.with_weights} with their trained weights)"
+        return f"{what} from {self.run}, {self.with_weights} with their trained weights"
 
     def to_config(self) -> dict[str, Any]:
         """Plain data for ``config.json``."""
@@ -96,7 +96,7 @@ class WarmStart:
             genomes = []
             for entry in saved["genomes"]:
                 weights = entry["weights"]
-                if weights is not None and not _WEIGHT_FILE.match(str(weights)):
+                if weights is not None and not _WEIGHT_FILE.fullmatch(str(weights)):
                     raise ValueError(f"unexpected weights file {weights!r}")
                 genomes.append(WarmGenome(
                     tuple(int(v) for v in schema.validate(entry["genome"])),
@@ -190,8 +190,9 @@ def _best_distinct(records: list[dict[str, Any]], schema: Any, maximize: bool, c
             key = schema.key(r["genome"])
         except InvalidGenomeError as err:
             raise ValueError(f"warm start: {source}, candidate {r['index']}: {err}") from None
-        if len(chosen) < count:
-            chosen.setdefault(key, r)
+        chosen.setdefault(key, r)
+        if len(chosen) == count:
+            break
     return list(chosen.values())
 
 
