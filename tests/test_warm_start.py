@@ -333,7 +333,7 @@ def test_cli_warm_start_and_kill_9_resume_give_the_uninterrupted_records(tmp_pat
     search_in_process(*TINY, "--generations", "2", "--run-dir", str(earlier), "--quiet")
     reference = tmp_path / "ref"
     out = search_in_process(*TINY, "--warm-start", str(earlier), "--run-dir", str(reference))
-    assert f"Warm start: 3 genomes from {earlier.resolve()} (3 with their trained" in out
+    assert f"Warm start: 3 genomes from {earlier.resolve()}, 3 with their trained" in out
     expected = _records(reference)
     assert [r[5] for r in expected[:3]] == [str(earlier.resolve())] * 3
     code, shown, _ = main("show", str(reference))
