@@ -53,7 +53,7 @@ __all__ = [
     "cpu_name", "loadavg", "machine_record", "versions",
     "now", "code_state", "code_change", "command_line", "Provenance", "provenance_lines",
     "Budget", "BudgetSpent", "CANDIDATE_CAP", "run_until_spent", "devol_schema", "settings_of",
-    "write_result",
+    "write_result", "merge_saved",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -301,3 +301,36 @@ def write_result(path: Path | str, record: dict[str, Any],
     if markdown is not None:
         path.with_suffix(".md").write_text(markdown)
     return path
+
+
+_PER_FILE = ("seeds", "first_seed", "skipped_seeds_by_time", "out", "arms", "arm_labels")
+
+
+def merge_saved(paths: Sequence[str | Path]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Saved result files of one benchmark as one run: ``(meta, runs)``, with the first
+    file's metadata and, for each arm every file holds, the runs of all files in seed order.
+    Only the seeds (and which arms ran) may differ; a seed run twice is refused."""
+    saved = [json.loads(Path(p).read_text()) for p in paths]
+    meta = {k: v for k, v in saved[0].items() if k not in ("summary", "verdicts", "runs")}
+
+    def same(s: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in s["setting"].items() if k not in _PER_FILE}
+
+    if any(same(s) != same(saved[0]) for s in saved[1:]):
+        raise SystemExit("--from-json: the runs' settings differ; only seeds and arms may")
+    arms = [a for a in saved[0]["runs"] if all(a in s["runs"] for s in saved)]
+    runs = {a: sorted((r for s in saved for r in s["runs"][a]), key=lambda r: r["seed"])
+            for a in arms}
+    for a, rs in runs.items():
+        if len({r["seed"] for r in rs}) != len(rs):
+            raise SystemExit(f"--from-json: arm {a} has a seed in two files")
+    if len(saved) > 1:
+        setting = meta["setting"]
+        meta["setting"] = {
+            **setting, "merged_from": [Path(p).name for p in paths], "arms": arms,
+            "seeds": len(runs[arms[0]]) if arms else 0,
+            "skipped_seeds_by_time": sorted(
+                x for s in saved for x in s["setting"].get("skipped_seeds_by_time", []))}
+        if "arm_labels" in setting:
+            meta["setting"]["arm_labels"] = {a: setting["arm_labels"][a] for a in arms}
+    return meta, runs

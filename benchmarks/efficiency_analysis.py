@@ -24,9 +24,9 @@ BASELINES = ("random", "optuna", "dehb")
 TARGET_ARM = "ga_sh_inherit"  # the arm the speed target is judged on, named in advance
 # Incumbent test accuracy is reported at these fractions of the epoch budget.
 FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 3 / 4, 1.0)
-EXTRA_PAIRS = (("ga_sh", "ga"), ("ga_sh_inherit", "ga_sh"), ("re_asha_inherit", "re_asha"),
-               ("re_asha", "ga_sh"), ("optuna", "random"), ("dehb", "random"),
-               ("dehb", "optuna"))
+EXTRA_PAIRS = (("ga_sh", "ga"), ("ga_sh_inherit", "ga"), ("ga_sh_inherit", "ga_sh"),
+               ("re_asha_inherit", "re_asha"), ("re_asha", "ga_sh"), ("optuna", "random"),
+               ("dehb", "random"), ("dehb", "optuna"))
 
 
 def trace(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import sys
 import tempfile
@@ -65,6 +64,7 @@ from benchmarks.common import (  # noqa: E402
     Provenance,
     default_data_root,
     loadavg,
+    merge_saved,
     run_until_spent,
     settings_of,
 )
@@ -252,21 +252,7 @@ def run_seeds(arms: tuple[str, ...], schema: GenomeSchema, data: Any, trainer: T
 def rerender(paths: list[str], out: Path, reading: str | None) -> None:
     """Re-render the report and plot of saved runs (trains nothing). Runs of other seeds with
     the same settings (processes run side by side) are merged, seeds in order."""
-    saved = [json.loads(Path(p).read_text()) for p in paths]
-    meta = {k: v for k, v in saved[0].items() if k not in ("summary", "verdicts", "runs")}
-
-    def same(s: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in s["setting"].items()
-                if k not in ("seeds", "first_seed", "skipped_seeds_by_time", "out")}
-
-    if any(same(s) != same(saved[0]) for s in saved[1:]):
-        raise SystemExit("--from-json: the runs' settings differ; only seeds may")
-    runs = {arm: sorted((r for s in saved for r in s["runs"][arm]), key=lambda r: r["seed"])
-            for arm in saved[0]["runs"]}
-    if len(saved) > 1:
-        meta["setting"] = {**meta["setting"], "merged_from": [Path(p).name for p in paths],
-                           "skipped_seeds_by_time": sorted(
-                               x for s in saved for x in s["setting"]["skipped_seeds_by_time"])}
+    meta, runs = merge_saved(paths)
     if reading is not None:
         meta["reading"] = reading
     print(write_outputs(meta, runs, out))

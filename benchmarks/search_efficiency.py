@@ -31,7 +31,6 @@ layers plus learning-rate, weight-decay, batch-size and schedule genes
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -47,6 +46,7 @@ from benchmarks.common import (  # noqa: E402
     Provenance,
     default_data_root,
     loadavg,
+    merge_saved,
     settings_of,
 )
 from benchmarks.efficiency_report import ARM_LABELS, arm_counts, write_outputs  # noqa: E402
@@ -92,8 +92,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "benchmarks/results/search_efficiency_<dataset>_<space>)")
     p.add_argument("--reading", default=None,
                    help="file with a paragraph reading the result, put in the report")
-    p.add_argument("--from-json", default=None,
-                   help="re-render the report and plot of a saved run (trains nothing)")
+    p.add_argument("--from-json", default=None, nargs="+", metavar="FILE",
+                   help="re-render the report and plot of saved runs (trains nothing); "
+                        "several files (other seeds, same settings) are merged, keeping the "
+                        "arms all of them ran")
     args = p.parse_args(argv)
     if args.out is None:
         args.out = str(RESULTS / f"search_efficiency_{args.dataset}_{args.space}".replace(
@@ -177,11 +179,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     reading = Path(args.reading).read_text() if args.reading else None
     if args.from_json:
-        saved = json.loads(Path(args.from_json).read_text())
-        meta = {k: v for k, v in saved.items() if k not in ("summary", "verdicts", "runs")}
+        meta, runs = merge_saved(args.from_json)
         if reading is not None:
             meta["reading"] = reading
-        print(write_outputs(meta, saved["runs"], Path(args.out)))
+        print(write_outputs(meta, runs, Path(args.out)))
         return
     torch.set_num_threads(args.threads)
     budget = args.budget_epochs or args.generations * args.population * args.epochs

@@ -58,3 +58,36 @@ def test_the_trace_follows_new_incumbents_only():
     assert [p["test"] for p in tr] == [None, 0.68, 0.68, 0.79]
     assert math.isnan(at(tr, 3)) and at(tr, 4) == 0.68 and at(tr, 6.5) == 0.68
     assert at(tr, 100) == pytest.approx(0.79)
+
+
+def _saved(path, seeds, arms, **setting):
+    import json
+    runs = {a: [{"seed": s, "arm": a} for s in seeds] for a in arms}
+    path.write_text(json.dumps({"date": str(path), "setting": {
+        "seeds": len(seeds), "first_seed": seeds[0], "arms": arms, "epochs": 3,
+        "arm_labels": {a: a.upper() for a in arms}, "skipped_seeds_by_time": [], **setting},
+        "summary": {}, "verdicts": {}, "runs": runs}))
+    return path
+
+
+def test_merging_saved_runs_keeps_the_shared_arms_in_seed_order(tmp_path):
+    from benchmarks.common import merge_saved
+
+    a = _saved(tmp_path / "a.json", [0, 1], ["ga", "random", "optuna"])
+    b = _saved(tmp_path / "b.json", [3, 2], ["random", "ga"])
+    meta, runs = merge_saved([a, b])
+    assert list(runs) == ["ga", "random"]                       # optuna ran in one file only
+    assert [r["seed"] for r in runs["random"]] == [0, 1, 2, 3]
+    assert meta["date"] == str(a) and meta["setting"]["seeds"] == 4
+    assert meta["setting"]["arm_labels"] == {"ga": "GA", "random": "RANDOM"}
+    assert meta["setting"]["merged_from"] == ["a.json", "b.json"]
+
+
+def test_merging_refuses_other_settings_and_a_seed_run_twice(tmp_path):
+    from benchmarks.common import merge_saved
+
+    a = _saved(tmp_path / "a.json", [0, 1], ["ga"])
+    with pytest.raises(SystemExit, match="settings differ"):
+        merge_saved([a, _saved(tmp_path / "b.json", [2], ["ga"], epochs=9)])
+    with pytest.raises(SystemExit, match="a seed in two files"):
+        merge_saved([a, _saved(tmp_path / "c.json", [1], ["ga"])])

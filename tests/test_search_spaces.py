@@ -335,17 +335,28 @@ def test_every_devol_training_genome_builds_runs_and_sets_its_training(seed):
     assert overrides["schedule"] == next(g.schedule for g in genes if hasattr(g, "schedule"))
 
 
+def test_the_cli_default_space_is_devol_training():
+    from pytorch_devol.cli.parser import build_parser
+
+    assert build_parser().parse_args(["search"]).space == "devol+training"
+
+
 @pytest.mark.slow
-def test_the_cli_searches_devol_training(tmp_path):
+@pytest.mark.parametrize("space", [None, "devol"])
+def test_the_cli_searches_devol_training_by_default_and_devols_space_on_request(tmp_path, space):
     import json
 
     from .cli_helpers import search_in_process
 
     run = tmp_path / "run"
-    search_in_process("--space", "devol+training", "--generations", "1", "--population", "3",
-                      "--epochs", "1", "--max-conv-layers", "1", "--max-dense-layers", "2",
-                      "--run-dir", str(run), "--quiet")
+    search_in_process(*(["--space", space] if space else []), "--generations", "1",
+                      "--population", "3", "--epochs", "1", "--max-conv-layers", "1",
+                      "--max-dense-layers", "2", "--run-dir", str(run), "--quiet")
     records = [json.loads(line) for line in open(run / "results.jsonl")]
-    assert len(records) == 3 and all(len(r["genome"]) == 6 + 5 + 5 for r in records)
-    header = (run / "results.csv").read_text().splitlines()[0]
-    assert "lr.lr_scale" in header and "batch.batch_size" in header
+    extra = 5 if space is None else 1            # the training genes, or the optimizer only
+    assert len(records) == 3 and all(len(r["genome"]) == 6 + 5 + extra for r in records)
+    header = (run / "results.csv").read_text().splitlines()[0].split(",")
+    if space is None:
+        assert "lr.lr_scale" in header and "batch.batch_size" in header
+    else:
+        assert header[:12] == DEVOL_HEADER
