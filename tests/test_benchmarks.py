@@ -142,7 +142,7 @@ def test_search_efficiency_smoke(tmp_path, fashion_mnist_root):
         [sys.executable, script, "--seeds", "2", "--train", "300", "--val", "200", "--test",
          "500", "--epochs", "2", "--eta", "2", "--population", "4", "--budget-epochs", "12",
          "--arms", ",".join(arms), "--out", str(out)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # hang guard (~30 s)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
     saved = json.loads(out.with_suffix(".json").read_text())
