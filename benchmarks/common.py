@@ -308,8 +308,10 @@ _PER_FILE = ("seeds", "first_seed", "skipped_seeds_by_time", "out", "arms", "arm
 
 def merge_saved(paths: Sequence[str | Path]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Saved result files of one benchmark as one run: ``(meta, runs)``, with the first
-    file's metadata and, for each arm every file holds, the runs of all files in seed order.
-    Only the seeds (and which arms ran) may differ; a seed run twice is refused."""
+    file's metadata and every arm that ran all the seeds the files hold between them, in seed
+    order. Files may differ in their seeds (more seeds of the same arms) or in their arms
+    (more arms on the same seeds), not in their settings; a seed of an arm run twice is
+    refused."""
     saved = [json.loads(Path(p).read_text()) for p in paths]
     meta = {k: v for k, v in saved[0].items() if k not in ("summary", "verdicts", "runs")}
 
@@ -318,12 +320,17 @@ def merge_saved(paths: Sequence[str | Path]) -> tuple[dict[str, Any], dict[str, 
 
     if any(same(s) != same(saved[0]) for s in saved[1:]):
         raise SystemExit("--from-json: the runs' settings differ; only seeds and arms may")
-    arms = [a for a in saved[0]["runs"] if all(a in s["runs"] for s in saved)]
-    runs = {a: sorted((r for s in saved for r in s["runs"][a]), key=lambda r: r["seed"])
-            for a in arms}
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for s in saved:
+        for a, rs in s["runs"].items():
+            runs.setdefault(a, []).extend(rs)
     for a, rs in runs.items():
+        rs.sort(key=lambda r: r["seed"])
         if len({r["seed"] for r in rs}) != len(rs):
             raise SystemExit(f"--from-json: arm {a} has a seed in two files")
+    seeds = {r["seed"] for rs in runs.values() for r in rs}
+    runs = {a: rs for a, rs in runs.items() if {r["seed"] for r in rs} == seeds}
+    arms = list(runs)
     if len(saved) > 1:
         setting = meta["setting"]
         meta["setting"] = {
@@ -332,5 +339,6 @@ def merge_saved(paths: Sequence[str | Path]) -> tuple[dict[str, Any], dict[str, 
             "skipped_seeds_by_time": sorted(
                 x for s in saved for x in s["setting"].get("skipped_seeds_by_time", []))}
         if "arm_labels" in setting:
-            meta["setting"]["arm_labels"] = {a: setting["arm_labels"][a] for a in arms}
+            labels = {k: v for s in saved for k, v in s["setting"].get("arm_labels", {}).items()}
+            meta["setting"]["arm_labels"] = {a: labels[a] for a in arms}
     return meta, runs

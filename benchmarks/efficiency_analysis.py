@@ -10,15 +10,26 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import json_number, number, quartiles
+from benchmarks.levers import LEVERS, split_arm
 
 __all__ = ["ARM_LABELS", "FRACTIONS", "OURS", "analyse", "arm_counts", "at", "bootstrap_mean",
            "paired", "t_interval", "trace", "verdicts"]
 
-ARM_LABELS = {"ga": "GA (full fidelity)", "ga_sh": "GA + SH",
+class _Labels(dict):
+    """Arm -> label; an ablation arm ``base+lever+...`` is labelled from its parts."""
+
+    def __missing__(self, arm: str) -> str:
+        base, levers = split_arm(arm)
+        if not levers:
+            raise KeyError(arm)
+        return " + ".join([self[base], *(LEVERS[name][0] for name in levers)])
+
+
+ARM_LABELS = _Labels({"ga": "GA (full fidelity)", "ga_sh": "GA + SH",
               "ga_inherit": "GA + heredity", "ga_sh_inherit": "GA + SH + heredity",
               "re": "regularized evolution", "re_asha": "RE + ASHA",
               "re_asha_inherit": "RE + ASHA + heredity", "random": "random search",
-              "optuna": "Optuna TPE + Hyperband", "dehb": "DEHB"}
+              "optuna": "Optuna TPE + Hyperband", "dehb": "DEHB"})
 OURS = ("ga", "ga_sh", "ga_inherit", "ga_sh_inherit", "re", "re_asha", "re_asha_inherit")
 BASELINES = ("random", "optuna", "dehb")
 TARGET_ARM = "ga_sh_inherit"  # the arm the speed target is judged on, named in advance
@@ -156,6 +167,7 @@ def verdicts(summary: dict[str, Any], space: str) -> dict[str, Any]:
     """Every arm against each baseline that ran, the extra pairs, and the issue's targets."""
     arms, cuts = list(summary["arms"]), summary["equal_epochs"]
     wanted = [(a, b) for b in BASELINES for a in arms if a not in BASELINES]
+    wanted += [(a, split_arm(a)[0]) for a in arms if split_arm(a)[1]]  # a lever against none
     pairs = {f"{a}-{b}": paired(cuts, a, b) for a, b in (*wanted, *EXTRA_PAIRS)
              if a in arms and b in arms}
     targets: dict[str, Any] = {}

@@ -6,7 +6,9 @@
 * ``re_asha``: regularized evolution with ``fidelity=ASHA(min_epochs, eta)``;
 * ``random``: uniformly random genomes at full fidelity (``peer_random.RandomStrategy``);
 * ``<arm>_inherit``: that arm with ``inherit_weights=True`` (heredity: a new candidate starts
-  from the trained weights of the pool member it shares the most parameters with).
+  from the trained weights of the pool member it shares the most parameters with);
+* ``<arm>+<lever>[+<lever>...]``: that arm with the ablation's levers (``levers.LEVERS``:
+  selection, crossover, mutation, heredity slot rule, rungs, population).
 
 Each arm runs until it has spent its budget of training epochs (the record that reaches it is
 the last one counted). Its incumbent is the search's own (``best_genome.json``); each new one
@@ -25,6 +27,7 @@ import torch
 
 from benchmarks.common import CANDIDATE_CAP, BudgetSpent, run_until_spent
 from benchmarks.incumbents import TestScorer, event
+from benchmarks.levers import lever_settings, split_arm
 from benchmarks.peer_random import RandomStrategy
 from pytorch_devol import ASHA, Search, SuccessiveHalving
 from pytorch_devol.training import TrainConfig
@@ -88,11 +91,16 @@ def run_search(arm: str, schema: Any, data: Any, scorer: TestScorer, seed: int,
                population: int, epochs: int, min_epochs: int, eta: int,
                budget: int) -> dict[str, Any]:
     """One ``Search`` arm until it has spent ``budget`` training epochs (or its cap)."""
-    base = arm.removesuffix("_inherit")
+    name, levers = split_arm(arm)
+    base = name.removesuffix("_inherit")
+    lever = lever_settings(levers)
+    population = lever.get("population", population)
     strategy: Any = _STRATEGY.get(base)
     if base == "random":
         strategy = RandomStrategy(schema.cardinalities, population, seed)
-    fidelity = _FIDELITY[base](min_epochs=min_epochs, eta=eta) if base in _FIDELITY else None
+    fidelity = _FIDELITY[base](min_epochs=lever.get("min_epochs", min_epochs),
+                               eta=lever.get("eta", eta)) if base in _FIDELITY else None
+    heredity = lever.get("heredity", True) if name.endswith("_inherit") else False
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         watcher = _Watcher(run_dir, scorer, budget)
@@ -100,13 +108,14 @@ def run_search(arm: str, schema: Any, data: Any, scorer: TestScorer, seed: int,
                         population_size=population, epochs=epochs, seed=seed,
                         strategy=strategy, train_config=TrainConfig(patience=None),
                         verbose=False, progress_bar=False, run_dir=run_dir,
-                        on_record=watcher, inherit_weights=arm.endswith("_inherit"),
-                        fidelity=fidelity)
+                        on_record=watcher, inherit_weights=heredity, fidelity=fidelity,
+                        strategy_options=lever["strategy_options"] or None)
         stop = run_until_spent(search.run)
     options = dict(search.strategy_options)
     if getattr(search.strategy, "sample_size", None) is not None:
         options["sample_size"] = int(search.strategy.sample_size)
     return {"events": watcher.events, "stop": stop, "strategy": search.strategy_name,
+            "population": population, "heredity": search.heredity,
             "strategy_options": options, "fidelity": repr(fidelity) if fidelity else None,
             "state_bytes": {"where": "run_dir/states and run_dir/donors on disk",
                             "peak": watcher.peak["states"],

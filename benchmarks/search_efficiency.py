@@ -51,6 +51,7 @@ from benchmarks.common import (  # noqa: E402
 )
 from benchmarks.efficiency_report import ARM_LABELS, arm_counts, write_outputs  # noqa: E402
 from benchmarks.incumbents import EpochTrainer, TestScorer  # noqa: E402
+from benchmarks.levers import LEVERS, split_arm  # noqa: E402
 from benchmarks.search_arms import SEARCH_ARMS, run_search  # noqa: E402
 from pytorch_devol import GenomeSchema, load_dataset  # noqa: E402
 from pytorch_devol.training import TrainConfig, Trainer  # noqa: E402
@@ -103,12 +104,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.from_json:
         return args
     args.arm_list = tuple(a.strip() for a in args.arms.split(",") if a.strip())
-    unknown = sorted(set(args.arm_list) - set(ARMS))
+    unknown = sorted(a for a in args.arm_list if not _known(a))
     if unknown or not args.arm_list or len(set(args.arm_list)) != len(args.arm_list):
-        p.error(f"--arms: choose distinct arms from {', '.join(ARMS)} (got {args.arms!r})")
+        p.error(f"--arms: choose distinct arms from {', '.join(ARMS)}, each of ours with any "
+                f"levers +{', +'.join(LEVERS)} (got {args.arms!r})")
     if args.min_epochs < 1 or args.eta < 2 or args.epochs < args.min_epochs:
         p.error("need 1 <= --min-epochs <= --epochs and --eta >= 2")
     return args
+
+
+def _known(arm: str) -> bool:
+    base, levers = split_arm(arm)
+    return arm in ARMS or (base in SEARCH_ARMS and all(name in LEVERS for name in levers))
 
 
 def load(args: argparse.Namespace) -> tuple[Any, Any, GenomeSchema]:
@@ -126,7 +133,7 @@ def load(args: argparse.Namespace) -> tuple[Any, Any, GenomeSchema]:
 def run_arm(arm: str, schema: GenomeSchema, data: Any, trainer: Trainer, scorer: TestScorer,
             seed: int, args: argparse.Namespace, budget: int) -> dict[str, Any]:
     """One arm of one seed."""
-    if arm in SEARCH_ARMS:
+    if split_arm(arm)[0] in SEARCH_ARMS:
         return run_search(arm, schema, data, scorer, seed, args.population, args.epochs,
                           args.min_epochs, args.eta, budget)
     epochs = EpochTrainer(schema, trainer, scorer, seed, args.epochs, budget)

@@ -15,10 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytorch_devol import GenomeSchema, Search
-from pytorch_devol.schema.heredity import inherited_state, layout, plan_inheritance
+from pytorch_devol.schema.heredity import (
+    HEREDITY_RULES,
+    inherited_state,
+    layout,
+    plan_inheritance,
+)
 from pytorch_devol.search import donors as donors_module
 from pytorch_devol.search.donors import DONORS, DonorPool
 from pytorch_devol.training import TrainConfig, Trainer
+from pytorch_devol.training.state import overlay
 from tests.cli_helpers import kill_when_logged, main, search_in_process
 from tests.genes_for_tests import KernelConvGene
 from tests.parallel_helpers import tiny_schema
@@ -55,7 +61,7 @@ def test_a_plan_copies_only_equal_slots_and_loads_into_the_child(name, seed_a, s
         return
     plan = plan_inheritance(child_layout, donor_layout)
     ours, theirs = _slot_of(schema, child), _slot_of(schema, donor)
-    for child_name, (donor_name, _) in plan.names.items():
+    for child_name, (donor_name, _, _) in plan.names.items():
         assert ours[child_name] == theirs[donor_name]  # same slot, values and input shape
     donor_model, child_model = schema.build_model(donor), schema.build_model(child)
     state = inherited_state(plan, donor_model.state_dict())
@@ -67,9 +73,73 @@ def test_a_plan_copies_only_equal_slots_and_loads_into_the_child(name, seed_a, s
     copied = sum(child_model.state_dict()[n].numel() for n in state
                  if n in dict(child_model.named_parameters()))
     assert copied == plan.params
-    # a genome can take all of itself
-    whole = plan_inheritance(child_layout, child_layout)
-    assert whole.params == sum(p.numel() for p in child_model.parameters())
+    # a genome can take all of itself, by every rule
+    for rule in HEREDITY_RULES:
+        whole = plan_inheritance(child_layout, child_layout, rule)
+        assert whole.params == sum(p.numel() for p in child_model.parameters())
+
+
+@FAST
+@given(st.sampled_from(sorted(SCHEMAS)), st.integers(0, 2**31), st.integers(0, 2**31))
+def test_looser_rules_copy_more_and_slices_fill_the_leading_block(name, seed_a, seed_b):
+    """genes <= shapes <= slices in what is copied; "shapes" copies whole tensors of equal
+    shape in the same slot; "slices" the overlap, which overlay puts in the leading block and
+    nowhere else."""
+    schema = SCHEMAS[name]
+    child, donor = schema.random(seed_a), schema.random(seed_b)
+    child_layout, donor_layout = layout(schema, child), layout(schema, donor)
+    if child_layout is None or donor_layout is None:
+        return
+    plans = {rule: plan_inheritance(child_layout, donor_layout, rule)
+             for rule in HEREDITY_RULES}
+    assert plans["genes"].params <= plans["shapes"].params <= plans["slices"].params
+    assert set(plans["genes"].names) <= set(plans["shapes"].names) <= set(plans["slices"].names)
+    ours, theirs = _slot_of(schema, child), _slot_of(schema, donor)
+    donor_model, child_model = schema.build_model(donor), schema.build_model(child)
+    fresh = {n: t.clone() for n, t in child_model.state_dict().items()}
+    for rule in ("shapes", "slices"):
+        for child_name, (donor_name, shape, block) in plans[rule].names.items():
+            assert ours[child_name][0] == theirs[donor_name][0]  # the same slot
+            assert shape == tuple(donor_model.state_dict()[donor_name].shape)
+            if rule == "shapes":
+                assert block == shape == tuple(fresh[child_name].shape)
+    overlay(child_model, inherited_state(plans["slices"], donor_model.state_dict()))
+    after = child_model.state_dict()
+    for n, before in fresh.items():
+        if n not in plans["slices"].names:
+            assert torch.equal(after[n], before)
+            continue
+        donor_name, _, block = plans["slices"].names[n]
+        corner = tuple(slice(0, k) for k in block)
+        assert torch.equal(after[n][corner], donor_model.state_dict()[donor_name][corner].to(
+            after[n].dtype))
+        untouched = torch.ones_like(before, dtype=torch.bool)
+        untouched[corner] = False
+        assert torch.equal(after[n][untouched], before[untouched])
+
+
+def test_slices_copy_the_first_filters_of_a_wider_conv():
+    schema = SCHEMAS["devol"]
+    cols = {s.name: s for s in schema.slots}
+    donor = schema.random(3)
+    donor[cols["conv2d0"].start:cols["conv2d0"].stop] = [1, 1, 1, 0, 0, 0]
+    child = donor.copy()
+    child[cols["conv2d0"].start + 1] = 0  # fewer filters in conv0
+    plan = plan_inheritance(layout(schema, child), layout(schema, donor), "slices")
+    assert "0.weight" not in plan_inheritance(layout(schema, child), layout(schema, donor),
+                                              "shapes").names
+    (their, shape, block), = [v for n, v in plan.names.items() if n == "0.weight"]
+    assert block[0] < shape[0] and block[1:] == shape[1:]
+    with pytest.raises(ValueError, match="heredity rule"):
+        plan_inheritance(layout(schema, child), layout(schema, donor), "names")
+
+
+def test_overlay_refuses_a_tensor_that_does_not_fit():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    with pytest.raises(ValueError, match="lacks"):
+        overlay(model, {"1.weight": torch.zeros(2, 3)})
+    with pytest.raises(ValueError, match="does not fit"):
+        overlay(model, {"0.weight": torch.zeros(2, 4)})
 
 
 def test_a_slot_that_switches_off_never_shifts_tensors_onto_another_layer():
@@ -185,7 +255,7 @@ def test_ga_search_inherits_logs_its_lineage_and_keeps_the_final_pool(digits, tm
     for r in heirs:
         assert by_index[r["index"]][-4:] == [str(r["parent"]), str(r["inherited_params"]),
                                              str(r["lineage_epochs"]), ""]
-    assert json.loads((run / "config.json").read_text())["search"]["inherit_weights"] is True
+    assert json.loads((run / "config.json").read_text())["search"]["inherit_weights"] == "genes"
     assert Search.resume(run, verbose=False).inherit_weights is True
     best = result.best_record
     chain = result.lineage(best["index"])

@@ -26,6 +26,9 @@ _SHAPE = {"max_conv_layers": "most convolutional layers",
           "population": "candidates per generation", "epochs": "most epochs per candidate"}
 
 
+# schema.heredity.HEREDITY_RULES, without importing torch for --help (a test keeps them equal)
+_HEREDITY_RULES = ("genes", "shapes", "slices")
+
 def _quick_default(name: str) -> str:
     digits, other = QUICK["digits"][name], QUICK["other"][name]
     return f"{digits}" if digits == other else f"{digits} on digits, else {other}"
@@ -144,9 +147,13 @@ def _add_strategy(s: argparse.ArgumentParser) -> None:
                    help="--fidelity: the first rung's epochs (default: 1)")
     s.add_argument("--eta", type=int, metavar="K",
                    help="--fidelity: keep the best 1/K at each rung (default: 3)")
-    s.add_argument("--inherit-weights", action="store_true", default=None,
+    s.add_argument("--inherit-weights", nargs="?", const=True, default=None,
+                   choices=_HEREDITY_RULES, metavar="RULE",
                    help="start each new candidate from the trained weights of the best "
-                        "network it shares the most layers with (default: off)")
+                        "network it shares the most layers with; RULE says how alike a layer "
+                        "must be: genes (the same layer), shapes (the same tensor shapes) or "
+                        "slices (the overlapping part where widths differ) (default: off; "
+                        "RULE: genes)")
     s.add_argument("--warm-start", metavar="RUN_DIR",
                    help="begin the first generation with the best distinct genomes of an "
                         "earlier run of the same search space (half the population); with "

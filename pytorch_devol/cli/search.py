@@ -145,7 +145,7 @@ def _new_search(args: argparse.Namespace, evaluator: Any, callbacks: list[Any]) 
                     strategy=args.strategy, metric=metric, evaluator=evaluator,
                     train_config=TrainConfig(**train), verbose=not args.quiet,
                     objectives=args.objectives, constraints=args.constraint or None,
-                    fidelity=_fidelity(args), inherit_weights=bool(args.inherit_weights),
+                    fidelity=_fidelity(args), inherit_weights=args.inherit_weights or False,
                     callbacks=callbacks, warm_start=args.warm_start)
     RunStore(search.run_dir).check_new()
     if not args.quiet:

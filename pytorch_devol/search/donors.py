@@ -2,9 +2,10 @@
 
 The pool is the ``size`` best fully trained candidates in the log (by fitness, then by index),
 a function of the log alone, so a resumed search rebuilds it exactly. A new candidate's donor
-is chosen when it is asked: the pool member it can copy the most parameters from
-(``schema.heredity``; ties go to the better member), saved with the task in the checkpoint, so
-kill -9 and resume, and every evaluator, start it from the same weights.
+is chosen when it is asked: the pool member it can copy the most parameters from under the
+search's slot rule (``schema.heredity``; ties go to the better member), saved with the task
+in the checkpoint, so kill -9 and resume, and every evaluator, start it from the same
+weights.
 
 Donor weights live in ``donors/<index>.pt`` while the candidate is in the pool or a pending
 task names it (at most the pool plus one generation's newcomers); when the search ends the
@@ -33,7 +34,10 @@ from .evaluators import Task
 from .store import atomic_write
 from .warm import WarmStart, WarmWeights
 
-__all__ = ["DONORS", "NO_LINEAGE", "DonorPool"]
+__all__ = ["DEFAULT_HEREDITY", "DONORS", "NO_LINEAGE", "DonorPool"]
+
+#: The slot rule ``inherit_weights=True`` uses (``schema.heredity.HEREDITY_RULES``).
+DEFAULT_HEREDITY = "genes"
 
 DONORS = "donors"
 # A record's lineage fields when it started from random weights.
@@ -45,11 +49,11 @@ class DonorPool:
     """The best ``size`` fully trained records, their weights on disk and the donor rule."""
 
     def __init__(self, path: str | Path, schema: Any, size: int, maximize: bool,
-                 warm: WarmStart | None = None) -> None:
+                 warm: WarmStart | None = None, rule: str = DEFAULT_HEREDITY) -> None:
         self.folder = Path(path) / DONORS
         self.warm = WarmWeights(path, schema, warm) if warm is not None and \
             warm.with_weights else None
-        self.schema, self.size, self.maximize = schema, size, maximize
+        self.schema, self.size, self.maximize, self.rule = schema, size, maximize, rule
         self.members: list[dict[str, Any]] = []  # best first
         self._layouts: dict[tuple[int, ...], Any] = {}
         self._started: dict[int, dict[str, Any]] = {}  # index -> its lineage fields
@@ -93,7 +97,7 @@ class DonorPool:
         for member in self.members:
             if tuple(member["key"]) == key:  # the same network: a cached copy, not a child
                 continue
-            params = plan_inheritance(child, self._layout(member["genome"])).params
+            params = plan_inheritance(child, self._layout(member["genome"]), self.rule).params
             if params > 0 and (best is None or params > best[0]):
                 best = (params, int(member["index"]))
         self._layouts.pop(tuple(int(v) for v in genome), None)
@@ -114,7 +118,8 @@ class DonorPool:
         """The partial state dict ``genome`` starts from, taken from ``donor``'s saved weights,
         and its parameter count; None when there is nothing to copy or the file is missing
         or damaged (a warning says so: the candidate trains from scratch)."""
-        plan = plan_inheritance(layout(self.schema, genome), self._layout(donor["genome"]))
+        plan = plan_inheritance(layout(self.schema, genome), self._layout(donor["genome"]),
+                                self.rule)
         if not plan:
             return None
         path = self._path(donor["index"])

@@ -97,7 +97,7 @@ class SearchLoop:
         self.front = None if meter is None else ParetoFront(
             meter.names, [o.maximize for o in meter.objectives])
         self.donors = DonorPool(store.path, schema, settings.population_size, maximize,
-                                warm) if settings.inherit_weights else None
+                                warm, settings.heredity) if settings.heredity else None
 
     # -- state --------------------------------------------------------------------------------
     def restore(self) -> None:

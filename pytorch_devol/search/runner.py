@@ -21,9 +21,11 @@ from .._checks import check_int
 from ..evolution import Strategy, operator_spec
 from ..evolution.specs import BUILT_IN_OPERATORS
 from ..schema import GenomeSchema, dry_run
+from ..schema.heredity import HEREDITY_RULES
 from ..training import METRICS, DataSplits, TrainConfig, as_splits, check_compatible
 from ..training.saved import check_same_data, load_saved_data
 from .callbacks import CallbackList, RunInfo
+from .donors import DEFAULT_HEREDITY
 from .evaluators import Evaluator, SerialEvaluator
 from .fidelity import Fidelity, check_budgets, fidelity_config, make_fidelity, saved_fidelity
 from .lock import RunLock
@@ -48,6 +50,22 @@ from .warm import warm_start as make_warm_start
 __all__ = ["STRATEGIES", "Search"]
 
 FORMAT_VERSION = 1
+def _heredity(inherit_weights: bool | str) -> str | None:
+    """The slot rule ``inherit_weights`` asks for (None: no heredity)."""
+    if inherit_weights is True:
+        return DEFAULT_HEREDITY
+    if inherit_weights is False:
+        return None
+    if inherit_weights in HEREDITY_RULES:
+        return str(inherit_weights)
+    raise ValueError(f"inherit_weights must be True, False or a slot rule "
+                     f"({', '.join(HEREDITY_RULES)}), got {inherit_weights!r}")
+
+
+def _replace(value: Any, old: Any, new: Any) -> Any:
+    return new if value is old else value
+
+
 class Search:
     """A genetic architecture search over ``schema`` on ``data``.
 
@@ -77,8 +95,10 @@ class Search:
     training: a candidate that breaks it is logged "infeasible" and never trained.
     ``inherit_weights``: each new candidate starts from the trained weights of a donor, the
     one of the population's best it can copy the most parameters from, slot by slot (see
-    ``pytorch_devol.search.donors``); its record says which (``parent``), how many parameters
-    (``inherited_params``) and how many epochs those weights had seen (``lineage_epochs``).
+    ``pytorch_devol.search.donors``); True uses the slot rule ``DEFAULT_HEREDITY``, or name
+    one of ``HEREDITY_RULES`` ("genes", "shapes", "slices"; ``schema.heredity``); its record
+    says which (``parent``), how many parameters (``inherited_params``) and how many epochs
+    those weights had seen (``lineage_epochs``).
     ``warm_start``: an earlier run directory or a list of genomes; the first generation (a
     steady-state strategy's first asks) begins with them: a run's best distinct genomes, half
     the population rounded up (``search.warm``), which must come from the same schema; with
@@ -99,7 +119,7 @@ class Search:
                  objectives: Sequence[str | Objective] | None = None,
                  constraints: Sequence[str | Constraint] | None = None,
                  latency_batch: int = 1, fidelity: str | Fidelity | None = None,
-                 inherit_weights: bool = False,
+                 inherit_weights: bool | str = False,
                  warm_start: str | os.PathLike[str] | Sequence[Any] | None = None):
         if not isinstance(schema, GenomeSchema):
             raise TypeError(f"schema must be a GenomeSchema, got {type(schema).__name__}")
@@ -133,9 +153,8 @@ class Search:
         self.latency_batch = check_int(latency_batch, "latency_batch")
         self.strategy_name, self.strategy = self._make_strategy(strategy)
         self.fidelity = self._check_fidelity(fidelity)
-        if not isinstance(inherit_weights, bool):
-            raise TypeError(f"inherit_weights must be True or False, got {inherit_weights!r}")
-        self.inherit_weights = inherit_weights
+        self.heredity = _heredity(inherit_weights)
+        self.inherit_weights = self.heredity is not None
         self.evaluator = self._check_evaluator(evaluator)
         self.run_dir = Path(run_dir) if run_dir is not None else Path(
             "runs", _dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -254,7 +273,7 @@ class Search:
                        **objectives_config(self.objectives, self.constraints,
                                            self.latency_batch),
                        "fidelity": fidelity_config(self.fidelity, self.train_config.epochs),
-                       "inherit_weights": self.inherit_weights,
+                       "inherit_weights": self.heredity or False,
                        "callbacks": self.callbacks.descriptions()},
             "train": attrs.asdict(self.train_config),
             "warm_start": None if self.warm_start is None else self.warm_start.to_config(),
@@ -314,7 +333,8 @@ class Search:
                      objectives=saved_objectives, constraints=constraints,
                      latency_batch=latency_batch,
                      fidelity=saved_fidelity(s.get("fidelity"), fidelity, run_dir),
-                     inherit_weights=s.get("inherit_weights", False))
+                     # True: saved before the slot rules, when "genes" was the only one
+                     inherit_weights=_replace(s.get("inherit_weights", False), True, "genes"))
         check_same_data(search.data, saved, run_dir)
         search._use_warm_start(WarmStart.from_config(config.get("warm_start"), schema))
         search._moved = search.data.spec if search.data.spec != saved["spec"] else None
@@ -343,7 +363,7 @@ class Search:
         settings = LoopSettings(self.generations, self.population_size, self.seed, self.metric,
                                 self.maximize, bool(self.strategy.steady_state),
                                 self.train_config.epochs, self.circuit_breaker,
-                                self.inherit_weights)
+                                self.heredity)
         meter = None if self.objectives is None else ObjectiveMeter(
             self.schema, self.objectives, self.constraints,
             str(self.train_config.resolve_device()), self.latency_batch)

@@ -19,4 +19,4 @@ class LoopSettings:
     asynchronous: bool  # a steady-state strategy: one candidate as each worker frees up
     epochs: int  # the full training budget (the top rung's)
     breaker_window: int | None = None  # None: one population; 0: no circuit breaker
-    inherit_weights: bool = False  # new candidates start from a donor's trained weights
+    heredity: str | None = None  # the slot rule new candidates inherit a donor's weights by

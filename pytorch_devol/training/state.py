@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import torch
 
-__all__ = ["TrainState", "BestSoFar", "copy_state"]
+__all__ = ["TrainState", "BestSoFar", "copy_state", "overlay"]
 
 STATE_FORMAT = 1
 
@@ -165,3 +165,20 @@ class BestSoFar:
 def copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A copy of the model's weights and buffers, on its device."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def overlay(model: torch.nn.Module, initial: dict[str, torch.Tensor]) -> None:
+    """Copy ``initial`` (a partial state dict, heredity's) over ``model``'s fresh tensors: a
+    tensor smaller than the model's fills its leading block, the rest stays as initialised.
+    Raises ValueError for a name the model lacks or a tensor that does not fit."""
+    own = model.state_dict(keep_vars=True)
+    with torch.no_grad():
+        for name, tensor in initial.items():
+            target = own.get(name)
+            if target is None:
+                raise ValueError(f"the inherited weights name {name!r}, which the network lacks")
+            if tensor.dim() != target.dim() or any(
+                    a > b for a, b in zip(tensor.shape, target.shape)):
+                raise ValueError(f"the inherited {name!r} has shape {tuple(tensor.shape)}, "
+                                 f"which does not fit {tuple(target.shape)}")
+            target[tuple(slice(0, n) for n in tensor.shape)].copy_(tensor)

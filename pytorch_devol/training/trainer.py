@@ -34,7 +34,7 @@ from pytorch_devol.training.fast_ops import swap_cpu_dropout
 from pytorch_devol.training.result import EvalResult
 from pytorch_devol.training.schedules import make_schedule
 from pytorch_devol.training.splits import DataSplits
-from pytorch_devol.training.state import BestSoFar, TrainState, copy_state
+from pytorch_devol.training.state import BestSoFar, TrainState, copy_state, overlay
 from pytorch_devol.training.validate import as_splits, check_compatible
 
 __all__ = ["Trainer", "train_and_evaluate"]
@@ -134,8 +134,9 @@ class Trainer:
         the network has had, before the pause too.
 
         Heredity: ``initial`` is a partial state dict (a donor's tensors, see
-        ``schema.heredity``) loaded over the fresh network before training; the optimizer
-        starts fresh. Ignored with ``resume``.
+        ``schema.heredity``) copied over the fresh network before training (a smaller tensor
+        fills the leading block, see ``state.overlay``); the optimizer starts fresh. Ignored
+        with ``resume``.
         """
         check_compatible(self.data, schema)  # a few tuple comparisons
         if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int)
@@ -234,7 +235,7 @@ class Trainer:
         config = self.config.with_overrides(dict(schema.training_overrides(genome)))
         model = schema.build_model(genome)  # initialised first: the same random stream after
         if initial:
-            model.load_state_dict(initial, strict=False)
+            overlay(model, initial)
         progress.params = sum(p.numel() for p in model.parameters())
         if self.device.type == "cpu":
             swap_cpu_dropout(model)  # same maths, ~3x faster masks (see fast_ops)
