@@ -83,6 +83,40 @@ def test_merging_saved_runs_keeps_the_shared_arms_in_seed_order(tmp_path):
     assert meta["setting"]["merged_from"] == ["a.json", "b.json"]
 
 
+def test_merging_saved_runs_of_other_arms_on_the_same_seeds_keeps_them_all(tmp_path):
+    from benchmarks.common import merge_saved
+
+    a = _saved(tmp_path / "a.json", [0, 1], ["ga", "optuna"])
+    b = _saved(tmp_path / "b.json", [1, 0], ["ga+tournament"])
+    c = _saved(tmp_path / "c.json", [0], ["ga+slices"])  # one seed short: left out
+    meta, runs = merge_saved([a, b, c])
+    assert list(runs) == ["ga", "optuna", "ga+tournament"]
+    assert [r["seed"] for r in runs["ga+tournament"]] == [0, 1]
+    assert meta["setting"]["arm_labels"]["ga+tournament"] == "GA+TOURNAMENT"
+
+
+def test_ablation_arms_are_labelled_and_paired_with_their_base():
+    from benchmarks.efficiency_analysis import ARM_LABELS, verdicts
+    from benchmarks.levers import LEVERS, lever_settings, split_arm
+
+    assert split_arm("ga_sh_inherit+tournament+slices") == ("ga_sh_inherit",
+                                                            ("tournament", "slices"))
+    assert ARM_LABELS["ga_sh_inherit+slices"] == 'GA + SH + heredity + slot rule "slices"'
+    with pytest.raises(KeyError):
+        ARM_LABELS["nothing"]
+    both = lever_settings(("tournament", "nocrossover", "eta2"))
+    assert both == {"strategy_options": {**LEVERS["tournament"][1]["strategy_options"],
+                                         **LEVERS["nocrossover"][1]["strategy_options"]},
+                    "eta": 2}
+    cuts = [{"seed": s, "epochs": 96, "ga_sh_inherit": 0.80 + s / 100,
+             "ga_sh_inherit+slices": 0.81 + s / 100, "optuna": 0.8} for s in range(8)]
+    summary = {"arms": {a: {} for a in ("ga_sh_inherit", "ga_sh_inherit+slices", "optuna")},
+               "equal_epochs": cuts}
+    pairs = verdicts(summary, "devol+training")["pairs"]
+    assert pairs["ga_sh_inherit+slices-ga_sh_inherit"]["mean"] == pytest.approx(0.01)
+    assert "ga_sh_inherit+slices-optuna" in pairs
+
+
 def test_merging_refuses_other_settings_and_a_seed_run_twice(tmp_path):
     from benchmarks.common import merge_saved
 

@@ -213,9 +213,10 @@ def test_pool_keeps_the_best_and_chooses_the_donor_sharing_most(tmp_path):
 
 # -- searches -------------------------------------------------------------------------------
 def _search(digits, run_dir, **options):
-    options = {"generations": 3, "population_size": 5, "seed": 2, **options}
+    options = {"generations": 3, "population_size": 5, "seed": 2, "inherit_weights": True,
+               **options}
     return Search(tiny_schema(), digits, run_dir=run_dir, train_config=CONFIG, verbose=False,
-                  inherit_weights=True, **options)
+                  **options)
 
 
 def _check_lineage(history, generational=True):
@@ -328,3 +329,37 @@ def test_killed_search_with_heredity_resumes_to_the_same_records(tmp_path):
     assert len(_records(run)) < len(expected), "the search finished before it was killed"
     search_in_process("--resume", str(run), "--quiet")
     assert _records(run) == expected
+
+
+def test_each_slot_rule_runs_a_search_and_is_saved_for_resume(digits, tmp_path):
+    for rule in HEREDITY_RULES:
+        run = tmp_path / rule
+        result = _search(digits, run, inherit_weights=rule, fidelity="sh", epochs=3).run()
+        _check_lineage(result.history)
+        assert json.loads((run / "config.json").read_text())["search"]["inherit_weights"] \
+            == rule
+        assert Search.resume(run, verbose=False).heredity == rule
+
+
+def test_inherit_weights_refuses_an_unknown_rule_and_old_runs_resume_as_genes(digits, tmp_path):
+    with pytest.raises(ValueError, match="slot rule.*genes, shapes, slices.*'names'"):
+        _search(digits, tmp_path / "x", inherit_weights="names")
+    with pytest.raises(ValueError, match="slot rule"):
+        _search(digits, tmp_path / "x", inherit_weights=1)
+    run = tmp_path / "old"
+    _search(digits, run, generations=1).run()
+    config = json.loads((run / "config.json").read_text())
+    config["search"]["inherit_weights"] = True  # as runs saved before the slot rules
+    (run / "config.json").write_text(json.dumps(config))
+    assert Search.resume(run, verbose=False).heredity == "genes"
+
+
+def test_cli_takes_a_slot_rule_and_its_choices_are_the_schemas():
+    from pytorch_devol.cli.parser import _HEREDITY_RULES, build_parser
+
+    assert _HEREDITY_RULES == HEREDITY_RULES
+    parse = build_parser().parse_args
+    assert parse(["search", "--inherit-weights"]).inherit_weights is True
+    assert parse(["search", "--inherit-weights", "slices"]).inherit_weights == "slices"
+    with pytest.raises(SystemExit):
+        parse(["search", "--inherit-weights", "names"])
