@@ -71,6 +71,24 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
     assert "not a pytorch-devol run directory" in proc.stderr
 
 
+def test_default_search_and_devol_algorithm_are_what_readme_says(tmp_path):
+    """Without flags: the GA, successive halving and heredity (Search's defaults);
+    --devol-algorithm: DEvol's GA, every candidate in full, no heredity (compat's)."""
+    tiny = [a for a in TINY if a not in ("--fidelity", "none")]
+    for flag, expected in [((), ("ga", "sh", "genes")),
+                           (("--devol-algorithm",), ("ga", None, False)),
+                           (("--inherit-weights", "none"), ("ga", "sh", False)),
+                           (("--inherit-weights", "slices", "--strategy", "regularized"),
+                            ("regularized", "asha", "slices"))]:
+        run = tmp_path / "-".join(("run", *flag))
+        search_in_process(*tiny, *flag, "--generations", "1", "--run-dir", str(run), "--quiet")
+        saved = json.loads((run / "config.json").read_text())["search"]
+        assert (saved["strategy"], (saved["fidelity"] or {}).get("kind"),
+                saved["inherit_weights"]) == expected, flag
+    code, _, err = main("search", "--devol-algorithm", "--fidelity", "sh")
+    assert code == 2 and "drop --fidelity" in err and err.count("\n") == 1
+
+
 def test_plot_and_export(finished_run, tmp_path):
     png = tmp_path / "p.png"
     assert main("plot", str(finished_run), "--out", str(png))[0] == 0

@@ -360,6 +360,23 @@ def test_fidelity_mistakes_are_caught_before_training(digits, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_the_default_fidelity_follows_the_strategy_and_steps_aside_where_it_cannot_apply(
+        digits, tmp_path):
+    schema = tiny_schema()
+
+    def chosen(**options):
+        return type(Search(schema, digits, run_dir=tmp_path / "x", **options).fidelity)
+
+    assert chosen() is SuccessiveHalving and chosen(strategy="regularized") is ASHA
+    assert chosen(objectives=["val_accuracy", "params"]) is type(None)
+    assert chosen(constraints=["params<=1e6"]) is type(None)
+    assert chosen(epochs=1) is type(None)  # one epoch leaves nothing to halve
+    assert chosen(fidelity=None) is type(None)
+    epochs_gene = GenomeSchema([(DenseGene, 1)], training=EpochsGene, input_shape=(1, 8, 8))
+    assert Search(epochs_gene, digits, run_dir=tmp_path / "y").fidelity is None
+    assert not any(tmp_path.iterdir())
+
+
 def test_run_directory_names_its_fidelity_and_states_load_as_data(digits, tmp_path):
     run = tmp_path / "r"
     _sh_search(digits, run).run()

@@ -214,7 +214,7 @@ def test_pool_keeps_the_best_and_chooses_the_donor_sharing_most(tmp_path):
 # -- searches -------------------------------------------------------------------------------
 def _search(digits, run_dir, **options):
     options = {"generations": 3, "population_size": 5, "seed": 2, "inherit_weights": True,
-               **options}
+               "fidelity": None, **options}
     return Search(tiny_schema(), digits, run_dir=run_dir, train_config=CONFIG, verbose=False,
                   **options)
 

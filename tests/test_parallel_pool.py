@@ -77,6 +77,7 @@ pytestmark = pytest.mark.slow
 
 def _search(data, run_dir, evaluator, schema=None, strategy=None, seed=0, population_size=4,
             generations=2, **options):
+    options = {"fidelity": None, "inherit_weights": False, **options}  # what a test turns on
     return Search(schema or tiny_schema(), data, generations=generations,
                   population_size=population_size,
                   seed=seed, run_dir=run_dir, evaluator=evaluator, strategy=strategy,
@@ -472,7 +473,7 @@ _SIDECAR = textwrap.dedent("""
         result = Search(schema, data, generations=2, population_size=4, seed=0,
                         run_dir=run_dir, evaluator=evaluator,
                         train_config=TrainConfig(precision="fp32", epochs=1),
-                        verbose=False).run()
+                        inherit_weights=False, verbose=False).run()
         return {"best_fitness": result.best_fitness,
                 "history": [[r["index"], r["genome"], r["cached"],
                              {k: v for k, v in r["metrics"].items() if k not in TIMINGS}]
@@ -600,7 +601,7 @@ _PARENT = textwrap.dedent("""
         Search(tiny_schema(), data, generations=100, population_size=8, run_dir=sys.argv[2],
                evaluator=Recording(workers=int(sys.argv[4]), threads_per_worker=1),
                train_config=TrainConfig(precision="fp32", epochs=100_000, patience=None),
-               verbose=False).run()
+               fidelity=None, inherit_weights=False, verbose=False).run()
 """)
 
 

@@ -77,6 +77,7 @@ def local_ray(kill_dir):
 
 
 def _search(data, run_dir, evaluator, seed=0, generations=2, **options):
+    options = {"fidelity": None, "inherit_weights": False, **options}  # what a test turns on
     return Search(tiny_schema(), data, generations=generations, population_size=4, seed=seed,
                   run_dir=run_dir, evaluator=evaluator, train_config=CONFIG, verbose=False,
                   **options).run()
@@ -217,7 +218,7 @@ def test_dead_worker_is_retried_then_recorded_failed(local_ray, digits, kill_dir
         lent = Lent(evaluator, kill_schema(), digits, CONFIG)
         result = Search(kill_schema(), digits, generations=2, population_size=4, seed=0,
                         run_dir=tmp_path / "run", evaluator=lent, train_config=CONFIG,
-                        verbose=False).run()
+                        fidelity=None, inherit_weights=False, verbose=False).run()
         assert tokens_left(kill_dir) == 0                  # an actor died mid-candidate...
         assert len(result.history) == 8
         assert all(r["metrics"]["status"] == "ok" for r in result.history)  # ...was retried

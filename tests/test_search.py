@@ -46,11 +46,12 @@ class StopAfter(SerialEvaluator):
 
 
 def comparable(records):
-    return sorted((r["index"], tuple(r["genome"]), r["cached"], r["fitness"],
+    return sorted((r["index"], r["rung"], tuple(r["genome"]), r["cached"], r["fitness"],
                    r["metrics"]["val_loss"], r["metrics"]["test_accuracy"]) for r in records)
 
 
 def test_search_on_digits_writes_a_complete_run_directory(tmp_path, digits):
+    """With the defaults: the GA, successive halving and heredity (README)."""
     schema = tiny_schema()
     result = Search(schema, digits, generations=3, population_size=5, epochs=4, seed=1,
                     run_dir=tmp_path / "run", train_config=FP32, verbose=False).run()
@@ -58,13 +59,17 @@ def test_search_on_digits_writes_a_complete_run_directory(tmp_path, digits):
     for name in ("config.json", "results.jsonl", "results.csv", "checkpoint.json", "best.pt",
                  "best_genome.json"):
         assert (run / name).stat().st_size > 0, name
-    assert len(result.history) == 15
-    assert sorted(r["index"] for r in result.history) == list(range(15))
+    saved = json.loads((run / "config.json").read_text())["search"]
+    assert (saved["strategy"], saved["fidelity"]["kind"], saved["inherit_weights"]) == \
+        ("ga", "sh", "genes")
+    assert sorted({r["index"] for r in result.history}) == list(range(15))
+    assert any(r["rung"] > 0 and r["final"] for r in result.history)
+    assert any(r["parent"] is not None for r in result.history)
     assert result.best_fitness > 0.8
     table = rows(run / "results.csv")
     assert table[0][: len(schema)] == devol_columns(schema)
     assert table[0][len(schema): len(schema) + 2] == ["Val Loss", "Val Accuracy"]
-    assert len(table) == 16
+    assert len(table) == len(result.history) + 1
     # the CSV's "Val Accuracy" is the validation accuracy, the fitness
     by_index = {int(r[table[0].index("index")]): r for r in table[1:]}
     best = result.best_record
@@ -109,19 +114,20 @@ def test_interrupted_search_resumes_to_the_same_result(tmp_path, digits, strateg
     with pytest.raises(KeyboardInterrupt):
         partial.run()
     logged = RunStore(tmp_path / "cut").records()
-    assert 0 < len(logged) < 12
+    assert 0 < len(logged) < len(full.history)
     with open(tmp_path / "cut" / "results.jsonl", "a") as f:
         f.write('{"index": 99, "genome": [1, 2')      # a torn last line (crash mid-write)
     resumed = Search.resume(tmp_path / "cut", verbose=False).run()
 
     assert comparable(resumed.history) == comparable(full.history)
-    indices = [r["index"] for r in resumed.history]
-    assert len(indices) == len(set(indices)) == 12
+    entries = [(r["index"], r["rung"]) for r in resumed.history]
+    assert len(entries) == len(set(entries))
+    assert sorted({r["index"] for r in resumed.history}) == list(range(12))
     assert np.array_equal(resumed.best_genome, full.best_genome)
-    assert len(rows(tmp_path / "cut" / "results.csv")) == 13
+    assert len(rows(tmp_path / "cut" / "results.csv")) == len(full.history) + 1
     # the first logged results were kept, not retrained
-    again = {r["index"]: r["finished_at"] for r in resumed.history}
-    assert all(again[r["index"]] == r["finished_at"] for r in logged)
+    again = {(r["index"], r["rung"]): r["finished_at"] for r in resumed.history}
+    assert all(again[r["index"], r["rung"]] == r["finished_at"] for r in logged)
 
 
 def test_failing_candidates_never_stop_the_search(tmp_path, digits):

@@ -107,7 +107,8 @@ def test_warm_start_is_checked():
 
 # -- searches ---------------------------------------------------------------------------------
 def _search(digits, run_dir, **options):
-    options = {"generations": 2, "population_size": 4, "seed": 2, **options}
+    options = {"generations": 2, "population_size": 4, "seed": 2, "fidelity": None,
+               "inherit_weights": False, **options}  # each test names what it turns on
     return Search(tiny_schema(), digits, run_dir=run_dir, train_config=CONFIG, verbose=False,
                   **options)
 

@@ -28,6 +28,7 @@ _SHAPE = {"max_conv_layers": "most convolutional layers",
 
 # schema.heredity.HEREDITY_RULES, without importing torch for --help (a test keeps them equal)
 _HEREDITY_RULES = ("genes", "shapes", "slices")
+_DEFAULT_HEREDITY = "genes"  # search.donors.DEFAULT_HEREDITY (the same test)
 
 def _quick_default(name: str) -> str:
     digits, other = QUICK["digits"][name], QUICK["other"][name]
@@ -142,18 +143,23 @@ def _add_strategy(s: argparse.ArgumentParser) -> None:
                    help="multi-fidelity: train everyone --min-epochs first and continue only "
                         "the best 1/--eta, rung by rung; none: every candidate trains in "
                         "full, as in DEvol (default: sh with the GA, asha with --strategy "
-                        "regularized, none with --objectives)")
+                        "regularized, none with --objectives or --constraint)")
     s.add_argument("--min-epochs", type=int, metavar="N",
                    help="--fidelity: the first rung's epochs (default: 1)")
     s.add_argument("--eta", type=int, metavar="K",
                    help="--fidelity: keep the best 1/K at each rung (default: 3)")
     s.add_argument("--inherit-weights", nargs="?", const=True, default=None,
-                   choices=_HEREDITY_RULES, metavar="RULE",
-                   help="start each new candidate from the trained weights of the best "
+                   choices=(*_HEREDITY_RULES, "none"), metavar="RULE",
+                   help="each new candidate starts from the trained weights of the best "
                         "network it shares the most layers with; RULE says how alike a layer "
                         "must be: genes (the same layer), shapes (the same tensor shapes) or "
-                        "slices (the overlapping part where widths differ) (default: off; "
-                        "RULE: genes)")
+                        "slices (the overlapping part where widths differ); none: every "
+                        f"candidate starts from random weights (default: {_DEFAULT_HEREDITY})")
+    s.add_argument("--devol-algorithm", action="store_true",
+                   help="DEvol's algorithm, as the compat API (DEvol, GenomeHandler) runs it: "
+                        "the GA with fitness-proportional selection, every candidate trained "
+                        "in full, no heredity; with --space devol, DEvol's whole search "
+                        "(default: off: the measured defaults, README)")
     s.add_argument("--warm-start", metavar="RUN_DIR",
                    help="begin the first generation with the best distinct genomes of an "
                         "earlier run of the same search space (half the population); with "

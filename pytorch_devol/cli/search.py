@@ -42,20 +42,42 @@ def _evaluator(args: argparse.Namespace) -> Any:
 
 
 def _fidelity(args: argparse.Namespace) -> Any:
-    """--fidelity, defaulting to successive halving with the GA and ASHA with regularized
-    evolution (search_efficiency.py: better than full training at equal compute), and to
-    none with several objectives."""
-    from ..search.fidelity import make_fidelity
+    """--fidelity; without it, ``Search``'s default (``default_fidelity``: successive halving
+    with the GA, ASHA with regularized evolution, none with several objectives), with
+    --min-epochs and --eta."""
+    from ..search.fidelity import default_fidelity, make_fidelity
 
     kind = args.fidelity
     if kind is None:
-        kind = "none" if args.objectives or args.constraint else \
-            "asha" if args.strategy == "regularized" else "sh"
+        kind = default_fidelity(args.strategy == "regularized",
+                                bool(args.objectives or args.constraint)) or "none"
     if kind == "none":
         if args.min_epochs is not None or args.eta is not None:
             raise UserError("--min-epochs and --eta need --fidelity sh or asha")
         return None
     return make_fidelity(kind, args.min_epochs or 1, args.eta or 3)
+
+
+def _algorithm(args: argparse.Namespace) -> dict[str, Any]:
+    """The strategy, fidelity and heredity keywords of ``Search``: the defaults, or with
+    --devol-algorithm DEvol's (the compat API's): the GA, every candidate in full, no
+    heredity."""
+    if not args.devol_algorithm:
+        heredity = args.inherit_weights
+        return {"strategy": args.strategy, "fidelity": _fidelity(args),
+                "inherit_weights": True if heredity is None else
+                False if heredity == "none" else heredity}
+    given = [flag for flag, value in (("--strategy", args.strategy), ("--objectives",
+             args.objectives), ("--constraint", args.constraint), ("--fidelity", args.fidelity),
+             ("--min-epochs", args.min_epochs), ("--eta", args.eta),
+             ("--inherit-weights", args.inherit_weights)) if value]
+    if given:
+        raise UserError(f"--devol-algorithm is DEvol's GA with every candidate trained in full "
+                        f"and no heredity: drop {', '.join(given)}")
+    from ..search.strategies import DEVOL_GA_OPTIONS
+
+    return {"strategy": "ga", "fidelity": None, "inherit_weights": False,
+            "strategy_options": dict(DEVOL_GA_OPTIONS)}
 
 
 def _callbacks(args: argparse.Namespace) -> list[Any]:
@@ -142,11 +164,10 @@ def _new_search(args: argparse.Namespace, evaluator: Any, callbacks: list[Any]) 
     search = Search(schema, data, generations=pick["generations"],
                     population_size=pick["population"], epochs=pick["epochs"],
                     seed=args.seed or 0, run_dir=args.run_dir, device=args.device,
-                    strategy=args.strategy, metric=metric, evaluator=evaluator,
+                    metric=metric, evaluator=evaluator,
                     train_config=TrainConfig(**train), verbose=not args.quiet,
                     objectives=args.objectives, constraints=args.constraint or None,
-                    fidelity=_fidelity(args), inherit_weights=args.inherit_weights or False,
-                    callbacks=callbacks, warm_start=args.warm_start)
+                    callbacks=callbacks, warm_start=args.warm_start, **_algorithm(args))
     RunStore(search.run_dir).check_new()
     if not args.quiet:
         print(f"Searching {schema} on {data.summary()}")

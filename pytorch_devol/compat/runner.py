@@ -23,6 +23,7 @@ from torch import nn
 from .._checks import check_int
 from ..search import Evaluator, RunStore, Search, SearchResult
 from ..search.store import RECORDS
+from ..search.strategies import DEVOL_GA_OPTIONS
 from ..training import DataSplits, TrainConfig, as_splits
 from .csvlog import DevolCsvLog, write_devol_csv
 from .handler import GenomeHandler
@@ -131,7 +132,11 @@ class DEvol:
                       population_size=pop_size, epochs=epochs, seed=self.seed,
                       run_dir=self.run_dir, device=self.device, evaluator=self.evaluator,
                       metric=metric, fitness=fitness, train_config=self.train_config,
-                      verbose=self.verbose, on_record=on_record)
+                      verbose=self.verbose, on_record=on_record,
+                      # DEvol's algorithm, not Search's defaults: its GA, every candidate
+                      # trained in full, no heredity
+                      strategy="ga", strategy_options=dict(DEVOL_GA_OPTIONS) or None,
+                      fidelity=None, inherit_weights=False)
 
     def run(self, dataset: Any, num_generations: int, pop_size: int, epochs: int,
             fitness: Callable[..., Any] | None = None, metric: str = "accuracy") -> nn.Module:

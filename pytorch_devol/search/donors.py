@@ -29,12 +29,13 @@ from typing import Any
 import attrs
 import torch
 
-from ..schema.heredity import inherited_state, layout, plan_inheritance
+from ..schema.heredity import HEREDITY_RULES, inherited_state, layout, plan_inheritance
 from .evaluators import Task
 from .store import atomic_write
 from .warm import WarmStart, WarmWeights
 
-__all__ = ["DEFAULT_HEREDITY", "DONORS", "NO_LINEAGE", "DonorPool"]
+__all__ = ["DEFAULT_HEREDITY", "DONORS", "NO_LINEAGE", "DonorPool", "heredity_rule",
+           "saved_heredity"]
 
 #: The slot rule ``inherit_weights=True`` uses (``schema.heredity.HEREDITY_RULES``).
 DEFAULT_HEREDITY = "genes"
@@ -43,6 +44,24 @@ DONORS = "donors"
 # A record's lineage fields when it started from random weights.
 NO_LINEAGE: dict[str, Any] = {"parent": None, "parent_run": None, "inherited_params": 0,
                               "lineage_epochs": 0}
+
+
+def heredity_rule(inherit_weights: bool | str) -> str | None:
+    """The slot rule ``Search(inherit_weights=...)`` asks for (None: no heredity)."""
+    if inherit_weights is True:
+        return DEFAULT_HEREDITY
+    if inherit_weights is False:
+        return None
+    if inherit_weights in HEREDITY_RULES:
+        return str(inherit_weights)
+    raise ValueError(f"inherit_weights must be True, False or a slot rule "
+                     f"({', '.join(HEREDITY_RULES)}), got {inherit_weights!r}")
+
+
+def saved_heredity(saved: bool | str | None) -> bool | str:
+    """``inherit_weights`` from a run directory's config: a run saved before the slot rules
+    says True, and "genes" was the only rule then; None (older still) is no heredity."""
+    return "genes" if saved is True else saved or False
 
 
 class DonorPool:

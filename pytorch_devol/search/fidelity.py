@@ -44,8 +44,8 @@ import attrs
 from .._checks import check_int
 
 __all__ = ["ASHA", "FIDELITIES", "PARETO_ORDERS", "Fidelity", "SuccessiveHalving", "check_budgets",
-           "fidelity_config", "make_fidelity", "ranked", "rung_budgets", "rung_major",
-           "saved_fidelity"]
+           "default_fidelity", "fidelity_config", "make_fidelity", "ranked", "rung_budgets",
+           "rung_major", "saved_fidelity"]
 
 _BELOW_ONE = 1.0 - 1e-9  # keeps rung + accuracy below rung + 1
 
@@ -183,6 +183,17 @@ class ASHA(_Rungs):
 
 #: The built-in schedulers by the name ``Search(fidelity=...)`` and ``--fidelity`` take.
 FIDELITIES: dict[str, type[_Rungs]] = {"sh": SuccessiveHalving, "asha": ASHA}
+
+
+def default_fidelity(steady_state: bool, several_objectives: bool) -> str | None:
+    """The scheduler a search gets when it names none (``fidelity="auto"``, the CLI without
+    ``--fidelity``): successive halving for a generational strategy, ASHA for a steady-state
+    one (both measured ahead of training every candidate in full at equal epochs, README's
+    benchmarks); every candidate in full with several objectives or constraints, where no
+    scheduler was measured ahead."""
+    if several_objectives:
+        return None
+    return "asha" if steady_state else "sh"
 
 
 def make_fidelity(fidelity: str | Fidelity | None, min_epochs: int = 1,

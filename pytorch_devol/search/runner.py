@@ -21,13 +21,19 @@ from .._checks import check_int
 from ..evolution import Strategy, operator_spec
 from ..evolution.specs import BUILT_IN_OPERATORS
 from ..schema import GenomeSchema, dry_run
-from ..schema.heredity import HEREDITY_RULES
 from ..training import METRICS, DataSplits, TrainConfig, as_splits, check_compatible
 from ..training.saved import check_same_data, load_saved_data
 from .callbacks import CallbackList, RunInfo
-from .donors import DEFAULT_HEREDITY
+from .donors import heredity_rule, saved_heredity
 from .evaluators import Evaluator, SerialEvaluator
-from .fidelity import Fidelity, check_budgets, fidelity_config, make_fidelity, saved_fidelity
+from .fidelity import (
+    Fidelity,
+    check_budgets,
+    default_fidelity,
+    fidelity_config,
+    make_fidelity,
+    saved_fidelity,
+)
 from .lock import RunLock
 from .loop import SearchLoop
 from .objectives import (
@@ -50,22 +56,6 @@ from .warm import warm_start as make_warm_start
 __all__ = ["STRATEGIES", "Search"]
 
 FORMAT_VERSION = 1
-def _heredity(inherit_weights: bool | str) -> str | None:
-    """The slot rule ``inherit_weights`` asks for (None: no heredity)."""
-    if inherit_weights is True:
-        return DEFAULT_HEREDITY
-    if inherit_weights is False:
-        return None
-    if inherit_weights in HEREDITY_RULES:
-        return str(inherit_weights)
-    raise ValueError(f"inherit_weights must be True, False or a slot rule "
-                     f"({', '.join(HEREDITY_RULES)}), got {inherit_weights!r}")
-
-
-def _replace(value: Any, old: Any, new: Any) -> Any:
-    return new if value is old else value
-
-
 class Search:
     """A genetic architecture search over ``schema`` on ``data``.
 
@@ -118,8 +108,8 @@ class Search:
                  callbacks: Sequence[Any] | None = None,
                  objectives: Sequence[str | Objective] | None = None,
                  constraints: Sequence[str | Constraint] | None = None,
-                 latency_batch: int = 1, fidelity: str | Fidelity | None = None,
-                 inherit_weights: bool | str = False,
+                 latency_batch: int = 1, fidelity: str | Fidelity | None = "auto",
+                 inherit_weights: bool | str = True,
                  warm_start: str | os.PathLike[str] | Sequence[Any] | None = None):
         if not isinstance(schema, GenomeSchema):
             raise TypeError(f"schema must be a GenomeSchema, got {type(schema).__name__}")
@@ -153,7 +143,7 @@ class Search:
         self.latency_batch = check_int(latency_batch, "latency_batch")
         self.strategy_name, self.strategy = self._make_strategy(strategy)
         self.fidelity = self._check_fidelity(fidelity)
-        self.heredity = _heredity(inherit_weights)
+        self.heredity = heredity_rule(inherit_weights)
         self.inherit_weights = self.heredity is not None
         self.evaluator = self._check_evaluator(evaluator)
         self.run_dir = Path(run_dir) if run_dir is not None else Path(
@@ -225,7 +215,13 @@ class Search:
                                  "LabelSmoothingGene from a regression schema")
 
     def _check_fidelity(self, fidelity: Any) -> Fidelity | None:
-        """The scheduler, checked against the strategy and the epochs before any training."""
+        """The scheduler ("auto": `default_fidelity`), checked against the strategy and the
+        epochs before any training."""
+        if isinstance(fidelity, str) and fidelity == "auto":
+            sets_epochs = "epochs" in dict(self.schema.training_overrides(
+                np.zeros(len(self.schema), np.int64)))
+            fidelity = None if sets_epochs or self.train_config.epochs < 2 else \
+                default_fidelity(bool(self.strategy.steady_state), self.objectives is not None)
         fidelity = make_fidelity(fidelity)
         if fidelity is None:
             return None
@@ -333,8 +329,7 @@ class Search:
                      objectives=saved_objectives, constraints=constraints,
                      latency_batch=latency_batch,
                      fidelity=saved_fidelity(s.get("fidelity"), fidelity, run_dir),
-                     # True: saved before the slot rules, when "genes" was the only one
-                     inherit_weights=_replace(s.get("inherit_weights", False), True, "genes"))
+                     inherit_weights=saved_heredity(s.get("inherit_weights")))
         check_same_data(search.data, saved, run_dir)
         search._use_warm_start(WarmStart.from_config(config.get("warm_start"), schema))
         search._moved = search.data.spec if search.data.spec != saved["spec"] else None

@@ -17,7 +17,13 @@ import numpy as np
 from ..evolution import NSGA2, GeneticAlgorithm, RegularizedEvolution, Strategy
 from .objectives import Objective
 
-__all__ = ["STRATEGIES", "StrategyContext", "check_strategy", "make_strategy"]
+__all__ = ["DEVOL_GA_OPTIONS", "STRATEGIES", "StrategyContext", "check_strategy",
+           "make_strategy"]
+
+#: The ``strategy_options`` of DEvol's GA as the compat API and ``--devol-algorithm`` run it
+#: (``strategy="ga"``, ``fidelity=None``, ``inherit_weights=False``): its fitness-proportional
+#: selection, with DEvol's defects fixed (``GeneticAlgorithm``).
+DEVOL_GA_OPTIONS: dict[str, Any] = {}
 
 
 @attrs.frozen
