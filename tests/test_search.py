@@ -233,3 +233,27 @@ def test_training_gene_overrides_are_checked_before_training(tmp_path, digits):
     result = Search(schema, digits, generations=1, population_size=3, epochs=1,
                     run_dir=tmp_path / "ok", train_config=FP32, verbose=False).run()
     assert all(r["metrics"]["status"] == "ok" for r in result.history)
+
+
+def test_the_ga_gets_the_measured_operators_and_a_saved_run_keeps_its_own(tmp_path, digits):
+    from pytorch_devol.evolution.operators import DevolMutation, PointMutation
+    from pytorch_devol.search.strategies import DEVOL_GA_OPTIONS, SEARCH_GA_OPTIONS
+
+    new = Search(tiny_schema(), digits, run_dir=tmp_path / "new", train_config=FP32)
+    assert new.strategy.mutation == PointMutation(count=1)
+    assert new.strategy_options == {**DEVOL_GA_OPTIONS, **SEARCH_GA_OPTIONS}
+    mine = Search(tiny_schema(), digits, run_dir=tmp_path / "mine", train_config=FP32,
+                  strategy_options={"mutation": {"type": "RateMutation", "rate": 0.2}})
+    assert mine.strategy.mutation.rate == 0.2
+    # a run saved before the GA had search defaults named no operators, and used DEvol's
+    run = tmp_path / "old"
+    with pytest.raises(KeyboardInterrupt):
+        Search(tiny_schema(), digits, generations=2, population_size=4, epochs=1, run_dir=run,
+               train_config=FP32, verbose=False, strategy_options=DEVOL_GA_OPTIONS,
+               evaluator=StopAfter(5)).run()
+    config = json.loads((run / "config.json").read_text())
+    config["search"]["strategy_options"] = {}
+    (run / "config.json").write_text(json.dumps(config))
+    resumed = Search.resume(run, verbose=False)
+    assert resumed.strategy.mutation == DevolMutation()
+    assert len(resumed.run().history) == 8

@@ -18,8 +18,7 @@ import attrs
 import numpy as np
 
 from .._checks import check_int
-from ..evolution import Strategy, operator_spec
-from ..evolution.specs import BUILT_IN_OPERATORS
+from ..evolution import Strategy
 from ..schema import GenomeSchema, dry_run
 from ..training import METRICS, DataSplits, TrainConfig, as_splits, check_compatible
 from ..training.saved import check_same_data, load_saved_data
@@ -49,7 +48,13 @@ from .progress import Reporter
 from .result import SearchResult
 from .settings import LoopSettings
 from .store import RunStore
-from .strategies import STRATEGIES, StrategyContext, make_strategy
+from .strategies import (
+    STRATEGIES,
+    StrategyContext,
+    check_options,
+    ga_options,
+    make_strategy,
+)
 from .warm import WarmStart
 from .warm import warm_start as make_warm_start
 
@@ -75,20 +80,23 @@ class Search:
     ``on_generation``, ``on_end``; see `Callback`, `TensorBoardCallback`, `MLflowCallback`);
     ``on_record=f`` is short for a callback whose ``on_record`` is ``f``. An exception raised in
     a callback stops the search.
-    ``fidelity``: None (every candidate trains for ``epochs``, as in DEvol), "sh"
-    (`SuccessiveHalving`, with the GA) or "asha" (`ASHA`, with regularized evolution), or any
-    `Fidelity` scheduler: candidates train a few epochs first and only the best continue, from
-    where they paused, up to ``epochs`` (see ``pytorch_devol.search.fidelity``). With
+    ``fidelity``: "auto" (the default, `default_fidelity`: "sh" with a generational strategy,
+    "asha" with a steady-state one, None with objectives or constraints, with one epoch or a
+    training gene that sets the epochs), None (every candidate trains for ``epochs``, as in
+    DEvol), "sh" (`SuccessiveHalving`, with the GA) or "asha" (`ASHA`, with regularized
+    evolution), or any `Fidelity` scheduler: candidates train a few epochs first and only the
+    best continue, from where they paused, up to ``epochs`` (see
+    ``pytorch_devol.search.fidelity``). With
     ``objectives`` too, each rung promotes by non-dominated rank (then MOASHA's epsilon-net
     order, or the scheduler's ``pareto="crowding"``), and only fully trained candidates make the
     Pareto front. A constraint on ``params``, ``flops`` or ``latency_ms`` is checked before
     training: a candidate that breaks it is logged "infeasible" and never trained.
-    ``inherit_weights``: each new candidate starts from the trained weights of a donor, the
-    one of the population's best it can copy the most parameters from, slot by slot (see
-    ``pytorch_devol.search.donors``); True uses the slot rule ``DEFAULT_HEREDITY``, or name
-    one of ``HEREDITY_RULES`` ("genes", "shapes", "slices"; ``schema.heredity``); its record
-    says which (``parent``), how many parameters (``inherited_params``) and how many epochs
-    those weights had seen (``lineage_epochs``).
+    ``inherit_weights`` (default True; False: random weights, as in DEvol): each new candidate
+    starts from the trained weights of a donor, the one of the population's best it can copy
+    the most parameters from, slot by slot (see ``pytorch_devol.search.donors``); True uses
+    the slot rule ``DEFAULT_HEREDITY``, or name one of ``HEREDITY_RULES`` ("genes", "shapes",
+    "slices"; ``schema.heredity``); its record says which (``parent``), how many parameters
+    (``inherited_params``) and how many epochs those weights had seen (``lineage_epochs``).
     ``warm_start``: an earlier run directory or a list of genomes; the first generation (a
     steady-state strategy's first asks) begins with them: a run's best distinct genomes, half
     the population rounded up (``search.warm``), which must come from the same schema; with
@@ -137,7 +145,7 @@ class Search:
         self.circuit_breaker = check_int(circuit_breaker, "circuit_breaker", 0, allow_none=True)
         self.callbacks = CallbackList(callbacks, on_record)
         self.fitness = fitness
-        self.strategy_options = self._check_options(strategy_options)
+        self.strategy_options = check_options(strategy_options)
         self.objectives, self.constraints = objectives_and_constraints(
             objectives, constraints, self.metric, schema.task)
         self.latency_batch = check_int(latency_batch, "latency_batch")
@@ -171,27 +179,6 @@ class Search:
                            n_outputs=self.schema.n_outputs, seed=self.seed)
         check_compatible(splits, self.schema)
         return splits
-
-    @staticmethod
-    def _check_options(options: dict | None) -> dict[str, Any]:
-        """Extra keyword arguments of the built-in strategy, saved in config.json (a built-in
-        operator as its spec)."""
-        options = dict(options or {})
-        fixed = sorted({"seed", "maximize", "key", "cardinalities", "population_size"}
-                       & set(options))
-        if fixed:
-            raise ValueError(f"strategy_options may not set {fixed}: the search sets them")
-        for name, value in options.items():
-            if type(value) in BUILT_IN_OPERATORS:  # saved as its spec, rebuilt on resume
-                options[name] = operator_spec(value)
-            elif isinstance(value, (range, tuple)) or hasattr(value, "tolist"):
-                options[name] = value.tolist() if hasattr(value, "tolist") else list(value)
-            elif callable(value):
-                raise ValueError(f"strategy_options[{name!r}] is a function or an operator of "
-                                 "your own, which a run directory cannot save; build the "
-                                 "strategy yourself and pass strategy=... (and again on "
-                                 "resume)")
-        return options
 
     def _check_training_overrides(self, limit: int = 4096) -> None:
         """Every combination of the training genes' choices must give a valid TrainConfig for
@@ -250,6 +237,8 @@ class Search:
         self.strategy.warm_start(warm.vectors())
 
     def _make_strategy(self, strategy: Any) -> tuple[str, Any]:
+        if strategy == "ga" or (strategy is None and self.objectives is None):
+            self.strategy_options = check_options(ga_options(self.strategy_options))
         context = StrategyContext(self.schema.cardinalities, self.population_size, self.seed,
                                   self.maximize, self.schema.key, self.objectives, self.fitness)
         return make_strategy(strategy, context, self.strategy_options)
@@ -323,7 +312,9 @@ class Search:
                      generations=s["generations"], population_size=s["population_size"],
                      seed=s["seed"], run_dir=run_dir, strategy=strategy or name,
                      evaluator=evaluator, metric=s["metric"], fitness=fitness,
-                     train_config=TrainConfig(**train), strategy_options=s["strategy_options"],
+                     train_config=TrainConfig(**train),
+                     strategy_options=ga_options(s["strategy_options"], saved=True)
+                     if name == "ga" else s["strategy_options"],
                      verbose=verbose, progress_bar=progress_bar, on_record=on_record,
                      callbacks=callbacks,
                      objectives=saved_objectives, constraints=constraints,

@@ -14,16 +14,54 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..evolution import NSGA2, GeneticAlgorithm, RegularizedEvolution, Strategy
+from ..evolution import NSGA2, GeneticAlgorithm, RegularizedEvolution, Strategy, operator_spec
+from ..evolution.operators import DevolMutation, FitnessProportional, PointMutation, SinglePoint
+from ..evolution.specs import BUILT_IN_OPERATORS
 from .objectives import Objective
 
-__all__ = ["DEVOL_GA_OPTIONS", "STRATEGIES", "StrategyContext", "check_strategy",
-           "make_strategy"]
+__all__ = ["DEVOL_GA_OPTIONS", "SEARCH_GA_OPTIONS", "STRATEGIES", "StrategyContext",
+           "check_options", "check_strategy", "ga_options", "make_strategy"]
 
-#: The ``strategy_options`` of DEvol's GA as the compat API and ``--devol-algorithm`` run it
-#: (``strategy="ga"``, ``fidelity=None``, ``inherit_weights=False``): its fitness-proportional
-#: selection, with DEvol's defects fixed (``GeneticAlgorithm``).
-DEVOL_GA_OPTIONS: dict[str, Any] = {}
+#: The operators of DEvol's GA as the compat API and ``--devol-algorithm`` run it (with
+#: ``fidelity=None``, ``inherit_weights=False``): ``GeneticAlgorithm``'s own defaults, DEvol's
+#: operators with its defects fixed. Also what a run saved before `SEARCH_GA_OPTIONS` used.
+DEVOL_GA_OPTIONS: dict[str, Any] = {"selection": operator_spec(FitnessProportional()),
+                                    "crossover": operator_spec(SinglePoint()),
+                                    "mutation": operator_spec(DevolMutation())}
+
+#: The operators ``Search(strategy="ga")`` gives the GA unless ``strategy_options`` names
+#: others: the measured winners (README, benchmarks/results/ablation_*): one changed gene per
+#: child instead of DEvol's 1 .. max(3, generation // 4) - 1.
+SEARCH_GA_OPTIONS: dict[str, Any] = {"mutation": operator_spec(PointMutation(count=1))}
+
+
+def check_options(options: dict | None) -> dict[str, Any]:
+    """``Search``'s ``strategy_options``: extra keyword arguments of the built-in strategy,
+    saved in config.json (a built-in operator as its spec)."""
+    options = dict(options or {})
+    fixed = sorted({"seed", "maximize", "key", "cardinalities", "population_size"}
+                   & set(options))
+    if fixed:
+        raise ValueError(f"strategy_options may not set {fixed}: the search sets them")
+    for name, value in options.items():
+        if type(value) in BUILT_IN_OPERATORS:  # saved as its spec, rebuilt on resume
+            options[name] = operator_spec(value)
+        elif isinstance(value, (range, tuple)) or hasattr(value, "tolist"):
+            options[name] = value.tolist() if hasattr(value, "tolist") else list(value)
+        elif callable(value):
+            raise ValueError(f"strategy_options[{name!r}] is a function or an operator of "
+                             "your own, which a run directory cannot save; build the "
+                             "strategy yourself and pass strategy=... (and again on "
+                             "resume)")
+    return options
+
+
+def ga_options(options: dict[str, Any], saved: bool = False) -> dict[str, Any]:
+    """The GA's ``strategy_options`` with the search's default operators filled in: a new
+    search's (`SEARCH_GA_OPTIONS`), or for a run directory's saved options (``saved``) those a
+    run saved before them used (`DEVOL_GA_OPTIONS`: a run saves the operators it ran with)."""
+    return {**(DEVOL_GA_OPTIONS if saved else {**DEVOL_GA_OPTIONS, **SEARCH_GA_OPTIONS}),
+            **options}
 
 
 @attrs.frozen
