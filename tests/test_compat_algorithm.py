@@ -29,5 +29,5 @@ def test_devol_runs_devols_algorithm_not_the_search_defaults(tmp_path):
     history = devol.result.history
     assert len(history) == 8 and all(r["rung"] == 0 and r["final"] for r in history)
     assert all(r["parent"] is None for r in history)
-    assert operator_from_spec(DEVOL_GA_OPTIONS["mutation"]) == DevolMutation()
-    assert operator_from_spec(DEVOL_GA_OPTIONS["selection"]) == FitnessProportional()
+    assert operator_from_spec(DEVOL_GA_OPTIONS["mutation"], "mutation") == DevolMutation()
+    assert operator_from_spec(DEVOL_GA_OPTIONS["selection"], "selection") == FitnessProportional()
