@@ -1,6 +1,7 @@
 """The benchmark arms that are this project's own ``Search`` (and random search through it).
 
-* ``ga``: DEvol's generational GA at full fidelity, ``Search(strategy="ga")``;
+* ``ga``: DEvol's generational GA at full fidelity, ``Search(strategy="ga")`` with DEvol's
+  operators (``DEVOL_GA_OPTIONS``, as every ``ga*`` arm: ``+point1`` gives ``Search``'s own);
 * ``ga_sh``: the same GA with ``fidelity=SuccessiveHalving(min_epochs, eta)``;
 * ``re``: regularized (aging) evolution at full fidelity (``Search``'s default sample size);
 * ``re_asha``: regularized evolution with ``fidelity=ASHA(min_epochs, eta)``;
@@ -30,6 +31,7 @@ from benchmarks.incumbents import TestScorer, event
 from benchmarks.levers import lever_settings, split_arm
 from benchmarks.peer_random import RandomStrategy
 from pytorch_devol import ASHA, Search, SuccessiveHalving
+from pytorch_devol.search.strategies import DEVOL_GA_OPTIONS
 from pytorch_devol.training import TrainConfig
 
 __all__ = ["SEARCH_ARMS", "run_search"]
@@ -101,6 +103,8 @@ def run_search(arm: str, schema: Any, data: Any, scorer: TestScorer, seed: int,
     fidelity = _FIDELITY[base](min_epochs=lever.get("min_epochs", min_epochs),
                                eta=lever.get("eta", eta)) if base in _FIDELITY else None
     heredity = lever.get("heredity", True) if name.endswith("_inherit") else False
+    operators = {**(DEVOL_GA_OPTIONS if base.startswith("ga") else {}),
+                 **lever["strategy_options"]}
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         watcher = _Watcher(run_dir, scorer, budget)
@@ -109,7 +113,7 @@ def run_search(arm: str, schema: Any, data: Any, scorer: TestScorer, seed: int,
                         strategy=strategy, train_config=TrainConfig(patience=None),
                         verbose=False, progress_bar=False, run_dir=run_dir,
                         on_record=watcher, inherit_weights=heredity, fidelity=fidelity,
-                        strategy_options=lever["strategy_options"] or None)
+                        strategy_options=operators or None)
         stop = run_until_spent(search.run)
     options = dict(search.strategy_options)
     if getattr(search.strategy, "sample_size", None) is not None:
