@@ -125,3 +125,21 @@ def test_merging_refuses_other_settings_and_a_seed_run_twice(tmp_path):
         merge_saved([a, _saved(tmp_path / "b.json", [2], ["ga"], epochs=9)])
     with pytest.raises(SystemExit, match="a seed in two files"):
         merge_saved([a, _saved(tmp_path / "c.json", [1], ["ga"])])
+
+
+def test_the_default_verdict_states_each_target_from_the_pairs():
+    from benchmarks.default_verdict import targets
+
+    def summary(default, optuna, dehb):
+        cuts = [{"seed": s, "epochs": 96, "d": default + (s % 2) / 1000, "optuna": optuna,
+                 "dehb": dehb} for s in range(8)]
+        return {"equal_epochs": cuts, "arms": {
+            a: {"mean_equal_epochs_test_accuracy": sum(c[a] for c in cuts) / 8}
+            for a in ("d", "optuna", "dehb")}}
+
+    ahead = summary(0.85, 0.83, 0.86)        # +2 points on Optuna, behind DEHB
+    level = summary(0.80, 0.80, 0.79)
+    found = targets("d", ahead, ahead, level)
+    assert [t["met"] for t in found] == [True, True, False, True]
+    found = targets("d", level, level, summary(0.79, 0.80, 0.70))
+    assert [t["met"] for t in found] == [False, False, True, True]
