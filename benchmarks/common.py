@@ -303,7 +303,8 @@ def write_result(path: Path | str, record: dict[str, Any],
     return path
 
 
-_PER_FILE = ("seeds", "first_seed", "skipped_seeds_by_time", "out", "arms", "arm_labels")
+_PER_FILE = ("seeds", "first_seed", "skipped_seeds_by_time", "out", "arms", "arm_labels",
+             "merged_from")
 
 
 def merge_saved(paths: Sequence[str | Path]) -> tuple[dict[str, Any], dict[str, Any]]:

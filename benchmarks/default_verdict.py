@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("ablation", "confirm", "second"):
         p.add_argument(f"--{name}", required=True, metavar="FILE[+FILE...]")
     p.add_argument("--out", default=str(RESULTS / "defaults_verdict"))
+    p.add_argument("--reading", default=None, help="file with the reading, put in the report")
     args = p.parse_args(argv)
     files = {"ablation": args.ablation, "confirm": args.confirm, "second": args.second}
     (_, ablation), (_, confirm), (_, second) = (load(f) for f in files.values())
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     found = targets(args.default, confirm, pooled, second)
     text = report(args.default, ablation, confirm, pooled, second, found,
                   {k: " + ".join(Path(f).name for f in v.split("+")) for k, v in files.items()})
+    if args.reading:
+        text += "\n## Reading\n\n" + Path(args.reading).read_text()
     write_result(Path(args.out).with_suffix(".json"),
                  {"date": now(), "default": args.default, "inputs": files, "targets": found},
                  text)

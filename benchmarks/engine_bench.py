@@ -60,6 +60,7 @@ from benchmarks.common import (  # noqa: E402
 from benchmarks.engine_report import write_markdown  # noqa: E402
 from pytorch_devol.evolution import GeneticAlgorithm, RegularizedEvolution  # noqa: E402
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
+from pytorch_devol.search.strategies import ga_options  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -227,7 +228,7 @@ def whole_search_ga(cards: np.ndarray, pop: int, generations: int, key: Any, see
                     fitness: Callable[[np.ndarray], np.ndarray]) -> float:
     """Every ask and tell of a search: the first ask, then (tell, ask) per generation."""
     t0 = time.perf_counter()
-    ga = GeneticAlgorithm(cards, pop, seed=seed, key=key)
+    ga = GeneticAlgorithm(cards, pop, seed=seed, key=key, **ga_options({}))  # as Search's
     g = ga.ask()
     for gen in range(generations):
         ga.tell(g, fitness(g))
@@ -287,9 +288,10 @@ def time_large(args: argparse.Namespace, schema: GenomeSchema, cards: np.ndarray
     pop = args.population
     makers: dict[str, Callable[[], Any]] = {
         "ours_ga_key": lambda: GAGenerations(
-            lambda: GeneticAlgorithm(cards, pop, seed=args.seed, key=schema.key), fitness),
+            lambda: GeneticAlgorithm(cards, pop, seed=args.seed, key=schema.key,
+                                     **ga_options({})), fitness),
         "ours_ga": lambda: GAGenerations(
-            lambda: GeneticAlgorithm(cards, pop, seed=args.seed), fitness),
+            lambda: GeneticAlgorithm(cards, pop, seed=args.seed, **ga_options({})), fitness),
         "ours_re_batch": lambda: REBatch(cards, pop, schema.key, args.seed, fitness),
         "ours_re_single": lambda: RESingle(cards, min(pop, 100), schema.key, args.seed, fitness,
                                            args.single_steps),

@@ -51,8 +51,10 @@ def test_readme_scheduler_runs_a_search_and_promotes_the_better_half(tmp_path, m
         stayed = [first[i]["fitness"] for i in trained if i not in second]
         for i in second & set(trained):
             assert all(first[i]["fitness"] >= v for v in stayed if v is not None)
-    assert all(r["metrics"]["epochs"] == (1, 4)[r["rung"]] for r in records
-               if not r["cached"] and r["metrics"]["status"] == "ok")
+    for r in records:  # rung 1 trains on to 4 epochs, or fewer if early stopping ends it
+        if not r["cached"] and r["metrics"]["status"] == "ok":
+            assert r["metrics"]["epochs"] == 1 if r["rung"] == 0 else \
+                1 < r["metrics"]["epochs"] <= 4
     saved = json.loads((tmp_path / "runs" / "half" / "config.json").read_text())
     fidelity = saved["search"]["fidelity"]
     assert fidelity["kind"] == "custom" and fidelity["budgets"] == [1, 4]

@@ -54,6 +54,7 @@ from .strategies import (
     check_options,
     ga_options,
     make_strategy,
+    saved_options,
 )
 from .warm import WarmStart
 from .warm import warm_start as make_warm_start
@@ -313,11 +314,9 @@ class Search:
                      seed=s["seed"], run_dir=run_dir, strategy=strategy or name,
                      evaluator=evaluator, metric=s["metric"], fitness=fitness,
                      train_config=TrainConfig(**train),
-                     strategy_options=ga_options(s["strategy_options"], saved=True)
-                     if name == "ga" else s["strategy_options"],
+                     strategy_options=saved_options(name, s["strategy_options"]),
                      verbose=verbose, progress_bar=progress_bar, on_record=on_record,
-                     callbacks=callbacks,
-                     objectives=saved_objectives, constraints=constraints,
+                     callbacks=callbacks, objectives=saved_objectives, constraints=constraints,
                      latency_batch=latency_batch,
                      fidelity=saved_fidelity(s.get("fidelity"), fidelity, run_dir),
                      inherit_weights=saved_heredity(s.get("inherit_weights")))

@@ -20,7 +20,7 @@ from ..evolution.specs import BUILT_IN_OPERATORS
 from .objectives import Objective
 
 __all__ = ["DEVOL_GA_OPTIONS", "SEARCH_GA_OPTIONS", "STRATEGIES", "StrategyContext",
-           "check_options", "check_strategy", "ga_options", "make_strategy"]
+           "check_options", "check_strategy", "ga_options", "make_strategy", "saved_options"]
 
 #: The operators of DEvol's GA as the compat API and ``--devol-algorithm`` run it (with
 #: ``fidelity=None``, ``inherit_weights=False``): ``GeneticAlgorithm``'s own defaults, DEvol's
@@ -56,12 +56,16 @@ def check_options(options: dict | None) -> dict[str, Any]:
     return options
 
 
-def ga_options(options: dict[str, Any], saved: bool = False) -> dict[str, Any]:
-    """The GA's ``strategy_options`` with the search's default operators filled in: a new
-    search's (`SEARCH_GA_OPTIONS`), or for a run directory's saved options (``saved``) those a
-    run saved before them used (`DEVOL_GA_OPTIONS`: a run saves the operators it ran with)."""
-    return {**(DEVOL_GA_OPTIONS if saved else {**DEVOL_GA_OPTIONS, **SEARCH_GA_OPTIONS}),
-            **options}
+def ga_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The GA's ``strategy_options`` of a new search, its default operators filled in
+    (`SEARCH_GA_OPTIONS`, saved in the run directory with the rest)."""
+    return {**DEVOL_GA_OPTIONS, **SEARCH_GA_OPTIONS, **options}
+
+
+def saved_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A run directory's saved ``strategy_options`` of strategy ``name``: a GA run saved
+    before `SEARCH_GA_OPTIONS` named no operators and used `DEVOL_GA_OPTIONS`."""
+    return {**DEVOL_GA_OPTIONS, **options} if name == "ga" else dict(options)
 
 
 @attrs.frozen
