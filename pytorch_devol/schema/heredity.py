@@ -117,11 +117,8 @@ def plan_inheritance(child: tuple[SlotTensors, ...] | None,
             continue
         for (name, _, is_param), (their_name, their_shape, _), block in zip(
                 slot.tensors, theirs.tensors, blocks, strict=True):
-            size = int(torch.Size(block).numel())
-            if size == 0:
-                continue
             names[name] = (their_name, their_shape, block)
-            params += size if is_param else 0
+            params += int(torch.Size(block).numel()) if is_param else 0
     return InheritancePlan(names, params)
 
 

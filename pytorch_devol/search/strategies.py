@@ -30,8 +30,8 @@ DEVOL_GA_OPTIONS: dict[str, Any] = {"selection": operator_spec(FitnessProportion
                                     "mutation": operator_spec(DevolMutation())}
 
 #: The operators ``Search(strategy="ga")`` gives the GA unless ``strategy_options`` names
-#: others: the measured winners (README, benchmarks/results/ablation_*): one changed gene per
-#: child instead of DEvol's 1 .. max(3, generation // 4) - 1.
+#: others: the measured winners (README, benchmarks/results/defaults_verdict.md): one gene per
+#: child changes, not DEvol's 1 .. max(3, generation // 4) - 1.
 SEARCH_GA_OPTIONS: dict[str, Any] = {"mutation": operator_spec(PointMutation(count=1))}
 
 
