@@ -11,8 +11,8 @@ from pathlib import Path
 import pytorch_devol.evolution as evolution
 
 PACKAGE = Path(evolution.__file__).parent
-ALLOWED_TOP_LEVEL = {"__future__", "attrs", "bisect", "collections", "dataclasses", "math",
-                     "numbers", "numpy", "typing", "warnings",
+ALLOWED_TOP_LEVEL = {"__future__", "attrs", "bisect", "collections", "dataclasses", "inspect",
+                     "math", "numbers", "numpy", "typing", "warnings",
                      "moocore"}  # optional: imported lazily, inside try/except ImportError
 
 

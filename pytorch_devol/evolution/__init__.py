@@ -52,7 +52,15 @@ from .pareto import (
 )
 from .regularized import RegularizedEvolution
 from .specs import OPERATORS, operator_from_spec, operator_spec
-from .strategy import STATE_VERSION, BaseStrategy, Strategy
+from .strategy import (
+    STATE_VERSION,
+    BaseStrategy,
+    CompactState,
+    Strategy,
+    Updatable,
+    WarmStartable,
+    takes_violation,
+)
 
 __all__ = [
     "DEVOL_OPERATORS",
@@ -61,6 +69,7 @@ __all__ = [
     "OPERATORS",
     "STATE_VERSION",
     "BaseStrategy",
+    "CompactState",
     "Crossover",
     "DevolMutation",
     "FitnessProportional",
@@ -79,6 +88,8 @@ __all__ = [
     "Tournament",
     "Truncation",
     "Uniform",
+    "Updatable",
+    "WarmStartable",
     "as_cardinalities",
     "as_costs",
     "as_directions",
@@ -94,4 +105,5 @@ __all__ = [
     "pareto_order",
     "random_genomes",
     "space_size",
+    "takes_violation",
 ]

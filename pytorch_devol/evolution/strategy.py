@@ -7,6 +7,7 @@ JSON-serialisable dict, so a search can stop and resume exactly.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -30,7 +31,8 @@ from ._variation import random_genomes
 from .keys import KeyFunc, KeyMemory
 from .specs import BUILT_IN_OPERATORS, operator_spec, resolve_operator
 
-__all__ = ["STATE_VERSION", "BaseStrategy", "Strategy"]
+__all__ = ["STATE_VERSION", "BaseStrategy", "CompactState", "Strategy", "Updatable",
+           "WarmStartable", "takes_violation"]
 
 STATE_VERSION = 1
 
@@ -54,16 +56,9 @@ class Strategy(Protocol):
       (:class:`~pytorch_devol.evolution.NSGA2`) has one bool per objective (a tuple) and its
       ``tell`` takes an ``(n, k)`` fitness array.
 
-    Optional: ``update(genomes, fitness)`` replaces the fitness of genomes told before (a
-    multi-fidelity search calls it when a promoted candidate has trained longer; strategies
-    without it are told each candidate once); ``RegularizedEvolution`` has it.
-    ``warm_start(genomes)``, called before the first ``ask``, makes ``genomes`` the first ones
-    asked, ahead of the strategy's own initial genomes (a search's ``warm_start=`` needs it;
-    every :class:`BaseStrategy` has it).
-
-    :class:`BaseStrategy` adds ``state_dict(include_seen=False)`` (leave out the keys of every
-    genome ever asked) and ``remember(genomes)`` (mark them asked again after loading), which
-    the search loop uses to keep checkpoints small.
+    Optional hooks, each a protocol of its own that the search checks with ``isinstance``
+    (or, for ``violation``, `takes_violation`): :class:`Updatable`, :class:`WarmStartable`,
+    :class:`CompactState`, and ``tell(genomes, fitness, violation=...)`` for constraints.
     """
 
     cardinalities: IntArray
@@ -77,6 +72,46 @@ class Strategy(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Updatable(Protocol):
+    """Optional: ``update(genomes, fitness)`` replaces the fitness of genomes told before. An
+    asynchronous multi-fidelity search (ASHA) calls it when a promoted candidate has trained
+    longer; a strategy without it is told each candidate once, at its first rung.
+    ``RegularizedEvolution`` has it."""
+
+    def update(self, genomes: npt.ArrayLike, fitness: npt.ArrayLike) -> None: ...
+
+
+@runtime_checkable
+class WarmStartable(Protocol):
+    """Optional: ``warm_start(genomes)``, called before the first ``ask``, makes ``genomes``
+    the first ones asked, ahead of the strategy's own (a search's ``warm_start=`` needs it;
+    every :class:`BaseStrategy` has it)."""
+
+    def warm_start(self, genomes: npt.ArrayLike) -> None: ...
+
+
+@runtime_checkable
+class CompactState(Protocol):
+    """Optional: ``state_dict(include_seen=False)`` leaves out the keys of every genome ever
+    asked and ``remember(genomes)`` marks them asked again after loading. The search loop then
+    checkpoints the small state and replays its log into ``remember`` on resume; a strategy
+    without them is checkpointed whole. Every :class:`BaseStrategy` has both."""
+
+    def state_dict(self, include_seen: bool = True) -> dict[str, Any]: ...
+
+    def remember(self, genomes: npt.ArrayLike) -> None: ...
+
+
+def takes_violation(strategy: Any) -> bool:
+    """Whether ``strategy.tell`` takes ``violation=`` (an array, one constraint violation per
+    genome, NaN for a failure): what a search with constraints needs (``NSGA2`` has it)."""
+    try:
+        return "violation" in inspect.signature(strategy.tell).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 class BaseStrategy:

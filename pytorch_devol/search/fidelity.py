@@ -43,9 +43,10 @@ import attrs
 
 from .._checks import check_int
 
-__all__ = ["ASHA", "FIDELITIES", "PARETO_ORDERS", "Fidelity", "SuccessiveHalving", "check_budgets",
-           "default_fidelity", "fidelity_config", "make_fidelity", "ranked", "rung_budgets",
-           "rung_major", "saved_fidelity"]
+__all__ = ["ASHA", "FIDELITIES", "PARETO_ORDERS", "Fidelity", "ParetoOrdered",
+           "SuccessiveHalving", "check_budgets", "default_fidelity", "fidelity_config",
+           "make_fidelity", "pareto_order_of", "ranked", "rung_budgets", "rung_major",
+           "saved_fidelity"]
 
 _BELOW_ONE = 1.0 - 1e-9  # keeps rung + accuracy below rung + 1
 
@@ -131,6 +132,23 @@ def check_budgets(fidelity: Fidelity, epochs: int) -> tuple[int, ...]:
 #: non-dominated rank, then in epsilon-net order (MOASHA; the default) or by crowding distance
 #: (NSGA-II). benchmarks/multi_objective.py found no consistent difference between the two.
 PARETO_ORDERS = ("crowding", "epsilon")
+
+
+@runtime_checkable
+class ParetoOrdered(Protocol):
+    """Optional for a scheduler: ``pareto``, one of `PARETO_ORDERS`, how a multi-objective
+    search orders each rung after non-dominated rank. Without it, "epsilon"."""
+
+    pareto: str
+
+
+def pareto_order_of(fidelity: Fidelity | None) -> str:
+    """The scheduler's Pareto order (`ParetoOrdered`), checked; "epsilon" without one."""
+    order = fidelity.pareto if isinstance(fidelity, ParetoOrdered) else "epsilon"
+    if order not in PARETO_ORDERS:
+        raise ValueError(f"{type(fidelity).__name__}.pareto must be one of {PARETO_ORDERS}, "
+                         f"got {order!r}")
+    return order
 
 
 @attrs.frozen

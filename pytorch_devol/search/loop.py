@@ -32,14 +32,14 @@ from typing import Any
 import attrs
 import numpy as np
 
-from ..evolution import BaseStrategy
+from ..evolution import CompactState, Updatable
 from ..schema import devol_columns, to_devol
 from ..training import EvalResult
 from .breaker import CircuitBreaker
 from .callbacks import CallbackList, summarize
 from .donors import NO_LINEAGE, DonorPool
 from .evaluators import BetterThan, Evaluator, Task
-from .fidelity import Fidelity
+from .fidelity import Fidelity, pareto_order_of
 from .front import ParetoFront, violation_of
 from .incumbent import Incumbent
 from .objectives import ObjectiveMeter
@@ -84,7 +84,7 @@ class SearchLoop:
         self.prior: dict[int, tuple[int, float]] = {}  # index -> (epochs, seconds) resumed from
         self.rungs = RungBook(fidelity, settings.epochs, maximize, None if meter is None else
                               ParetoRanking(meter.names, [o.maximize for o in meter.objectives],
-                                            getattr(fidelity, "pareto", "epsilon")))
+                                            pareto_order_of(fidelity)))
         self.ready: deque[dict[str, Any]] = deque()
         self.incumbent = Incumbent(maximize)
         self.next_index, self.told, self.generation = 0, 0, 0
@@ -141,7 +141,7 @@ class SearchLoop:
         self._prune_donors()
 
     def _compact_state(self) -> bool:
-        return isinstance(self.strategy, BaseStrategy)
+        return isinstance(self.strategy, CompactState)
 
     def checkpoint(self) -> None:
         state = self.strategy.state_dict(include_seen=False) if self._compact_state() \
@@ -222,9 +222,8 @@ class SearchLoop:
         genomes = np.array([t.genome for t in tasks], dtype=np.int64)
         fitness = np.array([self._fitness(r) for r in records])
         if tasks[0].rung > 0:  # an asynchronous promotion: a better score for a told genome
-            update = getattr(self.strategy, "update", None)
-            if callable(update):
-                update(genomes, fitness)
+            if isinstance(self.strategy, Updatable):
+                self.strategy.update(genomes, fitness)
             return
         if self.meter is not None and self.meter.constraints:
             violation = [math.nan if r.get("violation") is None else r["violation"]

@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 
 from .._checks import check_int
-from ..evolution import Strategy
+from ..evolution import Strategy, WarmStartable, takes_violation
 from ..schema import GenomeSchema, dry_run
 from ..training import METRICS, DataSplits, TrainConfig, as_splits, check_compatible
 from ..training.saved import check_same_data, load_saved_data
@@ -31,6 +31,7 @@ from .fidelity import (
     default_fidelity,
     fidelity_config,
     make_fidelity,
+    pareto_order_of,
     saved_fidelity,
 )
 from .lock import RunLock
@@ -221,6 +222,7 @@ class Search:
                              f"strategies; {self.strategy_name!r} is not one: use "
                              f"fidelity={'asha' if steady else 'sh'!r}")
         check_budgets(fidelity, self.train_config.epochs)
+        pareto_order_of(fidelity)  # a scheduler's own Pareto order, checked now
         if "epochs" in dict(self.schema.training_overrides(np.zeros(len(self.schema),
                                                                       np.int64))):
             raise ValueError("a training gene of this schema sets epochs, which the fidelity "
@@ -232,9 +234,9 @@ class Search:
         self.warm_start = warm
         if warm is None:
             return
-        if not callable(getattr(self.strategy, "warm_start", None)):
+        if not isinstance(self.strategy, WarmStartable):
             raise TypeError("warm_start= needs a strategy with warm_start(genomes) (every "
-                            "BaseStrategy has it); see pytorch_devol.evolution.Strategy")
+                            "BaseStrategy has it); see pytorch_devol.evolution.WarmStartable")
         self.strategy.warm_start(warm.vectors())
 
     def _make_strategy(self, strategy: Any) -> tuple[str, Any]:
@@ -242,7 +244,12 @@ class Search:
             self.strategy_options = check_options(ga_options(self.strategy_options))
         context = StrategyContext(self.schema.cardinalities, self.population_size, self.seed,
                                   self.maximize, self.schema.key, self.objectives, self.fitness)
-        return make_strategy(strategy, context, self.strategy_options)
+        name, made = make_strategy(strategy, context, self.strategy_options)
+        if self.constraints and not takes_violation(made):
+            raise TypeError(f"constraints need a strategy whose tell takes violation= (see "
+                            f"pytorch_devol.evolution.takes_violation); {name} "
+                            f"{type(made).__name__}'s does not")
+        return name, made
 
     # -- saving and resuming ------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
