@@ -48,6 +48,8 @@ def _fidelity(args: argparse.Namespace) -> Any:
     from ..search.fidelity import default_fidelity, make_fidelity
 
     kind = args.fidelity
+    if kind is None and args.min_epochs is None and args.eta is None:
+        return "auto"  # resolved by Search, as in Python
     if kind is None:
         kind = default_fidelity(args.strategy == "regularized",
                                 bool(args.objectives or args.constraint)) or "none"

@@ -206,15 +206,15 @@ class Search:
     def _check_fidelity(self, fidelity: Any) -> Fidelity | None:
         """The scheduler ("auto": `default_fidelity`), checked against the strategy and the
         epochs before any training."""
+        steady = bool(self.strategy.steady_state)
+        sets_epochs = "epochs" in dict(self.schema.training_overrides(
+            np.zeros(len(self.schema), np.int64)))
         if isinstance(fidelity, str) and fidelity == "auto":
-            sets_epochs = "epochs" in dict(self.schema.training_overrides(
-                np.zeros(len(self.schema), np.int64)))
             fidelity = None if sets_epochs or self.train_config.epochs < 2 else \
-                default_fidelity(bool(self.strategy.steady_state), self.objectives is not None)
+                default_fidelity(steady, self.objectives is not None)
         fidelity = make_fidelity(fidelity)
         if fidelity is None:
             return None
-        steady = bool(self.strategy.steady_state)
         if fidelity.asynchronous != steady:
             kind = "an asynchronous" if fidelity.asynchronous else "a synchronous"
             needs = "steady-state" if fidelity.asynchronous else "generational"
@@ -223,8 +223,7 @@ class Search:
                              f"fidelity={'asha' if steady else 'sh'!r}")
         check_budgets(fidelity, self.train_config.epochs)
         pareto_order_of(fidelity)  # a scheduler's own Pareto order, checked now
-        if "epochs" in dict(self.schema.training_overrides(np.zeros(len(self.schema),
-                                                                      np.int64))):
+        if sets_epochs:
             raise ValueError("a training gene of this schema sets epochs, which the fidelity "
                              "scheduler decides: use fidelity=None with it")
         return fidelity
