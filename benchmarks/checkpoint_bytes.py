@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from benchmarks.common import cpu_name, loadavg  # noqa: E402
 from pytorch_devol import GenomeSchema, Search, load_dataset  # noqa: E402
 from pytorch_devol.search import loop as loop_module  # noqa: E402
 from pytorch_devol.search.store import RunStore  # noqa: E402
+from pytorch_devol.search.strategies import DEVOL_GA_OPTIONS  # noqa: E402
 from pytorch_devol.training import EvalResult  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -65,6 +67,13 @@ class InstantEvaluator:
         pass
 
 
+def measured_settings(strategy: str) -> dict[str, Any]:
+    """What the committed figures ran with: every candidate in full, no heredity, and for the
+    GA DEvol's operators (Search's defaults before issue 30; the checkpoint holds them)."""
+    return {"fidelity": None, "inherit_weights": False,
+            **({"strategy_options": DEVOL_GA_OPTIONS} if strategy == "ga" else {})}
+
+
 def measure(strategy: str, candidates: int, compact: bool, data) -> dict:
     """One search; bytes and count of checkpoint writes, seconds of the whole loop."""
     written = {"bytes": 0, "writes": 0}
@@ -84,7 +93,8 @@ def measure(strategy: str, candidates: int, compact: bool, data) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             search = Search(schema, data, generations=candidates // 50, population_size=50,
                             seed=0, run_dir=Path(tmp) / "run", strategy=strategy,
-                            evaluator=InstantEvaluator(), verbose=False)
+                            evaluator=InstantEvaluator(), verbose=False,
+                            **measured_settings(strategy))
             start = time.perf_counter()
             result = search.run()
             seconds = time.perf_counter() - start

@@ -66,6 +66,7 @@ from pytorch_devol.compat import DEvol, GenomeHandler  # noqa: E402
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
 from pytorch_devol.search import Search, SerialEvaluator  # noqa: E402
 from pytorch_devol.search.fidelity import make_fidelity  # noqa: E402
+from pytorch_devol.search.strategies import DEVOL_GA_OPTIONS  # noqa: E402
 from pytorch_devol.training import (  # noqa: E402
     DATA_ENV_VAR,
     TrainConfig,
@@ -266,6 +267,7 @@ def runner(args: argparse.Namespace, s: dict[str, Any], data: Any, handler: Any,
                             population_size=s["population"], epochs=s["epochs"],
                             seed=s["seed"], run_dir=run_dir, evaluator=evaluator,
                             train_config=config, verbose=not args.quiet,
+                            inherit_weights=False, strategy_options=DEVOL_GA_OPTIONS,
                             fidelity=make_fidelity((s.get("fidelity") or {}).get("kind"),
                                                    **{k: v for k, v in (s.get("fidelity") or {})
                                                       .items() if k != "kind"}))

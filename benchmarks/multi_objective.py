@@ -133,7 +133,7 @@ def _event(record: dict[str, Any]) -> dict[str, Any]:
 def run_search(arm: str, schema: GenomeSchema, data: Any, seed: int, args: argparse.Namespace,
                budget: int) -> dict[str, Any]:
     """One Search arm until it has spent ``budget`` epochs (or its candidate cap)."""
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"inherit_weights": False}  # as measured, before it was a default
     if arm in SH_ARMS:
         extra["fidelity"] = SuccessiveHalving(min_epochs=1, eta=args.eta, pareto=SH_ARMS[arm])
     if arm == "nsga2_sh_con":

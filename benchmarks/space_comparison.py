@@ -35,7 +35,12 @@ from pytorch_devol.schema import (  # noqa: E402
     ScheduleGene,
     WeightDecayGene,
 )
+from pytorch_devol.search.strategies import DEVOL_GA_OPTIONS  # noqa: E402
 from pytorch_devol.training import TrainConfig  # noqa: E402
+
+# What the committed figures ran with (Search's defaults before issue 30): the GA with DEvol's
+# operators, every candidate trained in full, no heredity.
+DEVOL_GA = {"strategy_options": DEVOL_GA_OPTIONS, "fidelity": None, "inherit_weights": False}
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEVOL = dict(max_conv_layers=3, max_dense_layers=2, max_filters=64, max_dense_nodes=256)
@@ -59,7 +64,7 @@ def run_one(schema: GenomeSchema, data, seed: int, args: argparse.Namespace) -> 
         result = Search(schema, data, generations=args.generations,
                         population_size=args.population, epochs=args.epochs, seed=seed,
                         run_dir=Path(tmp) / "run", train_config=TrainConfig(patience=None),
-                        verbose=False).run()
+                        verbose=False, **DEVOL_GA).run()
         seconds = time.perf_counter() - start
     best = result.best_metrics
     trained = [r for r in result.history if not r["cached"]]

@@ -355,9 +355,10 @@ def test_inherit_weights_refuses_an_unknown_rule_and_old_runs_resume_as_genes(di
 
 
 def test_cli_takes_a_slot_rule_and_its_choices_are_the_schemas():
-    from pytorch_devol.cli.parser import _HEREDITY_RULES, build_parser
+    from pytorch_devol.cli.parser import _DEFAULT_HEREDITY, _HEREDITY_RULES, build_parser
+    from pytorch_devol.search.donors import DEFAULT_HEREDITY
 
-    assert _HEREDITY_RULES == HEREDITY_RULES
+    assert _HEREDITY_RULES == HEREDITY_RULES and _DEFAULT_HEREDITY == DEFAULT_HEREDITY
     parse = build_parser().parse_args
     assert parse(["search", "--inherit-weights"]).inherit_weights is True
     assert parse(["search", "--inherit-weights", "slices"]).inherit_weights == "slices"
