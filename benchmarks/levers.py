@@ -16,8 +16,6 @@ __all__ = ["LEVERS", "lever_settings", "split_arm"]
 LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "tournament": ("tournament (k=2)",
                    {"strategy_options": {"selection": {"type": "Tournament", "k": 2}}}),
-    "tournament3": ("tournament (k=3)",
-                    {"strategy_options": {"selection": {"type": "Tournament", "k": 3}}}),
     "nocrossover": ("no crossover",
                     {"strategy_options": {"crossover": {"type": "Uniform", "p": 1.0}}}),
     "point1": ("one change per child",
@@ -29,7 +27,6 @@ LEVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "eta2": ("eta 2", {"eta": 2}),
     "min2": ("first rung 2 epochs", {"min_epochs": 2}),
     "pop16": ("population 16", {"population": 16}),
-    "pop4": ("population 4", {"population": 4}),
 }
 
 
