@@ -13,6 +13,7 @@ from benchmarks.common import json_number, number, quartiles
 from benchmarks.levers import LEVERS, split_arm
 
 __all__ = ["ARM_LABELS", "FRACTIONS", "OURS", "analyse", "arm_counts", "at", "bootstrap_mean",
+           "hyperband_counterpart",
            "paired", "t_interval", "trace", "verdicts"]
 
 class _Labels(dict):
@@ -29,8 +30,12 @@ ARM_LABELS = _Labels({"ga": "GA (full fidelity)", "ga_sh": "GA + SH",
               "ga_inherit": "GA + heredity", "ga_sh_inherit": "GA + SH + heredity",
               "re": "regularized evolution", "re_asha": "RE + ASHA",
               "re_asha_inherit": "RE + ASHA + heredity", "random": "random search",
+              "ga_hb": "GA + Hyperband", "ga_hb_inherit": "GA + Hyperband + heredity",
+              "re_hb": "RE + async Hyperband",
+              "re_hb_inherit": "RE + async Hyperband + heredity",
               "optuna": "Optuna TPE + Hyperband", "dehb": "DEHB"})
-OURS = ("ga", "ga_sh", "ga_inherit", "ga_sh_inherit", "re", "re_asha", "re_asha_inherit")
+OURS = ("ga", "ga_sh", "ga_inherit", "ga_sh_inherit", "re", "re_asha", "re_asha_inherit",
+        "ga_hb", "ga_hb_inherit", "re_hb", "re_hb_inherit")
 BASELINES = ("random", "optuna", "dehb")
 TARGET_ARM = "ga_sh_inherit"  # the arm the speed target is judged on, named in advance
 # Incumbent test accuracy is reported at these fractions of the epoch budget.
@@ -38,6 +43,12 @@ FRACTIONS = (1 / 8, 1 / 4, 1 / 2, 3 / 4, 1.0)
 EXTRA_PAIRS = (("ga_sh", "ga"), ("ga_sh_inherit", "ga"), ("ga_sh_inherit", "ga_sh"),
                ("re_asha_inherit", "re_asha"), ("re_asha", "ga_sh"), ("optuna", "random"),
                ("dehb", "random"), ("dehb", "optuna"))
+
+
+def hyperband_counterpart(arm: str) -> str:
+    """The one-ladder arm a Hyperband arm is judged against: ``ga_hb...`` -> ``ga_sh...``,
+    ``re_hb...`` -> ``re_asha...`` (levers kept)."""
+    return arm.replace("ga_hb", "ga_sh", 1).replace("re_hb", "re_asha", 1)
 
 
 def trace(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -168,6 +179,7 @@ def verdicts(summary: dict[str, Any], space: str) -> dict[str, Any]:
     arms, cuts = list(summary["arms"]), summary["equal_epochs"]
     wanted = [(a, b) for b in BASELINES for a in arms if a not in BASELINES]
     wanted += [(a, split_arm(a)[0]) for a in arms if split_arm(a)[1]]  # a lever against none
+    wanted += [(a, hyperband_counterpart(a)) for a in arms if "_hb" in split_arm(a)[0]]
     pairs = {f"{a}-{b}": paired(cuts, a, b) for a, b in (*wanted, *EXTRA_PAIRS)
              if a in arms and b in arms}
     targets: dict[str, Any] = {}

@@ -5,6 +5,8 @@
 * ``ga_sh``: the same GA with ``fidelity=SuccessiveHalving(min_epochs, eta)``;
 * ``re``: regularized (aging) evolution at full fidelity (``Search``'s default sample size);
 * ``re_asha``: regularized evolution with ``fidelity=ASHA(min_epochs, eta)``;
+* ``ga_hb``, ``re_hb``: the GA and regularized evolution with ``Hyperband(min_epochs, eta)``
+  (synchronous brackets for the GA, asynchronous for regularized evolution);
 * ``random``: uniformly random genomes at full fidelity (``peer_random.RandomStrategy``);
 * ``<arm>_inherit``: that arm with ``inherit_weights=True`` (heredity: a new candidate starts
   from the trained weights of the pool member it shares the most parameters with);
@@ -18,6 +20,7 @@ is scored once on the whole test set from the saved ``best.pt``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tempfile
@@ -30,16 +33,18 @@ from benchmarks.common import CANDIDATE_CAP, BudgetSpent, run_until_spent
 from benchmarks.incumbents import TestScorer, event
 from benchmarks.levers import lever_settings, split_arm
 from benchmarks.peer_random import RandomStrategy
-from pytorch_devol import ASHA, Search, SuccessiveHalving
+from pytorch_devol import ASHA, Hyperband, Search, SuccessiveHalving
 from pytorch_devol.search.strategies import DEVOL_GA_OPTIONS
 from pytorch_devol.training import TrainConfig
 
 __all__ = ["SEARCH_ARMS", "run_search"]
 
 SEARCH_ARMS = ("ga", "ga_sh", "ga_inherit", "ga_sh_inherit", "re", "re_asha",
-               "re_asha_inherit", "random")
-_STRATEGY = {"ga": "ga", "ga_sh": "ga", "re": "regularized", "re_asha": "regularized"}
-_FIDELITY = {"ga_sh": SuccessiveHalving, "re_asha": ASHA}
+               "re_asha_inherit", "random", "ga_hb", "ga_hb_inherit", "re_hb", "re_hb_inherit")
+_STRATEGY = {"ga": "ga", "ga_sh": "ga", "ga_hb": "ga", "re": "regularized",
+             "re_asha": "regularized", "re_hb": "regularized"}
+_FIDELITY = {"ga_sh": SuccessiveHalving, "re_asha": ASHA, "ga_hb": Hyperband,
+             "re_hb": functools.partial(Hyperband, asynchronous=True)}
 
 
 def _dir_bytes(path: Path) -> int:

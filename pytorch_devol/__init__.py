@@ -15,6 +15,7 @@ __all__ = [
     "ASHA",
     "Callback",
     "GenomeSchema",
+    "Hyperband",
     "InvalidGenomeError",
     "MLflowCallback",
     "Search",
@@ -29,6 +30,7 @@ __all__ = [
 _LOCATIONS = {
     "ASHA": "pytorch_devol.search",
     "SuccessiveHalving": "pytorch_devol.search",
+    "Hyperband": "pytorch_devol.search",
     "GenomeSchema": "pytorch_devol.schema",
     "InvalidGenomeError": "pytorch_devol.schema",
     "Search": "pytorch_devol.search",

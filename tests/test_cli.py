@@ -54,7 +54,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
     for args, message in [
         (["search", "--dataset", "mnist", "--data-root", str(tmp_path)], "not found"),
         (["search", "--epochs", "0"], "--epochs must be >= 1"),
-        (["search", "--fidelity", "none", "--eta", "2"], "need --fidelity sh or asha"),
+        (["search", "--fidelity", "none", "--eta", "2"], "need --fidelity sh, asha or hyperband"),
         (["search", "--fidelity", "sh", "--eta", "1"], "--eta must be >= 2"),
         (["search", "--fidelity", "asha"], "for steady-state strategies; 'ga' is not one"),
         (["search", "--strategy", "regularized", "--fidelity", "sh"], "generational"),

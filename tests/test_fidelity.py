@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from pytorch_devol import ASHA, GenomeSchema, Search, SuccessiveHalving
 from pytorch_devol.evolution import GeneticAlgorithm
 from pytorch_devol.schema import DenseGene, allele, gene
-from pytorch_devol.search.fidelity import make_fidelity, rung_budgets, rung_major
+from pytorch_devol.search.fidelity import rung_budgets, rung_major
+from pytorch_devol.search.schedulers import make_fidelity
 from pytorch_devol.search.store import RunStore
 from pytorch_devol.training import TrainConfig, Trainer
 from pytorch_devol.training.state import TrainState
@@ -159,7 +160,7 @@ def test_scheduler_arguments_are_checked():
     with pytest.raises(ValueError, match="min_epochs"):
         ASHA(min_epochs=0)
     with pytest.raises(ValueError, match="fidelity must be one of"):
-        make_fidelity("hyperband")
+        make_fidelity("bohb")
     with pytest.raises(TypeError, match="fidelity must be one of"):
         make_fidelity(3)
     with pytest.raises(TypeError, match="lacks.*promote"):

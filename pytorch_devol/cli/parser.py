@@ -139,11 +139,12 @@ def _add_strategy(s: argparse.ArgumentParser) -> None:
     s.add_argument("--metric", choices=["accuracy", "loss"], default=None,
                    help="validation metric the search optimises (default: accuracy, loss "
                         "for regression)")
-    s.add_argument("--fidelity", choices=["none", "sh", "asha"], default=None,
+    s.add_argument("--fidelity", choices=["none", "sh", "asha", "hyperband"], default=None,
                    help="multi-fidelity: train everyone --min-epochs first and continue only "
-                        "the best 1/--eta, rung by rung; none: every candidate trains in "
-                        "full, as in DEvol (default: sh with the GA, asha with --strategy "
-                        "regularized, none with --objectives or --constraint)")
+                        "the best 1/--eta, rung by rung; hyperband: the same in brackets that "
+                        "start candidates at each rung (show prints them); none: every "
+                        "candidate trains in full, as in DEvol (default: sh with the GA, asha "
+                        "with --strategy regularized, none with --objectives or --constraint)")
     s.add_argument("--min-epochs", type=int, metavar="N",
                    help="--fidelity: the first rung's epochs (default: 1)")
     s.add_argument("--eta", type=int, metavar="K",

@@ -45,7 +45,7 @@ def _fidelity(args: argparse.Namespace) -> Any:
     """--fidelity; without it, ``Search``'s default (``default_fidelity``: successive halving
     with the GA, ASHA with regularized evolution, none with several objectives), with
     --min-epochs and --eta."""
-    from ..search.fidelity import default_fidelity, make_fidelity
+    from ..search.schedulers import default_fidelity, make_fidelity
 
     kind = args.fidelity
     if kind is None and args.min_epochs is None and args.eta is None:
@@ -55,9 +55,10 @@ def _fidelity(args: argparse.Namespace) -> Any:
                                 bool(args.objectives or args.constraint)) or "none"
     if kind == "none":
         if args.min_epochs is not None or args.eta is not None:
-            raise UserError("--min-epochs and --eta need --fidelity sh or asha")
+            raise UserError("--min-epochs and --eta need --fidelity sh, asha or hyperband")
         return None
-    return make_fidelity(kind, args.min_epochs or 1, args.eta or 3)
+    return make_fidelity(kind, args.min_epochs or 1, args.eta or 3,
+                         asynchronous=args.strategy == "regularized")
 
 
 def _algorithm(args: argparse.Namespace) -> dict[str, Any]:

@@ -95,6 +95,28 @@ def _show_rungs(fidelity: dict[str, Any] | None, epochs: int, result: Any) -> No
           + ", ".join(f"{b} epoch{'s' if b != 1 else ''}: {n} candidate{'s' if n != 1 else ''}"
                       for b, n in zip(budgets, reached))
           + f"; {spent} epochs spent")
+    if fidelity["kind"] == "hyperband":
+        _show_brackets(fidelity, epochs, result)
+
+
+def _show_brackets(fidelity: dict[str, Any], epochs: int, result: Any) -> None:
+    """Hyperband's bracket table beside what each bracket's candidates reached."""
+    from ..search.schedulers import saved_fidelity
+
+    hyperband = saved_fidelity(fidelity, None, None)  # plain values, checked
+    top = len(fidelity["budgets"]) - 1
+    reached: dict[tuple[int, int], set[int]] = {}
+    for r in result.history:
+        entry = hyperband.entry_rung(r["index"], top)
+        reached.setdefault((entry, r["rung"]), set()).add(r["index"])
+    brackets = hyperband.brackets(epochs)
+    print(f"  brackets (per round of {sum(b.candidates for b in brackets)} new candidates; "
+          "this run's counts after ';'):")
+    for b in brackets:
+        table = " -> ".join(f"{n} at {epochs}" for epochs, n in b.rungs)
+        run = " -> ".join(str(len(reached.get((b.entry, k), ())))
+                          for k in range(b.entry, top + 1))
+        print(f"    bracket {b.entry}: {table} epochs; {run}")
 
 
 def _show_front(result: Any) -> None:

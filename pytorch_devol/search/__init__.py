@@ -11,13 +11,14 @@ from .evaluators import (
     WorkerStartupError,
     make_evaluator,
 )
-from .fidelity import ASHA, Fidelity, SuccessiveHalving
+from .fidelity import Fidelity
 from .lock import RunLock, RunLockedError
 from .loop import candidate_seed
 from .objectives import Constraint, Objective
 from .result import SearchResult, load_result
 from .retrain import RetrainSummary, retrain
 from .runner import STRATEGIES, Search
+from .schedulers import ASHA, Hyperband, SuccessiveHalving
 from .store import RunStore
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Evaluator",
     "Fidelity",
     "GenerationSummary",
+    "Hyperband",
     "Objective",
     "ProcessPoolEvaluator",
     "RayEvaluator",

@@ -7,15 +7,12 @@ The search loop asks a scheduler which candidates to promote; neither the strate
 trainer knows how it decides. A scheduler is any object following `Fidelity`: its budgets, and
 its promotion decision (see README's "A fidelity scheduler of your own").
 
-* `SuccessiveHalving` (Jamieson & Talwalkar 2016), synchronous: each generation of the GA
-  trains everyone at rung 0, then the best ``1/eta`` of those who entered a rung go on to the
-  next, until the top rung. An elite the GA carries over arrives at its old rung (a cached
-  copy): it enters no lower rung and takes no place there.
-* `ASHA` (Li et al. 2020), asynchronous: whenever a worker is free, it takes the best
-  not-yet-promoted candidate of the highest rung whose top ``1/eta`` holds one, else a new
-  candidate. No worker ever waits for a rung to fill. When the candidates run out with no
-  result at the top rung (a search too small for the rule), the best of the highest rung goes
-  on anyway, rung by rung, so the search still ends with a fully trained network.
+The built-in schedulers (`SuccessiveHalving`, `ASHA`, `Hyperband`) are in ``schedulers.py``.
+
+A scheduler may also say at which rung each new candidate enters (`EntryRung`): Hyperband's
+brackets start some candidates higher up. Without it every candidate enters at rung 0. A
+candidate's entry rung is a pure function of its index, so a resume needs no saved state;
+a rung's candidates are promoted among those that entered at the same rung (a bracket).
 
 With several objectives the loop hands ``promote`` each candidate's place in its rung's
 Pareto order (0 = best; `PARETO_ORDERS`, the scheduler's ``pareto`` setting) as its value,
@@ -37,16 +34,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence, Set
-from typing import Any, Protocol, runtime_checkable
-
-import attrs
+from typing import Protocol, runtime_checkable
 
 from .._checks import check_int
 
-__all__ = ["ASHA", "FIDELITIES", "PARETO_ORDERS", "Fidelity", "ParetoOrdered",
-           "SuccessiveHalving", "check_budgets", "default_fidelity", "fidelity_config",
-           "make_fidelity", "pareto_order_of", "ranked", "rung_budgets", "rung_major",
-           "saved_fidelity"]
+__all__ = ["PARETO_ORDERS", "EntryRung", "Fidelity", "ParetoOrdered", "check_budgets",
+           "entry_rung_of", "pareto_order_of", "ranked", "rung_budgets", "rung_major"]
 
 _BELOW_ONE = 1.0 - 1e-9  # keeps rung + accuracy below rung + 1
 
@@ -151,120 +144,25 @@ def pareto_order_of(fidelity: Fidelity | None) -> str:
     return order
 
 
-@attrs.frozen
-class _Rungs:
-    min_epochs: int = attrs.field(default=1)
-    eta: int = attrs.field(default=3)
-    max_epochs: int | None = attrs.field(default=None)
-    pareto: str = attrs.field(default="epsilon", validator=attrs.validators.in_(PARETO_ORDERS))
-
-    def __attrs_post_init__(self) -> None:
-        check_int(self.min_epochs, "min_epochs")
-        check_int(self.eta, "eta", 2)
-        check_int(self.max_epochs, "max_epochs", allow_none=True)
-
-    def budgets(self, epochs: int) -> tuple[int, ...]:
-        """The rungs' epochs for a search whose full budget is ``epochs``."""
-        if self.max_epochs is not None and self.max_epochs != epochs:
-            raise ValueError(f"max_epochs ({self.max_epochs}) must equal the search's epochs "
-                             f"({epochs}): the top rung is the full training")
-        return rung_budgets(self.min_epochs, epochs, self.eta)
 
 
-@attrs.frozen
-class SuccessiveHalving(_Rungs):
-    """Synchronous successive halving within each generation (for the generational GA): the
-    best ``max(1, entrants // eta)`` of a rung's entrants go on, where an entrant already
-    higher (a cached copy) takes a place."""
+@runtime_checkable
+class EntryRung(Protocol):
+    """Optional for a scheduler: ``entry_rung(index, top)``, the rung (0 to ``top``) at which
+    the new candidate ``index`` (0, 1, 2, ... in the order asked) starts training. It must be
+    a pure function of its arguments: a resumed search asks it again. Without it, rung 0.
+    Candidates that entered at the same rung form a bracket: ``promote`` is given one
+    bracket's results at a time."""
 
-    asynchronous = False
-
-    def promote(self, rung: int, results: Sequence[tuple[int, float]], promoted: Set[int],
-                maximize: bool) -> list[int]:
-        places = max(1, len(results) // self.eta) - len(promoted)
-        waiting = [(i, v) for i, v in results if i not in promoted]
-        return ranked(waiting, maximize)[:max(0, places)]
+    def entry_rung(self, index: int, top: int) -> int: ...
 
 
-@attrs.frozen
-class ASHA(_Rungs):
-    """Asynchronous successive halving (for regularized evolution and parallel workers): a
-    candidate goes on once it is among the top ``len(results) // eta`` of its rung."""
-
-    asynchronous = True
-
-    def promote(self, rung: int, results: Sequence[tuple[int, float]], promoted: Set[int],
-                maximize: bool) -> list[int]:
-        top = ranked(results, maximize)[:len(results) // self.eta]
-        return [i for i in top if i not in promoted]
-
-
-#: The built-in schedulers by the name ``Search(fidelity=...)`` and ``--fidelity`` take.
-FIDELITIES: dict[str, type[_Rungs]] = {"sh": SuccessiveHalving, "asha": ASHA}
-
-
-def default_fidelity(steady_state: bool, several_objectives: bool) -> str | None:
-    """The scheduler a search gets when it names none (``fidelity="auto"``, the CLI without
-    ``--fidelity``): successive halving for a generational strategy, ASHA for a steady-state
-    one (both measured ahead of training every candidate in full at equal epochs, README's
-    benchmarks); every candidate in full with several objectives or constraints, where no
-    scheduler was measured ahead."""
-    if several_objectives:
-        return None
-    return "asha" if steady_state else "sh"
-
-
-def make_fidelity(fidelity: str | Fidelity | None, min_epochs: int = 1,
-                  eta: int = 3) -> Fidelity | None:
-    """A built-in scheduler's name (or ``"none"``/None), or any `Fidelity` object."""
-    if fidelity is None or fidelity == "none":
-        return None
-    if isinstance(fidelity, str):
-        if fidelity not in FIDELITIES:
-            raise ValueError(f"fidelity must be one of {['none', *FIDELITIES]} or a Fidelity "
-                             f"object, got {fidelity!r}")
-        return FIDELITIES[fidelity](min_epochs=min_epochs, eta=eta)
-    missing = [name for name in ("budgets", "promote") if not callable(
-        getattr(fidelity, name, None))]
-    if missing or not isinstance(getattr(fidelity, "asynchronous", None), bool):
-        raise TypeError(f"fidelity must be one of {['none', *FIDELITIES]} or a scheduler with "
-                        "budgets(epochs), promote(rung, results, promoted, maximize) and a bool "
-                        f"asynchronous (see pytorch_devol.search.Fidelity); "
-                        f"{type(fidelity).__name__} lacks {missing or ['asynchronous']}")
-    return fidelity
-
-
-def fidelity_config(fidelity: Fidelity | None, epochs: int) -> dict[str, Any] | None:
-    """What a run directory saves about its scheduler: a built-in one's name and settings (it
-    is rebuilt from them); for your own, its type and budgets (pass it again on resume)."""
-    if fidelity is None:
-        return None
-    budgets = list(check_budgets(fidelity, epochs))
-    for name, cls in FIDELITIES.items():
-        if type(fidelity) is cls:
-            return {"kind": name, **attrs.asdict(fidelity), "budgets": budgets}
-    kind = type(fidelity)
-    return {"kind": "custom", "type": f"{kind.__module__}.{kind.__qualname__}",
-            "asynchronous": fidelity.asynchronous, "budgets": budgets}
-
-
-def saved_fidelity(saved: Any, given: Fidelity | None, run_dir: Any) -> Fidelity | None:
-    """The fidelity scheduler a run directory names (plain values only), or ``given``: your
-    own scheduler, passed again."""
-    if saved is None:
-        return None
-    kinds = [*FIDELITIES, "custom"]
-    if not isinstance(saved, dict) or saved.get("kind") not in kinds:
-        raise ValueError(f"the saved fidelity {saved!r} is not one of {kinds} or null")
-    if saved["kind"] == "custom":
-        if given is None:
-            raise ValueError(f"{run_dir} used a fidelity scheduler of your own "
-                             f"({saved.get('type')}): pass it again "
-                             "(Search.resume(run_dir, fidelity=...))")
-        return given
-    max_epochs = saved.get("max_epochs")
-    return FIDELITIES[saved["kind"]](
-        min_epochs=check_int(saved.get("min_epochs"), "saved min_epochs"),
-        eta=check_int(saved.get("eta"), "saved eta", 2),
-        max_epochs=check_int(max_epochs, "saved max_epochs", allow_none=True),
-        pareto=saved.get("pareto", "epsilon"))
+def entry_rung_of(fidelity: Fidelity | None, index: int, top: int) -> int:
+    """The rung candidate ``index`` enters at (`EntryRung`; 0 without it), checked."""
+    if not isinstance(fidelity, EntryRung):
+        return 0
+    rung = fidelity.entry_rung(index, top)
+    if isinstance(rung, bool) or not isinstance(rung, int) or not 0 <= rung <= top:
+        raise ValueError(f"{type(fidelity).__name__}.entry_rung({index}, top={top}) must be "
+                         f"an int from 0 to {top}, got {rung!r}")
+    return rung

@@ -132,7 +132,7 @@ class SearchLoop:
             self.pending = [self._task(t["index"], t["genome"], t["seed"], t["rung"],
                                        t.get("donor")) for t in ckpt["pending"]]
             for t in self.pending:
-                if t.rung > 0:
+                if t.rung > t.entry:
                     self.rungs.mark_sent(t.index, t.rung - 1)
             if self._compact_state():  # every genome asked is in the log or in flight
                 asked = [r["genome"] for r in self.records] + [t.genome for t in self.pending]
@@ -171,17 +171,20 @@ class SearchLoop:
         for g in genomes:
             donor = None if self.donors is None else self.donors.choose(g)
             tasks.append(self._task(self.next_index, g, candidate_seed(
-                self.settings.seed, self.schema.key(g)), donor=donor))
+                self.settings.seed, self.schema.key(g)), self.rungs.entry(self.next_index),
+                donor))
             self.next_index += 1
         self.pending.extend(tasks)
         self.checkpoint()
         self._prune_donors()
         return tasks
 
-    def _task(self, index: int, genome: Any, seed: int, rung: int = 0,
+    def _task(self, index: int, genome: Any, seed: int, rung: int,
               donor: int | None = None) -> Task:
+        entry = self.rungs.entry(index)
         return Task(index, tuple(int(x) for x in genome), seed, self._keep(rung),
-                    **self.rungs.task_fields(rung), donor=donor if rung == 0 else None)
+                    **self.rungs.task_fields(rung), donor=donor if rung == entry else None,
+                    entry=entry)
 
     def promote(self, index: int, rung: int) -> Task:
         """A task taking candidate ``index`` from ``rung - 1`` on to ``rung`` (checkpointed)."""
@@ -221,7 +224,7 @@ class SearchLoop:
     def tell(self, tasks: list[Task], records: list[dict[str, Any]]) -> None:
         genomes = np.array([t.genome for t in tasks], dtype=np.int64)
         fitness = np.array([self._fitness(r) for r in records])
-        if tasks[0].rung > 0:  # an asynchronous promotion: a better score for a told genome
+        if tasks[0].rung > tasks[0].entry:  # a promotion: a better score for a told genome
             if isinstance(self.strategy, Updatable):
                 self.strategy.update(genomes, fitness)
             return
@@ -261,7 +264,7 @@ class SearchLoop:
         key = self.schema.key(task.vector)
         cached = self.cache.get(key)
         infeasible = None
-        if task.rung == 0 and cached is None and self.meter is not None and \
+        if task.rung == task.entry and cached is None and self.meter is not None and \
                 self.meter.checks_before_training:
             infeasible = self.meter.before_training(task.genome)
         if cached is not None and cached["rung"] >= task.rung:
@@ -278,11 +281,12 @@ class SearchLoop:
 
     def _submit(self, task: Task, key: tuple[int, ...]) -> None:
         """Send ``task`` to the evaluator, with the state it paused in one rung below."""
-        state = self.store.load_state(key, task.rung - 1) if task.rung > 0 else None
+        new = task.rung == task.entry
+        state = None if new else self.store.load_state(key, task.rung - 1)
         if state is not None:
             self.prior[task.index] = (state.epoch, state.seconds)
             task = attrs.evolve(task, resume=state)
-        elif self.donors is not None and task.rung == 0:  # a donor's, or its own (warm start)
+        elif self.donors is not None and new:  # a donor's, or its own (warm start)
             task = self.donors.attach(task, None if task.donor is None
                                       else self.logged[task.donor][self.rungs.top])
         elif self.donors is not None:  # its paused state is lost: it starts over, from scratch
@@ -344,7 +348,7 @@ class SearchLoop:
         if state is not None:  # before the log: a logged pause can always be continued
             self.store.save_state(key, rung, state)
         self.store.append(record, self.columns)
-        if rung > 0 and not cached and not EvalResult.from_dict(metrics).retriable:
+        if rung > task.entry and not cached and not EvalResult.from_dict(metrics).retriable:
             self.store.drop_states(key, below=rung)  # a retry would still need it
         if joined:
             self.front.save(self.store.path)
@@ -372,7 +376,7 @@ class SearchLoop:
         if self.donors is None:
             return dict(NO_LINEAGE)
         return self.donors.lineage(task.index, self.rungs.latest.get(task.index)
-                                   if task.rung > 0 else None)
+                                   if task.rung > task.entry else None)
 
     def _measure(self, record: dict[str, Any], result: EvalResult | dict[str, Any],
                  task: Task) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..evolution import pareto_order
 from ..training import RETRIED_FAILURES
-from .fidelity import Fidelity, check_budgets, ranked, rung_major
+from .fidelity import Fidelity, check_budgets, entry_rung_of, ranked, rung_major
 from .objectives import STRUCTURAL
 
 __all__ = ["ParetoRanking", "RungBook"]
@@ -87,6 +87,21 @@ class RungBook:
         self.sent: list[set[int]] = [set() for _ in self.budgets]  # rung -> indices sent on
         # rung -> index: (objective vector, violation), with several objectives
         self.points: list[dict[int, tuple[np.ndarray, float]]] = [{} for _ in self.budgets]
+        self._entries: dict[int, int] = {}  # index -> entry rung (`EntryRung`), as asked
+
+    def entry(self, index: int) -> int:
+        """The rung candidate ``index`` enters at: 0, or its bracket's (`EntryRung`)."""
+        if index not in self._entries:
+            self._entries[index] = entry_rung_of(self.fidelity, index, self.top)
+        return self._entries[index]
+
+    def brackets(self, ids: Sequence[int]) -> list[list[int]]:
+        """``ids`` grouped by entry rung (lowest first), each in the order given: a scheduler
+        promotes within one bracket at a time."""
+        groups: dict[int, list[int]] = {}
+        for i in ids:
+            groups.setdefault(self.entry(i), []).append(i)
+        return [groups[k] for k in sorted(groups)]
 
     @property
     def active(self) -> bool:
@@ -103,9 +118,10 @@ class RungBook:
         self.results[rung][index] = _value(record)
         if self.ranking is not None:
             self.points[rung][index] = self.ranking.point(record)
-        if rung > 0:
+        promoted = rung > self.entry(index)
+        if promoted:
             self.sent[rung - 1].add(index)
-        if rung > 0 and record["metrics"].get("failure") in RETRIED_FAILURES:
+        if promoted and record["metrics"].get("failure") in RETRIED_FAILURES:
             return  # the machine's fault costs the promotion, not the result below it
         if index not in self.latest or self.latest[index]["rung"] <= rung:
             self.latest[index] = record
@@ -137,15 +153,18 @@ class RungBook:
 
     # -- synchronous schedulers: once per generation and rung -------------------------------
     def halving(self, indices: list[int], rung: int) -> list[int]:
-        """Which of one generation's ``indices`` go from ``rung`` to the next. Entrants are
-        those with a result at ``rung``; one already higher (an elite the GA carried over,
-        whose cached copy arrived at its old rung) counts as promoted."""
+        """Which of one generation's ``indices`` go from ``rung`` to the next, bracket by
+        bracket. Entrants are those with a result at ``rung``; one already higher (an elite
+        the GA carried over, whose cached copy arrived at its old rung) counts as promoted."""
         assert self.fidelity is not None and not self.fidelity.asynchronous
-        entrants = self.entries(rung, [i for i in indices if i in self.results[rung]])
-        higher = {i for i, _ in entrants if self.latest[i]["rung"] > rung}
-        return self._checked(self.fidelity.promote(rung, entrants, higher,
-                                                   self.promote_maximize),
-                             rung, {i for i, _ in entrants} - higher)
+        chosen = []
+        for bracket in self.brackets([i for i in indices if i in self.results[rung]]):
+            entrants = self.entries(rung, bracket)
+            higher = {i for i in bracket if self.latest[i]["rung"] > rung}
+            chosen += self._checked(self.fidelity.promote(rung, entrants, higher,
+                                                          self.promote_maximize),
+                                    rung, set(bracket) - higher)
+        return chosen
 
     # -- asynchronous schedulers: whenever a worker is free ----------------------------------
     def next_promotion(self, drain: bool = False) -> tuple[int, int] | None:
@@ -158,12 +177,14 @@ class RungBook:
             return None
         found = None
         for k in range(self.top - 1, -1, -1):
-            results = self.entries(k, list(self.results[k]))
-            chosen = self._checked(self.fidelity.promote(k, results, frozenset(self.sent[k]),
-                                                         self.promote_maximize),
-                                   k, set(self.results[k]) - self.sent[k])
-            if chosen:
-                found = (chosen[0], k)
+            for bracket in self.brackets(list(self.results[k])):
+                chosen = self._checked(self.fidelity.promote(
+                    k, self.entries(k, bracket), frozenset(self.sent[k].intersection(bracket)),
+                    self.promote_maximize), k, set(bracket) - self.sent[k])
+                if chosen:
+                    found = (chosen[0], k)
+                    break
+            if found is not None:
                 break
         if found is None and drain and not any(
                 not math.isnan(v) for v in self.results[-1].values()):

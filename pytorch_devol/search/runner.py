@@ -25,15 +25,7 @@ from ..training.saved import check_same_data, load_saved_data
 from .callbacks import CallbackList, RunInfo
 from .donors import heredity_rule, saved_heredity
 from .evaluators import Evaluator, SerialEvaluator
-from .fidelity import (
-    Fidelity,
-    check_budgets,
-    default_fidelity,
-    fidelity_config,
-    make_fidelity,
-    pareto_order_of,
-    saved_fidelity,
-)
+from .fidelity import Fidelity, check_budgets, pareto_order_of
 from .lock import RunLock
 from .loop import SearchLoop
 from .objectives import (
@@ -47,6 +39,7 @@ from .objectives import (
 )
 from .progress import Reporter
 from .result import SearchResult
+from .schedulers import default_fidelity, fidelity_config, make_fidelity, saved_fidelity
 from .settings import LoopSettings
 from .store import RunStore
 from .strategies import (
@@ -85,10 +78,10 @@ class Search:
     ``fidelity``: "auto" (the default, `default_fidelity`: "sh" with a generational strategy,
     "asha" with a steady-state one, None with objectives or constraints, with one epoch or a
     training gene that sets the epochs), None (every candidate trains for ``epochs``, as in
-    DEvol), "sh" (`SuccessiveHalving`, with the GA) or "asha" (`ASHA`, with regularized
-    evolution), or any `Fidelity` scheduler: candidates train a few epochs first and only the
-    best continue, from where they paused, up to ``epochs`` (see
-    ``pytorch_devol.search.fidelity``). With
+    DEvol), "sh" (`SuccessiveHalving`, with the GA), "asha" (`ASHA`, with regularized
+    evolution), "hyperband" (`Hyperband`'s brackets, with either), or any `Fidelity`
+    scheduler: candidates train a few epochs first and only the best continue, from where
+    they paused, up to ``epochs`` (see ``pytorch_devol.search.fidelity``). With
     ``objectives`` too, each rung promotes by non-dominated rank (then MOASHA's epsilon-net
     order, or the scheduler's ``pareto="crowding"``), and only fully trained candidates make the
     Pareto front. A constraint on ``params``, ``flops`` or ``latency_ms`` is checked before
@@ -212,7 +205,7 @@ class Search:
         if isinstance(fidelity, str) and fidelity == "auto":
             fidelity = None if sets_epochs or self.train_config.epochs < 2 else \
                 default_fidelity(steady, self.objectives is not None)
-        fidelity = make_fidelity(fidelity)
+        fidelity = make_fidelity(fidelity, asynchronous=steady)
         if fidelity is None:
             return None
         if fidelity.asynchronous != steady:
@@ -220,7 +213,8 @@ class Search:
             needs = "steady-state" if fidelity.asynchronous else "generational"
             raise ValueError(f"{type(fidelity).__name__} is {kind} scheduler, for {needs} "
                              f"strategies; {self.strategy_name!r} is not one: use "
-                             f"fidelity={'asha' if steady else 'sh'!r}")
+                             f"fidelity={'asha' if steady else 'sh'!r}, or "
+                             f"fidelity='hyperband' (Hyperband(asynchronous={steady}))")
         check_budgets(fidelity, self.train_config.epochs)
         pareto_order_of(fidelity)  # a scheduler's own Pareto order, checked now
         if sets_epochs:

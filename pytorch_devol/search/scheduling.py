@@ -20,7 +20,7 @@ def run_generations(loop: SearchLoop, budget: int) -> None:
     """Ask a generation, train it (rung by rung with a fidelity scheduler), tell it, until
     ``budget`` candidates have been told."""
     while loop.told < budget:
-        tasks = [t for t in loop.pending if t.rung == 0] or loop.ask(budget - loop.told)
+        tasks = [t for t in loop.pending if t.rung == t.entry] or loop.ask(budget - loop.told)
         if not tasks:
             raise RuntimeError("the generational strategy asked for no genome")
         loop.reporter.start_generation(loop.generation, len(tasks))
@@ -73,11 +73,12 @@ def run_async(loop: SearchLoop, budget: int) -> None:
         in_flight.remove(task)
         loop.pending = [t for t in loop.pending if t.index != task.index]
         loop.tell([task], [record])
-        if task.rung == 0:  # the budget counts candidates, not promotions
+        new = task.rung == task.entry
+        if new:  # the budget counts candidates, not promotions
             loop.told += 1
             window.append(record)
         loop.generation = loop.told // loop.settings.population_size
         loop.checkpoint()
-        if task.rung == 0 and loop.told % loop.settings.population_size == 0:
+        if new and loop.told % loop.settings.population_size == 0:
             loop.end_generation(loop.generation - 1, window)
             window = []

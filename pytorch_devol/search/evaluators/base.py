@@ -50,6 +50,9 @@ class Task:
     `TrainState` it paused in at the rung below (None: from scratch) and ``keep_state``
     whether the result must carry the state it pauses in (a later rung may continue it).
 
+    ``entry`` is the rung the candidate entered at (0 unless the scheduler has brackets,
+    `EntryRung`): a task with ``rung == entry`` is a new candidate, above it a promotion.
+
     Heredity: ``donor`` is the index of the trained candidate whose weights it starts from
     (chosen when it was asked) and ``initial`` those weights, as the child's partial state
     dict (see ``schema.heredity``); they travel with the task like ``resume``."""
@@ -63,6 +66,7 @@ class Task:
     resume: TrainState | None = attrs.field(default=None, repr=False)
     keep_state: bool = False
     donor: int | None = None
+    entry: int = 0
     initial: dict[str, torch.Tensor] | None = attrs.field(default=None, repr=False)
 
     @property
