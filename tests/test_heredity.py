@@ -22,7 +22,8 @@ from pytorch_devol.schema.heredity import (
     plan_inheritance,
 )
 from pytorch_devol.search import donors as donors_module
-from pytorch_devol.search.donors import DONORS, DonorPool
+from pytorch_devol.search.donors import DonorPool
+from pytorch_devol.search.layout import DONORS
 from pytorch_devol.training import TrainConfig, Trainer
 from pytorch_devol.training.state import overlay
 from tests.cli_helpers import kill_when_logged, main, search_in_process

@@ -14,7 +14,8 @@ import time
 import pytest
 
 from pytorch_devol import GenomeSchema, Search
-from pytorch_devol.search.lock import LOCK_FILE, RunLock, RunLockedError
+from pytorch_devol.search.layout import LOCK_FILE
+from pytorch_devol.search.lock import RunLock, RunLockedError
 
 from .cli_helpers import ENV, main, search_in_process
 

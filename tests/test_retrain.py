@@ -10,9 +10,9 @@ import statistics
 import pytest
 import torch
 
-from pytorch_devol.search import load_result
+from pytorch_devol.search import load_result, retrain
 from pytorch_devol.search.report.export import load_exported_state_dict
-from pytorch_devol.search.retrain import retrain, retrained_weights_path
+from pytorch_devol.search.retrain import retrained_weights_path
 
 from .cli_helpers import main, search_in_process
 

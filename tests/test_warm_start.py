@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from pytorch_devol import GenomeSchema, InvalidGenomeError, Search, load_dataset, load_result
 from pytorch_devol.evolution import NSGA2, GeneticAlgorithm, RegularizedEvolution
 from pytorch_devol.search import SerialEvaluator
-from pytorch_devol.search.warm import WARM, warm_count
+from pytorch_devol.search.layout import WARM
+from pytorch_devol.search.warm import warm_count
 from pytorch_devol.training import TrainConfig
 from tests.cli_helpers import kill_when_logged, main, search_in_process
 from tests.evolution_helpers import seeds, toy_fitness

@@ -33,7 +33,7 @@ def _pm(summary: Any, metric: str) -> str:
 
 def run_retrain(args: argparse.Namespace) -> int:
     """Handle ``pytorch-devol retrain``; returns the exit status."""
-    from ..search.retrain import retrain
+    from ..search import retrain
 
     for name, low in (("epochs", 1), ("seeds", 1), ("patience", 0)):
         value = getattr(args, name)

@@ -22,7 +22,7 @@ from torch import nn
 
 from .._checks import check_int
 from ..search import Evaluator, RunStore, Search, SearchResult
-from ..search.store import RECORDS
+from ..search.layout import RECORDS
 from ..search.strategies import DEVOL_GA_OPTIONS
 from ..training import DataSplits, TrainConfig, as_splits
 from .csvlog import DevolCsvLog, write_devol_csv

@@ -15,8 +15,8 @@ from .fidelity import Fidelity
 from .lock import RunLock, RunLockedError
 from .loop import candidate_seed
 from .objectives import Constraint, Objective
-from .result import SearchResult, load_result
-from .retrain import RetrainSummary, retrain
+from .result import SearchResult, load_result, retrain
+from .retrain import RetrainSummary
 from .runner import STRATEGIES, Search
 from .schedulers import ASHA, Hyperband, SuccessiveHalving
 from .store import RunStore

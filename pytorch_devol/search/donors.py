@@ -31,16 +31,16 @@ import torch
 
 from ..schema.heredity import HEREDITY_RULES, inherited_state, layout, plan_inheritance
 from .evaluators import Task
+from .layout import DONORS, RunLayout
 from .store import atomic_write
 from .warm import WarmStart, WarmWeights
 
-__all__ = ["DEFAULT_HEREDITY", "DONORS", "NO_LINEAGE", "DonorPool", "heredity_rule",
+__all__ = ["DEFAULT_HEREDITY", "NO_LINEAGE", "DonorPool", "heredity_rule",
            "saved_heredity"]
 
 #: The slot rule ``inherit_weights=True`` uses (``schema.heredity.HEREDITY_RULES``).
 DEFAULT_HEREDITY = "genes"
 
-DONORS = "donors"
 # A record's lineage fields when it started from random weights.
 NO_LINEAGE: dict[str, Any] = {"parent": None, "parent_run": None, "inherited_params": 0,
                               "lineage_epochs": 0}
@@ -69,7 +69,7 @@ class DonorPool:
 
     def __init__(self, path: str | Path, schema: Any, size: int, maximize: bool,
                  warm: WarmStart | None = None, rule: str = DEFAULT_HEREDITY) -> None:
-        self.folder = Path(path) / DONORS
+        self.folder, self._layout_of = Path(path) / DONORS, RunLayout(path)
         self.warm = WarmWeights(path, schema, warm) if warm is not None and \
             warm.with_weights else None
         self.schema, self.size, self.maximize, self.rule = schema, size, maximize, rule
@@ -123,7 +123,7 @@ class DonorPool:
         return None if best is None else best[1]
 
     def _path(self, index: int) -> Path:
-        return self.folder / f"{int(index)}.pt"
+        return self._layout_of.donor(int(index))
 
     def save(self, index: int, weights: dict[str, torch.Tensor]) -> None:
         """Keep candidate ``index``'s trained weights as a donor (atomic)."""

@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .layout import FRONT_DIR, PARETO_FILE, RunLayout, front_entry
 from .store import atomic_write
 
-__all__ = ["FRONT_DIR", "PARETO_FILE", "ParetoFront", "dominates"]
-
-PARETO_FILE, FRONT_DIR = "pareto.json", "front"
+__all__ = ["ParetoFront", "dominates"]
 
 
 def dominates(a: np.ndarray, va: float, b: np.ndarray, vb: float,
@@ -74,7 +73,7 @@ class ParetoFront:
             values, violation, record = self.members[i]
             rows.append({"index": i, "genome": record["genome"],
                          "values": dict(zip(self.names, map(float, values))),
-                         "violation": violation, "weights": f"{FRONT_DIR}/{i}.pt"})
+                         "violation": violation, "weights": front_entry(i)})
         return {"objectives": [{"name": n, "direction": "max" if m else "min"}
                                for n, m in zip(self.names, self.maximize)], "front": rows}
 
@@ -84,18 +83,17 @@ class ParetoFront:
         atomic_write(run_dir / PARETO_FILE, json.dumps(self.to_json(), indent=2).encode())
         folder = run_dir / FRONT_DIR
         if folder.is_dir():
-            keep = {f"{i}.pt" for i in self.members}
+            keep = {RunLayout(run_dir).front_weights(i) for i in self.members}
             for path in folder.iterdir():
-                if path.name not in keep:
+                if path not in keep:
                     path.unlink(missing_ok=True)
 
     @staticmethod
     def save_weights(run_dir: Path, index: int, state_dict: dict[str, torch.Tensor]) -> None:
-        folder = run_dir / FRONT_DIR
-        folder.mkdir(exist_ok=True)
+        (run_dir / FRONT_DIR).mkdir(exist_ok=True)
         buf = io.BytesIO()
         torch.save(state_dict, buf)
-        atomic_write(folder / f"{index}.pt", buf.getvalue())
+        atomic_write(RunLayout(run_dir).front_weights(index), buf.getvalue())
 
 
 def violation_of(record: dict[str, Any]) -> float:

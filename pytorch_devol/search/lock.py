@@ -26,9 +26,9 @@ try:
 except ImportError:  # not on Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_FILE", "RunLock", "RunLockedError"]
+from .layout import LOCK_FILE
 
-LOCK_FILE = "writer.lock"
+__all__ = ["RunLock", "RunLockedError"]
 _NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
 

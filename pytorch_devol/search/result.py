@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,14 @@ import torch
 from torch import nn
 
 from ..schema import GenomeSchema
-from .front import FRONT_DIR, ParetoFront, violation_of
+from .front import ParetoFront, violation_of
 from .incumbent import Incumbent
+from .layout import RunLayout
 from .record import Record
+from .retrain import RetrainSummary, retrain_run
 from .store import RunStore
 
-__all__ = ["SearchResult", "load_result"]
+__all__ = ["SearchResult", "load_result", "retrain"]
 
 
 class SearchResult:
@@ -103,7 +106,7 @@ class SearchResult:
         if record is None:
             raise ValueError(f"{self.run_dir}: no trained candidate {index}")
         best = self.best_record
-        path = self.run_dir / FRONT_DIR / f"{index}.pt"
+        path = RunLayout(self.run_dir).front_weights(index)
         if best is not None and best["index"] == index:
             state = RunStore(self.run_dir).best_weights(index=index)
         elif path.exists():
@@ -175,10 +178,7 @@ class SearchResult:
         """Retrain candidate ``candidate`` (default: the best) from scratch with ``seeds``
         seeds and return its `RetrainSummary` (test metrics' mean and sd); see
         ``pytorch_devol.search.retrain.retrain`` for ``options``."""
-        from .retrain import retrain
-
-        return retrain(self.run_dir, candidate, epochs, seeds, train_on,
-                       gene_modules=self._gene_modules, **options)
+        return retrain_run(self, candidate, epochs, seeds, train_on, **options)
 
     def __repr__(self) -> str:
         return (f"SearchResult(run_dir={str(self.run_dir)!r}, best {self.metric}="
@@ -202,3 +202,27 @@ def load_result(run_dir: str | Path,
     search = config["search"]
     return SearchResult(run_dir, schema, search["metric"], search["maximize"],
                         search.get("objectives"), gene_modules)
+
+
+def retrain(run_dir: str | os.PathLike[str], candidate: int | None = None,
+            epochs: int | None = None, seeds: int = 3, train_on: str = "train", *,
+            patience: int | None | str = "search",
+            data: Any = None, data_root: str | os.PathLike[str] | None = None,
+            device: str | None = None, gene_modules: Iterable[str] | None = None,
+            progress: Callable[[dict[str, Any]], None] | None = None,
+            overwrite: bool = False) -> RetrainSummary:
+    """Train candidate ``candidate`` (default: the best) from scratch ``seeds`` times (seeds
+    0..K-1) for ``epochs`` (default: the search's full budget), with its training genes and
+    the search's training settings; score each on the held-out test part.
+
+    ``patience``: early stopping as in the search ("search"), after N epochs without a lower
+    validation loss, or None: every epoch. ``train_on="train+val"`` also trains on the
+    validation part: then every epoch runs (no early stopping) and the last weights are kept.
+    The data is reloaded from the run's saved spec (``data_root``: where it is now, if it
+    moved) or passed as ``data``; it must be the data the search used. ``progress`` is
+    called with each seed's metrics. An earlier retrain of the candidate with other settings
+    is refused, or replaced with ``overwrite``. Writes ``retrain/<candidate>/`` (``retrain.py``).
+    """
+    return retrain_run(load_result(run_dir, gene_modules), candidate, epochs, seeds, train_on,
+                       patience=patience, data=data, data_root=data_root, device=device,
+                       progress=progress, overwrite=overwrite)

@@ -3,6 +3,8 @@ score is: held-out test metrics as mean and standard deviation over the seeds.
 
     summary = load_result("runs/x").retrain(epochs=30, seeds=3)   # CLI: pytorch-devol retrain
 
+(``retrain(run_dir, ...)``, in ``result.py``, is the same for a run directory.)
+
 Writes ``<run>/retrain/<candidate>/``: each seed's weights (``seed<K>.pt``, the format of
 ``export_model(format="state_dict")``, so ``load_exported_state_dict`` and ``export
 --retrained K`` read it) and ``metrics.json``, rewritten after every seed. A killed retrain
@@ -16,7 +18,7 @@ import json
 import math
 import os
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +35,12 @@ from ..training import (
     as_splits,
 )
 from ..training.saved import check_same_data, load_saved_data
+from .layout import RETRAIN_METRICS, SEED_FILES, RunLayout, seed_file, state_dict_payload
 from .lock import RunLock
-from .report.export import state_dict_payload
-from .result import SearchResult, load_result
 from .store import RunStore, atomic_write
 
-__all__ = ["RETRAIN_DIR", "TRAIN_ON", "RetrainSummary", "retrain", "retrained_weights_path"]
+__all__ = ["TRAIN_ON", "RetrainSummary", "retrain_run", "retrained_weights_path"]
 
-RETRAIN_DIR = "retrain"
 TRAIN_ON = ("train", "train+val")
 REPORTED = ("test_accuracy", "test_loss", "test_mae", "val_accuracy", "val_loss", "val_mae",
             "epochs", "train_seconds")
@@ -78,10 +78,10 @@ class RetrainSummary:
 
 def retrained_weights_path(run_dir: str | os.PathLike[str], candidate: int, seed: int) -> Path:
     """Where ``retrain`` keeps candidate ``candidate``'s weights of seed ``seed``."""
-    return Path(run_dir) / RETRAIN_DIR / str(candidate) / f"seed{seed}.pt"
+    return RunLayout(run_dir).retrained_weights(candidate, seed)
 
 
-def _record(result: SearchResult, candidate: int | None) -> dict[str, Any]:
+def _record(result: Any, candidate: int | None) -> dict[str, Any]:
     if candidate is None:
         best = result.best_record
         if best is None:
@@ -131,14 +131,14 @@ def _final(seed: Any, directory: Path) -> bool:
     if not isinstance(seed, dict) or not isinstance(seed.get("seed"), int):
         return False
     if seed.get("status") == "ok":
-        return (directory / f"seed{seed['seed']}.pt").exists()
+        return (directory / seed_file(seed["seed"])).exists()
     return seed.get("failure") not in RETRIED_FAILURES
 
 
 def _previous(directory: Path, settings: dict[str, Any], overwrite: bool) -> list[dict[str, Any]]:
     """Seeds already retrained with these settings (a killed retrain continues); an earlier
     retrain with other settings is refused, or deleted with ``overwrite``."""
-    path = directory / "metrics.json"
+    path = directory / RETRAIN_METRICS
     if not path.exists():
         return []
     try:
@@ -154,43 +154,30 @@ def _previous(directory: Path, settings: dict[str, Any], overwrite: bool) -> lis
                              if old.get(k) != v) if isinstance(old, dict) else repr(old)
             raise ValueError(f"{directory} holds a retrain with other settings ({what}): "
                              "retrain with those, or overwrite it (--overwrite)")
-        for stale in [path, *directory.glob("seed*.pt")]:
+        for stale in [path, *directory.glob(SEED_FILES)]:
             stale.unlink()
         return []
     return [s for s in saved.get("seeds", []) if _final(s, directory)]
 
 
-def _save_weights(path: Path, result: SearchResult, genome: list[int],
-                  outcome: EvalResult) -> None:
+def _save_weights(path: Path, result: Any, genome: list[int], outcome: EvalResult) -> None:
     """A seed's trained weights, in the ``state_dict`` export format."""
-    model = result.schema.build_model(genome)
-    model.load_state_dict(outcome.state_dict)
     buf = io.BytesIO()
-    torch.save(state_dict_payload(result.schema, model, genome, result.metric,
+    torch.save(state_dict_payload(result.schema, outcome.state_dict, genome, result.metric,
                                   outcome.fitness(result.metric)), buf)
     atomic_write(path, buf.getvalue())
 
 
-def retrain(run_dir: str | os.PathLike[str], candidate: int | None = None,
-            epochs: int | None = None, seeds: int = 3, train_on: str = "train", *,
-            patience: int | None | str = "search",
-            data: Any = None, data_root: str | os.PathLike[str] | None = None,
-            device: str | None = None, gene_modules: Iterable[str] | None = None,
-            progress: Callable[[dict[str, Any]], None] | None = None,
-            overwrite: bool = False) -> RetrainSummary:
-    """Train candidate ``candidate`` (default: the best) from scratch ``seeds`` times (seeds
-    0..K-1) for ``epochs`` (default: the search's full budget), with its training genes and
-    the search's training settings; score each on the held-out test part.
-
-    ``patience``: early stopping as in the search ("search"), after N epochs without a lower
-    validation loss, or None: every epoch. ``train_on="train+val"`` also trains on the
-    validation part: then every epoch runs (no early stopping) and the last weights are kept.
-    The data is reloaded from the run's saved spec (``data_root``: where it is now, if it
-    moved) or passed as ``data``; it must be the data the search used. ``progress`` is
-    called with each seed's metrics. An earlier retrain of the candidate with other settings
-    is refused, or replaced with ``overwrite``.
-    """
-    result = load_result(run_dir, gene_modules)
+def retrain_run(result: Any, candidate: int | None = None, epochs: int | None = None,
+                seeds: int = 3, train_on: str = "train", *,
+                patience: int | None | str = "search", data: Any = None,
+                data_root: str | os.PathLike[str] | None = None, device: str | None = None,
+                progress: Callable[[dict[str, Any]], None] | None = None,
+                overwrite: bool = False) -> RetrainSummary:
+    """`SearchResult.retrain` (see ``retrain`` for the arguments): ``result`` is the run's
+    `SearchResult`, of which this reads ``run_dir``, ``schema``, ``metric``, ``history`` and
+    ``best_record``."""
+    run_dir = result.run_dir
     if train_on not in TRAIN_ON:
         raise ValueError(f"train_on must be one of {TRAIN_ON}, got {train_on!r}")
     seeds = check_int(seeds, "seeds")
@@ -205,7 +192,7 @@ def retrain(run_dir: str | os.PathLike[str], candidate: int | None = None,
     splits = _on(_data(config, data, data_root, Path(run_dir)), train_on)
     settings = {"epochs": train["epochs"], "patience": train["patience"],
                 "train_on": train_on, "genome": list(record["genome"])}
-    directory = Path(run_dir) / RETRAIN_DIR / str(record["index"])
+    directory = RunLayout(run_dir).retrained(record["index"])
     directory.mkdir(parents=True, exist_ok=True)
     with RunLock(directory):
         done = {s["seed"]: s for s in _previous(directory, settings, overwrite)}
@@ -223,9 +210,10 @@ def retrain(run_dir: str | os.PathLike[str], candidate: int | None = None,
             outcome = trainer.evaluate(result.schema, record["genome"], seed=seed,
                                        keep_weights=True)
             if outcome.ok:
-                _save_weights(directory / f"seed{seed}.pt", result, record["genome"], outcome)
+                _save_weights(retrained_weights_path(run_dir, record["index"], seed), result,
+                              record["genome"], outcome)
             done[seed] = _seed_metrics(seed, outcome)
-            atomic_write(directory / "metrics.json",
+            atomic_write(directory / RETRAIN_METRICS,
                          json.dumps(summary().to_dict(), indent=2).encode())
             if progress is not None:
                 progress(done[seed])

@@ -1,15 +1,7 @@
-"""The run directory: the single source of truth of a search.
-
-- ``config.json``      schema spec, data spec, settings (written once; the data spec again
-                        when the data moved)
-- ``results.jsonl``    one full record per evaluated candidate, flushed and fsynced
-- ``results.csv``      the same rows in DEvol's column layout, plus ours
-- ``checkpoint.json``  strategy state + candidates asked but not yet told (atomic rename)
-- ``best.pt``          the best model's state_dict (``torch.load(weights_only=True)``)
-- ``best_genome.json`` its genome, decoded layers and metrics
-- ``writer.lock``      held by the one search writing the directory (``search.lock``)
-- ``states/``          multi-fidelity only: paused candidates' training states, by genome key
-                       and rung, until the search no longer needs them
+"""Reading and writing the run directory, the single source of truth of a search (its
+files are listed in ``layout.py``): the config (written once; the data spec again when the
+data moved), the log (each record flushed and fsynced) and its CSV, the checkpoint (atomic
+rename), the best model with its genome file, and paused training states.
 """
 
 from __future__ import annotations
@@ -29,15 +21,20 @@ from typing import Any
 import torch
 
 from ..training.state import TrainState
-from .lock import LOCK_FILE
+from .layout import (
+    BEST_GENOME,
+    BEST_WEIGHTS,
+    CHECKPOINT,
+    CONFIG,
+    CSV_FILE,
+    LOCK_FILE,
+    RECORDS,
+    STATES,
+    RunLayout,
+)
 from .record import Record, as_record
 
 __all__ = ["CSV_METRIC_COLUMNS", "RunStore", "atomic_write", "read_jsonl"]
-
-CONFIG, RECORDS, CSV_FILE, CHECKPOINT = "config.json", "results.jsonl", "results.csv", \
-    "checkpoint.json"
-BEST_WEIGHTS, BEST_GENOME = "best.pt", "best_genome.json"
-STATES = "states"
 
 # DEvol's two metric columns (named "Val" by DEvol though it filled them with test results; we
 # fill them with validation results), then ours.
@@ -101,6 +98,7 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
+        self.layout = RunLayout(self.path)
 
     # -- creation -----------------------------------------------------------------------------
     def check_new(self) -> None:
@@ -227,23 +225,19 @@ class RunStore:
         return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
 
     # -- paused training states (multi-fidelity) -----------------------------------------------
-    def _state_path(self, key: tuple[int, ...], rung: int) -> Path:
-        digest = hashlib.sha256(",".join(map(str, key)).encode()).hexdigest()[:24]
-        return self.path / STATES / f"{digest}-r{rung}.pt"
-
     def save_state(self, key: tuple[int, ...], rung: int, state: TrainState) -> int:
         """Save the state a candidate with ``key`` paused in at ``rung`` (atomic); its bytes."""
         buf = io.BytesIO()
         torch.save(state.to_dict(), buf)
         (self.path / STATES).mkdir(exist_ok=True)
-        atomic_write(self._state_path(key, rung), buf.getvalue())
+        atomic_write(self.layout.state(key, rung), buf.getvalue())
         return buf.tell()
 
     def load_state(self, key: tuple[int, ...], rung: int) -> TrainState | None:
         """The saved state of ``key`` at ``rung``; None when there is none or it cannot be
         read (a warning says so): training then starts over, to the same result, at a
         higher cost."""
-        path = self._state_path(key, rung)
+        path = self.layout.state(key, rung)
         if not path.exists():
             return None
         try:
@@ -262,8 +256,7 @@ class RunStore:
         folder = self.path / STATES
         if not folder.exists():
             return
-        pattern = "*-r*.pt" if key is None else self._state_path(key, 0).stem[:-1] + "*.pt"
-        for path in folder.glob(pattern):
+        for path in folder.glob(self.layout.states_of(key)):
             rung = int(path.stem.rsplit("-r", 1)[1])
             if below is None or rung < below:
                 path.unlink(missing_ok=True)

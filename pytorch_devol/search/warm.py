@@ -34,11 +34,11 @@ import torch
 
 from ..schema import InvalidGenomeError
 from ..schema.heredity import inherited_state, layout, plan_inheritance
-from .store import BEST_WEIGHTS, RunStore, atomic_write
+from .layout import BEST_WEIGHTS, WARM
+from .store import RunStore, atomic_write
 
-__all__ = ["WARM", "WarmGenome", "WarmStart", "WarmWeights", "warm_count", "warm_start"]
+__all__ = ["WarmGenome", "WarmStart", "WarmWeights", "warm_count", "warm_start"]
 
-WARM = "warm"  # the new run's copies of the warm-start weights, until the search ends
 _WEIGHT_FILE = re.compile(r"best\.pt|(donors|front)/\d+\.pt")  # all a config may name
 
 

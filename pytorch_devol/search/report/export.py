@@ -22,18 +22,20 @@ import torch
 from torch import nn
 
 from ...schema import GenomeSchema
+from ..layout import (
+    EXPORT_NAMES,
+    STATE_DICT_FORMAT,
+    STATE_DICT_VERSION,
+    RunLayout,
+    state_dict_payload,
+)
 from ..result import SearchResult, load_result
 from ..store import RunStore, atomic_write
 
-__all__ = ["DEFAULT_NAMES", "EXPORT_FORMATS", "ExportCheckError", "ExportCheckSkipped",
-           "check_batch", "default_name", "export_model", "load_exported_state_dict",
-           "state_dict_payload"]
+__all__ = ["EXPORT_FORMATS", "ExportCheckError", "ExportCheckSkipped", "check_batch",
+           "default_name", "export_model", "load_exported_state_dict"]
 
-EXPORT_FORMATS = ("state_dict", "torchscript", "onnx")
-DEFAULT_NAMES = {"state_dict": "model_state_dict.pt", "torchscript": "model.torchscript.pt",
-                 "onnx": "model.onnx"}
-STATE_DICT_FORMAT = "pytorch-devol/state_dict"
-STATE_DICT_VERSION = 1
+EXPORT_FORMATS = tuple(EXPORT_NAMES)
 CHECK_BATCH, CHECK_SEED, RTOL, ATOL = 4, 0, 1e-5, 1e-5
 _ONNX_HINT = 'pip install "pytorch-devol[onnx]"'
 
@@ -54,13 +56,11 @@ def _require(*modules: str, what: str) -> None:
 
 def _retrained(result: SearchResult, candidate: int | None, seed: int,
                gene_modules: Iterable[str] | None) -> tuple[nn.Sequential, np.ndarray]:
-    from ..retrain import retrained_weights_path
-
     if candidate is None:
         if result.best_record is None:
             raise ValueError(f"{result.run_dir}: no candidate trained successfully")
         candidate = result.best_record["index"]
-    path = retrained_weights_path(result.run_dir, candidate, seed)
+    path = RunLayout(result.run_dir).retrained_weights(candidate, seed)
     if not path.exists():
         raise ValueError(f"{result.run_dir}: candidate {candidate} has no retrained weights of "
                          f"seed {seed} ({path} is missing): run pytorch-devol retrain "
@@ -101,7 +101,7 @@ def default_name(format: str, candidate: int | None = None,
                  retrained: int | None = None) -> str:
     """The file an export writes by default: one name per format, candidate and seed, so
     exports of different weights never overwrite each other."""
-    base = DEFAULT_NAMES[format]
+    base = EXPORT_NAMES[format]
     if candidate is None and retrained is None:
         return base
     stem = "model" + ("" if candidate is None else f"-candidate{candidate}") + \
@@ -135,23 +135,10 @@ def _fitness_of(result: SearchResult, genome: np.ndarray) -> float | None:
     return None if record is None else record["fitness"]
 
 
-def state_dict_payload(schema: GenomeSchema, model: nn.Module, genome: Any, metric: str,
-                       fitness: float | None) -> dict[str, Any]:
-    """What a state_dict export holds: weights, genome, schema spec (plain data, no pickle)."""
-    genome = [int(v) for v in genome]
-    return {
-        "format": STATE_DICT_FORMAT, "version": STATE_DICT_VERSION,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "genome": genome, "schema": schema.to_spec(), "metric": metric,
-        "fitness": None if fitness is None or not np.isfinite(fitness) else float(fitness),
-        "layers": schema.describe(genome),
-    }
-
-
 def _export_state_dict(result: SearchResult, model: nn.Module, genome: np.ndarray,
                        path: Path) -> None:
     buf = io.BytesIO()
-    torch.save(state_dict_payload(result.schema, model, genome, result.metric,
+    torch.save(state_dict_payload(result.schema, model.state_dict(), genome, result.metric,
                                   _fitness_of(result, genome)), buf)
     atomic_write(path, buf.getvalue())
 
@@ -254,7 +241,7 @@ def export_model(run_dir: str | os.PathLike[str], format: str = "state_dict",
 
     ``format``: "state_dict" (weights + genome + schema spec, reload with
     ``load_exported_state_dict``), "torchscript" or "onnx" (may also write ``<out>.data``).
-    Default file: ``DEFAULT_NAMES[format]`` in the run directory, named for the candidate and
+    Default file: ``layout.EXPORT_NAMES[format]`` in the run directory, named for the candidate and
     seed too when they are given (``model-candidate3-retrained0_state_dict.pt``). With
     ``check`` the exported file is loaded back and its outputs compared with the original
     model's on a fixed random batch; a mismatch raises ``ExportCheckError``.

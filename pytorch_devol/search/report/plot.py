@@ -16,12 +16,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..layout import PARETO_PLOT, PROGRESS_PLOT
 from ..result import SearchResult, load_result
 from ..store import atomic_write
 
-__all__ = ["DEFAULT_PLOT_NAME", "plot_run", "progress_series"]
-
-DEFAULT_PLOT_NAME = "progress.png"
+__all__ = ["plot_run", "progress_series"]
 
 
 def _import_matplotlib() -> tuple[Any, Any]:
@@ -93,7 +92,7 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
         raise ValueError(f"{run_dir}: no candidate has been evaluated yet, nothing to plot "
                          "(results.jsonl is empty or missing)")
     s = progress_series(result)
-    out_path = Path(out) if out is not None else Path(run_dir) / DEFAULT_PLOT_NAME
+    out_path = Path(out) if out is not None else Path(run_dir) / PROGRESS_PLOT
 
     fig = Figure(figsize=(9, 11), layout="constrained")
     FigureCanvasAgg(fig)
@@ -113,7 +112,7 @@ def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out_path, buf.getvalue())
     if result.objectives:
-        from .plot_front import PARETO_PLOT, plot_front
+        from .plot_front import plot_front
 
         plot_front(result, Path(run_dir) / PARETO_PLOT, Figure, FigureCanvasAgg, dpi)
     return out_path

@@ -20,9 +20,7 @@ from ..front import ParetoFront, violation_of
 from ..result import SearchResult
 from ..store import atomic_write
 
-__all__ = ["PARETO_PLOT", "front_series", "plot_front"]
-
-PARETO_PLOT = "pareto.png"
+__all__ = ["front_series", "plot_front"]
 LOG_AXES = ("params", "flops")  # sizes spread over orders of magnitude
 
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from ..callbacks import Callback, GenerationSummary, RunInfo
+from ..layout import TRACKED
 
 __all__ = ["MLflowCallback", "TensorBoardCallback"]
 
 # Metrics of a record's ``metrics`` dict logged per candidate (when present and finite).
 CANDIDATE_METRICS = ("val_accuracy", "val_loss", "val_mae", "test_accuracy", "test_loss",
                      "test_mae", "params", "epochs", "train_seconds")
-ARTIFACTS = ("best.pt", "best_genome.json", "results.csv", "config.json", "pareto.json")
 DEFAULT_EXPERIMENT = "pytorch-devol"
 RUN_DIR_TAG = "pytorch_devol.run_dir"
 
@@ -391,7 +391,7 @@ class MLflowCallback(Callback):
             self.client.set_tag(run_id, "pytorch_devol.best_index", str(record["index"]))
             self.client.set_tag(run_id, "pytorch_devol.best_genome",
                                 "\n".join(result.describe())[:MAX_TAG_VAL_LENGTH])
-        for name in ARTIFACTS:
+        for name in TRACKED:
             path = Path(result.run_dir) / name
             if path.is_file():
                 self.client.log_artifact(run_id, str(path))
