@@ -3,7 +3,7 @@
 The loop saves a checkpoint after every ask and every tell. It used to hold the strategy's
 whole state, including its memory of every genome ever asked, so over a steady-state run of N
 candidates it wrote O(N^2) bytes. Now that memory is left out and rebuilt from the log on
-restore (``SearchLoop._compact_state``). Both are measured in one run, on the same search,
+restore (``RunState.compact``). Both are measured in one run, on the same search,
 with an evaluator that trains nothing (instant fitness from the genome), so only the
 bookkeeping is measured: bytes written to ``checkpoint.json`` per candidate at 1,000 and at
 10,000 candidates, for the generational GA and for regularized evolution. Bytes are exact
@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import cpu_name, loadavg  # noqa: E402
 from pytorch_devol import GenomeSchema, Search, load_dataset  # noqa: E402
-from pytorch_devol.search import loop as loop_module  # noqa: E402
+from pytorch_devol.search.run_state import RunState  # noqa: E402
 from pytorch_devol.search.store import RunStore  # noqa: E402
 from pytorch_devol.search.strategies import DEVOL_GA_OPTIONS  # noqa: E402
 from pytorch_devol.training import EvalResult  # noqa: E402
@@ -78,7 +78,7 @@ def measure(strategy: str, candidates: int, compact: bool, data) -> dict:
     """One search; bytes and count of checkpoint writes, seconds of the whole loop."""
     written = {"bytes": 0, "writes": 0}
     original_save = RunStore.save_checkpoint
-    original_compact = loop_module.SearchLoop._compact_state
+    original_compact = RunState.compact
 
     def counting_save(self, checkpoint):
         original_save(self, checkpoint)
@@ -87,7 +87,7 @@ def measure(strategy: str, candidates: int, compact: bool, data) -> dict:
 
     RunStore.save_checkpoint = counting_save
     if not compact:
-        loop_module.SearchLoop._compact_state = lambda self: False
+        RunState.compact = property(lambda self: False)
     try:
         schema = GenomeSchema.devol(input_shape=(1, 8, 8), n_classes=10)  # 6 conv, 3 dense
         with tempfile.TemporaryDirectory() as tmp:
@@ -101,7 +101,7 @@ def measure(strategy: str, candidates: int, compact: bool, data) -> dict:
             assert len(result.history) == candidates
     finally:
         RunStore.save_checkpoint = original_save
-        loop_module.SearchLoop._compact_state = original_compact
+        RunState.compact = original_compact
     return {"strategy": strategy, "candidates": candidates, "compact": compact,
             "checkpoint_bytes": written["bytes"], "checkpoint_writes": written["writes"],
             "bytes_per_candidate": written["bytes"] / candidates, "seconds": seconds}

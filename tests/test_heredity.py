@@ -192,7 +192,7 @@ def test_pool_keeps_the_best_and_chooses_the_donor_sharing_most(tmp_path):
     a, b, c = ([1, 1, 2, 0, 1, 1, 2, 0], [1, 1, 2, 0, 1, 0, 0, 1], [1, 0, 0, 0, 1, 0, 0, 0])
     for record in (_record(0, 0.5, a), _record(1, 0.9, b), _record(2, 0.7, c),
                    _record(3, 0.99, c, final=False), _record(4, 0.99, c, cached=True)):
-        pool.add(record)
+        pool.observe(record)
     assert [m["index"] for m in pool.members] == [1, 2] and pool.threshold() == 0.7
     assert not pool.would_join(_record(5, 0.6, a)) and pool.would_join(_record(5, 0.8, a))
     child = [1, 1, 2, 0, 1, 0, 0, 0]  # conv0 and the head's input as b's; c shares none

@@ -40,11 +40,21 @@ class CircuitBreaker:
         self.seen = 0
         self.signature: tuple[str, str | None] | None = None
         self.armed = self.window > 0
+        self.errors: dict[int, BaseException] = {}  # index -> exception, in this session
 
-    def observe(self, metrics: dict[str, Any], result: EvalResult | None = None) -> None:
-        """Count one trained candidate's metrics; raise when the breaker trips."""
-        if not self.armed or metrics.get("failure") in RETRIED_FAILURES:
+    def blame(self, index: int, result: EvalResult) -> None:
+        """Keep a live failure's exception, so a trip re-raises the user's own error."""
+        if self.armed and result.error is not None:
+            self.errors[index] = result.error
+
+    def observe(self, record: dict[str, Any]) -> None:
+        """Count one trained candidate (cached copies and infeasible ones never ran the
+        user's code); raise when the breaker trips."""
+        metrics = record["metrics"]
+        if not self.armed or record["cached"] or metrics.get("status") == "infeasible" or \
+                metrics.get("failure") in RETRIED_FAILURES:
             return  # the machine's fault says nothing about the user's code
+        result = self.errors.pop(record["index"], None)
         signature = _signature(metrics)
         if signature is None or (self.seen and signature != self.signature):
             self.armed = False
@@ -54,12 +64,11 @@ class CircuitBreaker:
             self.armed = False
             self._trip(metrics, result)
 
-    def _trip(self, metrics: dict[str, Any], result: EvalResult | None) -> None:
+    def _trip(self, metrics: dict[str, Any], error: BaseException | None) -> None:
         note = (f"pytorch-devol stopped the search: the first {self.seen} candidates all failed "
                 f"with this error at {metrics.get('origin') or 'the same place'}, which looks "
                 "like a bug in your code rather than in the candidates. Fix it and start a new "
                 "run (the failures are logged in the run directory).")
-        error = result.error if result is not None else None
         if error is not None and hasattr(error, "add_note"):
             error.add_note(note)
             raise error

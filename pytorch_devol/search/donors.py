@@ -90,7 +90,8 @@ class DonorPool:
             return False
         return len(self.members) < self.size or self._rank(record) < self._rank(self.members[-1])
 
-    def add(self, record: dict[str, Any]) -> None:
+    def observe(self, record: dict[str, Any]) -> None:
+        """Take ``record`` into the pool if it belongs there (`would_join`)."""
         if self.would_join(record):
             self.members.append(record)
             self.members.sort(key=self._rank)

@@ -63,6 +63,33 @@ class ParetoFront:
         self.members[index] = (values, violation, record)
         return True
 
+    def point(self, record: dict[str, Any]) -> tuple[np.ndarray, float]:
+        """``record``'s objective vector (NaN where unknown) and violation (inf: none)."""
+        values = record.get("objectives") or {}
+        return (np.array([np.nan if values.get(n) is None else values[n] for n in self.names],
+                         dtype=np.float64), violation_of(record))
+
+    @staticmethod
+    def eligible(record: dict[str, Any]) -> bool:
+        """Trained in full (not a cached copy), successfully, with objective values."""
+        return not record["cached"] and record["metrics"]["status"] == "ok" and \
+            bool(record.get("objectives")) and record.get("final", True)
+
+    def would_join(self, record: dict[str, Any]) -> bool:
+        """Whether `observe` would put ``record`` on the front (nothing changes)."""
+        if not self.eligible(record):
+            return False
+        values, violation = self.point(record)
+        return not np.isnan(values).any() and not any(
+            dominates(other, v, values, violation, self.maximize) or (
+                np.array_equal(other, values) and v <= violation)
+            for other, v, _ in self.members.values())
+
+    def observe(self, record: dict[str, Any]) -> None:
+        """Offer a logged record (the search's live path and a replay of the log alike)."""
+        if self.eligible(record):
+            self.add(record["index"], *self.point(record), record)
+
     @property
     def indices(self) -> list[int]:
         return sorted(self.members)

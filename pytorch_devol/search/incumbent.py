@@ -27,7 +27,7 @@ class Incumbent:
             return index < self.record["index"]
         return fitness > best if self.maximize else fitness < best
 
-    def consider(self, record: dict[str, Any]) -> None:
+    def observe(self, record: dict[str, Any]) -> None:
         """Take ``record`` if it was trained (not a cached copy) at the full budget and wins."""
         if record["fitness"] is not None and not record["cached"] and \
                 record["final"] and self.beaten_by(record["fitness"], record["index"]):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..schema import GenomeSchema
-from .front import ParetoFront, violation_of
+from .front import ParetoFront
 from .incumbent import Incumbent
 from .layout import RunLayout
 from .record import Record
@@ -92,10 +92,7 @@ class SearchResult:
         front = ParetoFront([o["name"] for o in self.objectives],
                             [o["direction"] == "max" for o in self.objectives])
         for r in self.history:
-            if not r["cached"] and r.get("objectives") and r.get("final", True):
-                values = [np.nan if r["objectives"].get(o["name"]) is None
-                          else r["objectives"][o["name"]] for o in self.objectives]
-                front.add(r["index"], np.array(values, dtype=np.float64), violation_of(r), r)
+            front.observe(r)
         return [front.members[i][2] for i in front.indices]
 
     def model(self, index: int) -> nn.Sequential:
@@ -151,7 +148,7 @@ class SearchResult:
             if not r["cached"]:
                 epochs += r["rung_epochs"]
                 seconds += r["rung_seconds"]
-            incumbent.consider(r)
+            incumbent.observe(r)
             best = incumbent.record
             test = None if best is None else best["metrics"].get("test_accuracy")
             out.append({"epochs": epochs, "seconds": seconds,

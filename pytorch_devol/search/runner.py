@@ -40,7 +40,7 @@ from .objectives import (
 from .progress import Reporter
 from .result import SearchResult
 from .schedulers import default_fidelity, fidelity_config, make_fidelity, saved_fidelity
-from .settings import LoopSettings
+from .settings import Settings
 from .store import RunStore
 from .strategies import (
     STRATEGIES,
@@ -56,6 +56,19 @@ from .warm import warm_start as make_warm_start
 __all__ = ["STRATEGIES", "Search"]
 
 FORMAT_VERSION = 1
+
+
+def _passed_again(settings: Settings, run_dir: Any, fitness: Any, strategy: Any) -> None:
+    """Refuse a resume without the code the run named (a run directory never holds code)."""
+    if settings.fitness and fitness is None:
+        raise ValueError(f"{run_dir} used a fitness= transform: pass it again "
+                         "(Search.resume(run_dir, fitness=...))")
+    if strategy is None and settings.strategy not in STRATEGIES:
+        raise ValueError(f"{run_dir} used a strategy object of your own: pass it again "
+                         "(Search.resume(run_dir, strategy=...)); its saved state is "
+                         "restored into it")
+
+
 class Search:
     """A genetic architecture search over ``schema`` on ``data``.
 
@@ -245,22 +258,26 @@ class Search:
         return name, made
 
     # -- saving and resuming ------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        """This search's settings, as ``config.json`` saves them."""
+        return Settings(
+            generations=self.generations, population_size=self.population_size,
+            seed=self.seed, metric=self.metric, maximize=self.maximize,
+            strategy=self.strategy_name, strategy_options=self.strategy_options,
+            fitness=getattr(self.fitness, "__qualname__", "custom") if self.fitness else None,
+            **objectives_config(self.objectives, self.constraints, self.latency_batch),
+            fidelity=fidelity_config(self.fidelity, self.train_config.epochs),
+            inherit_weights=self.heredity or False, circuit_breaker=self.circuit_breaker,
+            callbacks=self.callbacks.descriptions())
+
     def _config(self) -> dict[str, Any]:
         return {
             "format": FORMAT_VERSION,
             "schema": self.schema.to_spec(),
             "data": {"spec": self.data.spec, "fingerprint": self.data.fingerprint(),
                      "summary": self.data.summary()},
-            "search": {"generations": self.generations, "population_size": self.population_size,
-                       "seed": self.seed, "metric": self.metric, "maximize": self.maximize,
-                       "strategy": self.strategy_name, "strategy_options": self.strategy_options,
-                       "fitness": getattr(self.fitness, "__qualname__", "custom")
-                       if self.fitness else None,
-                       **objectives_config(self.objectives, self.constraints,
-                                           self.latency_batch),
-                       "fidelity": fidelity_config(self.fidelity, self.train_config.epochs),
-                       "inherit_weights": self.heredity or False,
-                       "callbacks": self.callbacks.descriptions()},
+            "search": self.settings.to_dict(),
             "train": attrs.asdict(self.train_config),
             "warm_start": None if self.warm_start is None else self.warm_start.to_config(),
         }
@@ -292,38 +309,33 @@ class Search:
         if not isinstance(config, dict) or config.get("format") != FORMAT_VERSION:
             raise ValueError(f"{run_dir}: unsupported run format "
                              f"{config.get('format') if isinstance(config, dict) else None!r}")
-        s, saved = config["search"], config["data"]
+        s, saved = Settings.from_dict(config["search"], run_dir), config["data"]
         schema = GenomeSchema.from_spec(config["schema"], gene_modules)
         if data is None:
             if saved["spec"] is None:
                 raise ValueError(f"{run_dir} was run on user arrays: pass the same data "
                                  "to Search.resume(run_dir, data=...)")
             data = load_saved_data(saved["spec"], data_root)
-        if s["fitness"] and fitness is None:
-            raise ValueError(f"{run_dir} used a fitness= transform: pass it again "
-                             "(Search.resume(run_dir, fitness=...))")
-        saved_objectives, constraints, latency_batch = objectives_from_config(s, objectives)
-        name = s["strategy"]
-        if strategy is None and name not in STRATEGIES:
-            raise ValueError(f"{run_dir} used a strategy object of your own: pass it again "
-                             "(Search.resume(run_dir, strategy=...)); its saved state is "
-                             "restored into it")
+        _passed_again(s, run_dir, fitness, strategy)
+        saved_objectives, constraints, latency_batch = objectives_from_config(s.to_dict(),
+                                                                              objectives)
+        name = s.strategy
         train = {**config["train"], **({} if device is None else {"device": device})}
         search = cls(schema, data,
-                     generations=s["generations"], population_size=s["population_size"],
-                     seed=s["seed"], run_dir=run_dir, strategy=strategy or name,
-                     evaluator=evaluator, metric=s["metric"], fitness=fitness,
+                     generations=s.generations, population_size=s.population_size,
+                     seed=s.seed, run_dir=run_dir, strategy=strategy or name,
+                     evaluator=evaluator, metric=s.metric, fitness=fitness,
                      train_config=TrainConfig(**train),
-                     strategy_options=saved_options(name, s["strategy_options"]),
+                     strategy_options=saved_options(name, s.strategy_options),
                      verbose=verbose, progress_bar=progress_bar, on_record=on_record,
                      callbacks=callbacks, objectives=saved_objectives, constraints=constraints,
-                     latency_batch=latency_batch,
-                     fidelity=saved_fidelity(s.get("fidelity"), fidelity, run_dir),
-                     inherit_weights=saved_heredity(s.get("inherit_weights")))
+                     latency_batch=latency_batch, circuit_breaker=s.circuit_breaker,
+                     fidelity=saved_fidelity(s.fidelity, fidelity, run_dir),
+                     inherit_weights=saved_heredity(s.inherit_weights))
         check_same_data(search.data, saved, run_dir)
         search._use_warm_start(WarmStart.from_config(config.get("warm_start"), schema))
         search._moved = search.data.spec if search.data.spec != saved["spec"] else None
-        search._unpassed = search.callbacks.missing(s.get("callbacks"))
+        search._unpassed = search.callbacks.missing(s.callbacks)
         search._resuming = True
         return search
 
@@ -345,20 +357,16 @@ class Search:
 
     def _run(self, store: RunStore) -> SearchResult:
         reporter = Reporter(self.metric, self.verbose, progress_bar=self.progress_bar)
-        settings = LoopSettings(self.generations, self.population_size, self.seed, self.metric,
-                                self.maximize, bool(self.strategy.steady_state),
-                                self.train_config.epochs, self.circuit_breaker,
-                                self.heredity)
         meter = None if self.objectives is None else ObjectiveMeter(
             self.schema, self.objectives, self.constraints,
             str(self.train_config.resolve_device()), self.latency_batch)
-        loop = SearchLoop(self.schema, self.strategy, self.evaluator, store, settings, reporter,
-                          callbacks=self.callbacks, meter=meter, fidelity=self.fidelity,
-                          warm=self.warm_start)
+        loop = SearchLoop(self.schema, self.strategy, self.evaluator, store, self.settings,
+                          reporter, epochs=self.train_config.epochs, callbacks=self.callbacks,
+                          meter=meter, fidelity=self.fidelity, warm=self.warm_start)
         loop.restore()
         if self._resuming:
             reporter.message(f"Resuming {self.run_dir}: {len(loop.records)} record(s) logged, "
-                             f"{len(loop.pending)} in flight")
+                             f"{len(loop.state.pending)} in flight")
             for line in self._unpassed:
                 reporter.message(f"note: this search was logged by {line} before; pass it "
                                  "again to go on logging there")
