@@ -65,7 +65,7 @@ from benchmarks.devol_mnist_report import (  # noqa: E402
 from pytorch_devol.compat import DEvol, GenomeHandler  # noqa: E402
 from pytorch_devol.schema import GenomeSchema  # noqa: E402
 from pytorch_devol.search import Search, SerialEvaluator  # noqa: E402
-from pytorch_devol.search.schedulers import make_fidelity  # noqa: E402
+from pytorch_devol.search.fidelity import make_fidelity  # noqa: E402
 from pytorch_devol.search.strategies import DEVOL_GA_OPTIONS  # noqa: E402
 from pytorch_devol.training import (  # noqa: E402
     DATA_ENV_VAR,

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 from pytorch_devol import ASHA, GenomeSchema, Search, SuccessiveHalving
 from pytorch_devol.evolution import GeneticAlgorithm
 from pytorch_devol.schema import DenseGene, allele, gene
-from pytorch_devol.search.fidelity import rung_budgets, rung_major
-from pytorch_devol.search.schedulers import make_fidelity
+from pytorch_devol.search.fidelity import make_fidelity, rung_budgets, rung_major
 from pytorch_devol.search.store import RunStore
 from pytorch_devol.training import TrainConfig, Trainer
 from pytorch_devol.training.state import TrainState
@@ -399,7 +398,9 @@ TINY = ["--max-conv-layers", "1", "--max-dense-layers", "2", "--max-filters", "1
         "--patience", "4", "--seed", "5", "--precision", "fp32", "--min-epochs", "1",
         "--eta", "2"]
 FIDELITIES = {"sh": ["--fidelity", "sh"],
-              "asha": ["--fidelity", "asha", "--strategy", "regularized"]}
+              "asha": ["--fidelity", "asha", "--strategy", "regularized"],
+              "hyperband": ["--fidelity", "hyperband", "--inherit-weights", "slices"],
+              "hyperband-async": ["--fidelity", "hyperband", "--strategy", "regularized"]}
 
 
 def _records(run) -> list[tuple]:
@@ -419,7 +420,9 @@ def test_killed_multi_fidelity_search_resumes_to_the_same_result(tmp_path, fidel
     search_in_process(*args, "--run-dir", str(reference), "--quiet")
     total = len(_records(reference))
     code, shown, _ = main("show", str(reference))
-    assert code == 0 and f"fidelity: {fidelity}" in shown and "rung" in shown
+    kind = fidelity.split("-")[0]
+    assert code == 0 and f"fidelity: {kind}" in shown and "rung" in shown
+    assert ("bracket 2:" in shown) == (kind == "hyperband")
     run = tmp_path / "killed"
     log = run / "results.jsonl"
     kill_when_logged(["search", *args, "--run-dir", str(run), "--quiet"], log, 7)

@@ -12,6 +12,7 @@ import pytest
 
 from pytorch_devol import Search
 from pytorch_devol.search import Fidelity
+from pytorch_devol.search.fidelity import EntryRung
 from tests.parallel_helpers import tiny_schema
 from tests.test_readme import block
 
@@ -60,6 +61,17 @@ def test_readme_scheduler_runs_a_search_and_promotes_the_better_half(tmp_path, m
     assert fidelity["kind"] == "custom" and fidelity["budgets"] == [1, 4]
     assert fidelity["type"].endswith("BetterHalf")
     assert result.best_record["final"] and result.best_record["metrics"]["epochs"] == 4
+    # the hedge, as printed: every third candidate enters at the top rung, the rest halve
+    hedged = namespace["hedged"].history
+    assert isinstance(namespace["EveryThirdInFull"](), EntryRung)
+    first = {}
+    for r in hedged:
+        first.setdefault(r["index"], r)
+    assert {i: r["rung"] for i, r in first.items()} == {i: int(i % 3 == 2) for i in first}
+    for g in range(2):  # the better half of the four that started at rung 0 went on
+        started = [i for i in first if first[i]["generation"] == g and i % 3 != 2]
+        promoted = {r["index"] for r in hedged if r["rung"] == 1 and r["index"] in started}
+        assert len(started) == 4 and 1 <= len(promoted) <= 2
 
 
 def test_an_asynchronous_scheduler_of_your_own_and_resume(digits, tmp_path):

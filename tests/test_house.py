@@ -51,7 +51,7 @@ def test_no_legacy_shims():
 
 def test_cli_choices_are_the_registries():
     from pytorch_devol.cli import build_parser
-    from pytorch_devol.search.schedulers import FIDELITIES
+    from pytorch_devol.search.fidelity import FIDELITIES
     from pytorch_devol.search.strategies import STRATEGIES
 
     search = build_parser()._subparsers._group_actions[0].choices["search"]

@@ -177,12 +177,14 @@ def test_ga_search_matches_in_process(pool, digits, tmp_path, one_thread):
         pool.next_result()   # open, with nothing in flight
 
 
+@pytest.mark.parametrize("fidelity", ["sh", "hyperband"])
 def test_successive_halving_through_the_pool_matches_in_process(pool, digits, tmp_path,
-                                                                 one_thread):
+                                                                 one_thread, fidelity):
     """Promoted candidates continue in whichever worker gets them, from the state saved in
-    the run directory: the same records as in-process."""
+    the run directory: the same records as in-process (Hyperband: some enter higher up)."""
     def run(name, evaluator):
-        return _search(digits, tmp_path / name, evaluator, population_size=6, fidelity="sh")
+        return _search(digits, tmp_path / name, evaluator, population_size=6,
+                       fidelity=fidelity)
 
     serial = run("serial", SerialEvaluator())
     parallel = run("pool", _lent(pool, digits))

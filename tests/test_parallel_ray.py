@@ -188,6 +188,10 @@ class TestOneGpuPerCandidate:
         assert promoted and all(r["rung_epochs"] == 2 for r in promoted if
                                 r["metrics"]["status"] == "ok")  # 1 -> 3 epochs: continued
         assert asha.best_record["final"]
+        serial = _search(digits, tmp_path / "hb-serial", None, fidelity="hyperband")
+        brackets = _search(digits, tmp_path / "hb-ray", lent, fidelity="hyperband")
+        assert {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in brackets.history} \
+            == {(r["index"], r["rung"]): r["metrics"]["val_loss"] for r in serial.history}
 
 
 def test_fractional_gpus_per_candidate(local_ray, digits):

@@ -45,7 +45,7 @@ def _fidelity(args: argparse.Namespace) -> Any:
     """--fidelity; without it, ``Search``'s default (``default_fidelity``: successive halving
     with the GA, ASHA with regularized evolution, none with several objectives), with
     --min-epochs and --eta."""
-    from ..search.schedulers import default_fidelity, make_fidelity
+    from ..search.fidelity import default_fidelity, make_fidelity
 
     kind = args.fidelity
     if kind is None and args.min_epochs is None and args.eta is None:

@@ -101,7 +101,7 @@ def _show_rungs(fidelity: dict[str, Any] | None, epochs: int, result: Any) -> No
 
 def _show_brackets(fidelity: dict[str, Any], epochs: int, result: Any) -> None:
     """Hyperband's bracket table beside what each bracket's candidates reached."""
-    from ..search.schedulers import saved_fidelity
+    from ..search.fidelity import saved_fidelity
 
     hyperband = saved_fidelity(fidelity, None, None)  # plain values, checked
     top = len(fidelity["budgets"]) - 1

@@ -11,14 +11,13 @@ from .evaluators import (
     WorkerStartupError,
     make_evaluator,
 )
-from .fidelity import Fidelity
+from .fidelity import ASHA, Fidelity, Hyperband, SuccessiveHalving
 from .lock import RunLock, RunLockedError
 from .loop import candidate_seed
 from .objectives import Constraint, Objective
 from .result import SearchResult, load_result, retrain
 from .retrain import RetrainSummary
 from .runner import STRATEGIES, Search
-from .schedulers import ASHA, Hyperband, SuccessiveHalving
 from .store import RunStore
 
 __all__ = [

@@ -31,7 +31,7 @@ from .callbacks import CallbackList, summarize
 from .dispatcher import MAX_RETRIES, Dispatcher
 from .donors import DonorPool
 from .evaluators import BetterThan, Evaluator, Task
-from .fidelity import Fidelity, pareto_order_of
+from .fidelity_protocol import Fidelity, pareto_order_of
 from .front import ParetoFront
 from .incumbent import Incumbent
 from .objectives import ObjectiveMeter

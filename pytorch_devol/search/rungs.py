@@ -15,7 +15,7 @@ import numpy as np
 
 from ..evolution import pareto_order
 from ..training import RETRIED_FAILURES
-from .fidelity import Fidelity, check_budgets, entry_rung_of, ranked, rung_major
+from .fidelity_protocol import Fidelity, check_budgets, entry_rung_of, ranked, rung_major
 from .objectives import STRUCTURAL
 
 __all__ = ["ParetoRanking", "RungBook"]

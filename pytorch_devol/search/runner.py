@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import itertools
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -21,11 +20,21 @@ from .._checks import check_int
 from ..evolution import Strategy, WarmStartable, takes_violation
 from ..schema import GenomeSchema, dry_run
 from ..training import METRICS, DataSplits, TrainConfig, as_splits, check_compatible
+from ..training.config import check_training_genes
 from ..training.saved import check_same_data, load_saved_data
 from .callbacks import CallbackList, RunInfo
 from .donors import heredity_rule, saved_heredity
 from .evaluators import Evaluator, SerialEvaluator
-from .fidelity import Fidelity, check_budgets, pareto_order_of
+from .fidelity import (
+    Fidelity,
+    check_budgets,
+    default_fidelity,
+    entry_rung_of,
+    fidelity_config,
+    make_fidelity,
+    pareto_order_of,
+    saved_fidelity,
+)
 from .lock import RunLock
 from .loop import SearchLoop
 from .objectives import (
@@ -39,7 +48,6 @@ from .objectives import (
 )
 from .progress import Reporter
 from .result import SearchResult
-from .schedulers import default_fidelity, fidelity_config, make_fidelity, saved_fidelity
 from .settings import Settings
 from .store import RunStore
 from .strategies import (
@@ -149,7 +157,7 @@ class Search:
         self.train_config.resolve_device()  # CUDA asked for but absent: say so now
         self.data = self._check_data(data)
         dry_run(schema, self.train_config.with_overrides)
-        self._check_training_overrides()
+        check_training_genes(self.schema, self.train_config)
         self.circuit_breaker = check_int(circuit_breaker, "circuit_breaker", 0, allow_none=True)
         self.callbacks = CallbackList(callbacks, on_record)
         self.fitness = fitness
@@ -188,27 +196,6 @@ class Search:
         check_compatible(splits, self.schema)
         return splits
 
-    def _check_training_overrides(self, limit: int = 4096) -> None:
-        """Every combination of the training genes' choices must give a valid TrainConfig for
-        this data: checked now, not when a candidate trains (spaces with more than ``limit``
-        combinations are sampled)."""
-        slots = [s for s in self.schema.slots if s.training]
-        if not slots:
-            return
-        choices = [range(len(c)) for s in slots for c in s.choices]
-        positions = [i for s in slots for i in range(s.start, s.stop)]
-        image = len(self.schema.input_shape) == 3
-        for combo in itertools.islice(itertools.product(*choices), limit):
-            vector = np.zeros(len(self.schema), dtype=np.int64)
-            vector[positions] = combo
-            config = self.train_config.with_overrides(self.schema.training_overrides(vector))
-            if (config.augment_shift or config.augment_flip) and not image:
-                raise ValueError(f"augmentation needs image inputs (C, H, W); this data is "
-                                 f"{self.schema.input_shape}: drop AugmentGene")
-            if config.label_smoothing and self.schema.task != "classification":
-                raise ValueError("label smoothing is for classification: drop "
-                                 "LabelSmoothingGene from a regression schema")
-
     def _check_fidelity(self, fidelity: Any) -> Fidelity | None:
         """The scheduler ("auto": `default_fidelity`), checked against the strategy and the
         epochs before any training."""
@@ -228,8 +215,10 @@ class Search:
                              f"strategies; {self.strategy_name!r} is not one: use "
                              f"fidelity={'asha' if steady else 'sh'!r}, or "
                              f"fidelity='hyperband' (Hyperband(asynchronous={steady}))")
-        check_budgets(fidelity, self.train_config.epochs)
+        top = len(check_budgets(fidelity, self.train_config.epochs)) - 1
         pareto_order_of(fidelity)  # a scheduler's own Pareto order, checked now
+        for index in range(self.population_size):  # and its entry rungs (`EntryRung`)
+            entry_rung_of(fidelity, index, top)
         if sets_epochs:
             raise ValueError("a training gene of this schema sets epochs, which the fidelity "
                              "scheduler decides: use fidelity=None with it")

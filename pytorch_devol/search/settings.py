@@ -35,7 +35,7 @@ class Settings:
     ``strategy`` is a built-in name or the class name of your own; ``fitness`` the name of
     the transform (None: none); ``objectives`` a list of ``{"name", "direction", "custom"}``
     (None: one metric); ``fidelity`` the scheduler's saved form
-    (``schedulers.fidelity_config``); ``inherit_weights`` the heredity slot rule or False;
+    (``fidelity.fidelity_config``); ``inherit_weights`` the heredity slot rule or False;
     ``circuit_breaker`` None (one population), 0 (off) or N; ``callbacks`` what each
     callback said of itself."""
 

@@ -7,6 +7,7 @@ optimizer steps, which is what makes GPU training fast; see benchmarks/results).
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import attrs
@@ -17,7 +18,7 @@ from .._checks import check_int
 from ..schema.contracts import TRAINING_FIELDS
 from .schedules import SCHEDULES
 
-__all__ = ["TrainConfig", "PRECISIONS", "cpu_has_fast_bf16"]
+__all__ = ["TrainConfig", "PRECISIONS", "check_training_genes", "cpu_has_fast_bf16"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -172,3 +173,25 @@ class TrainConfig:
             raise ValueError(f"training overrides may set {sorted(PER_CANDIDATE_FIELDS)} only, "
                              f"not {bad}")
         return attrs.evolve(self, **overrides)
+
+
+def check_training_genes(schema: Any, config: TrainConfig, limit: int = 4096) -> None:
+    """Every combination of ``schema``'s training genes' choices must give a valid
+    `TrainConfig` for its data: checked before a search starts, not when a candidate trains
+    (spaces with more than ``limit`` combinations are sampled)."""
+    slots = [s for s in schema.slots if s.training]
+    if not slots:
+        return
+    choices = [range(len(c)) for s in slots for c in s.choices]
+    positions = [i for s in slots for i in range(s.start, s.stop)]
+    image = len(schema.input_shape) == 3
+    for combo in itertools.islice(itertools.product(*choices), limit):
+        vector = np.zeros(len(schema), dtype=np.int64)
+        vector[positions] = combo
+        overridden = config.with_overrides(schema.training_overrides(vector))
+        if (overridden.augment_shift or overridden.augment_flip) and not image:
+            raise ValueError(f"augmentation needs image inputs (C, H, W); this data is "
+                             f"{schema.input_shape}: drop AugmentGene")
+        if overridden.label_smoothing and schema.task != "classification":
+            raise ValueError("label smoothing is for classification: drop "
+                             "LabelSmoothingGene from a regression schema")
