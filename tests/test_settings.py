@@ -80,3 +80,16 @@ def test_config_holds_the_settings_and_a_resume_gets_them_all_back(digits, tmp_p
     assert again.settings == search.settings
     assert again.circuit_breaker == 3 and again.heredity == "slices"
     assert attrs.fields_dict(Settings).keys() == saved.keys()
+
+
+def test_every_keyword_setting_is_a_search_keyword_and_attribute(digits, tmp_path):
+    """What makes a new plain setting cost one field: saving and resuming follow from it."""
+    import inspect
+
+    search = Search(SCHEMA, digits, generations=1, population_size=2, epochs=1,
+                    run_dir=tmp_path / "r", evaluator=ScoreEvaluator(), verbose=False)
+    parameters = inspect.signature(Search).parameters
+    assert Settings.keywords() == ("generations", "population_size", "seed", "metric",
+                                   "circuit_breaker")
+    for name in Settings.keywords():
+        assert name in parameters and getattr(search, name) == getattr(search.settings, name)

@@ -24,6 +24,7 @@ from .objectives import ObjectiveMeter
 from .progress import Reporter
 from .recorder import Cache, Log, Recorder
 from .run_state import RunState
+from .store import RunStore
 
 __all__ = ["MAX_RETRIES", "Dispatcher"]
 
@@ -34,11 +35,12 @@ class Dispatcher:
     """Tasks in, records out (`dispatch`, `next_record`), each record logged as it comes."""
 
     def __init__(self, schema: Any, evaluator: Evaluator, recorder: Recorder, log: Log,
-                 cache: Cache, state: RunState, *, breaker: CircuitBreaker,
-                 reporter: Reporter, callbacks: CallbackList,
+                 cache: Cache, state: RunState, *, store: RunStore, top: int,
+                 breaker: CircuitBreaker, reporter: Reporter, callbacks: CallbackList,
                  donors: DonorPool | None = None, meter: ObjectiveMeter | None = None) -> None:
         self.schema, self.evaluator, self.recorder = schema, evaluator, recorder
         self.log, self.cache, self.state = log, cache, state
+        self.store, self.top = store, top  # paused states; the top rung (a donor's record)
         self.breaker, self.reporter, self.callbacks = breaker, reporter, callbacks
         self.donors, self.meter = donors, meter
         self.ready: deque[dict[str, Any]] = deque()
@@ -70,13 +72,13 @@ class Dispatcher:
     def _submit(self, task: Task, key: tuple[int, ...]) -> None:
         """Send ``task`` to the evaluator, with the state it paused in one rung below."""
         new = task.rung == task.entry
-        state = None if new else self.recorder.store.load_state(key, task.rung - 1)
+        state = None if new else self.store.load_state(key, task.rung - 1)
         if state is not None:
             self.recorder.resumed(task.index, state.epoch, state.seconds)
             task = attrs.evolve(task, resume=state)
         elif self.donors is not None and new:  # a donor's, or its own (warm start)
             task = self.donors.attach(task, None if task.donor is None
-                                      else self.log.by_index[task.donor][self.recorder.rungs.top])
+                                      else self.log.by_index[task.donor][self.top])
         elif self.donors is not None:  # its paused state is lost: it starts over, from scratch
             self.donors.from_scratch(task.index)
         self.evaluator.submit(task)

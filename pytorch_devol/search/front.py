@@ -52,12 +52,8 @@ class ParetoFront:
             record: dict[str, Any]) -> bool:
         """Offer a candidate; True when it joins the front (members it dominates leave)."""
         values = np.asarray(values, dtype=np.float64)
-        if np.isnan(values).any():
+        if self._kept_out(values, violation):
             return False
-        for other, v, _ in self.members.values():
-            if dominates(other, v, values, violation, self.maximize) or (
-                    np.array_equal(other, values) and v <= violation):
-                return False  # dominated, or the same point already on the front
         self.members = {i: m for i, m in self.members.items()
                         if not dominates(values, violation, m[0], m[1], self.maximize)}
         self.members[index] = (values, violation, record)
@@ -77,10 +73,11 @@ class ParetoFront:
 
     def would_join(self, record: dict[str, Any]) -> bool:
         """Whether `observe` would put ``record`` on the front (nothing changes)."""
-        if not self.eligible(record):
-            return False
-        values, violation = self.point(record)
-        return not np.isnan(values).any() and not any(
+        return self.eligible(record) and not self._kept_out(*self.point(record))
+
+    def _kept_out(self, values: np.ndarray, violation: float) -> bool:
+        """Unknown values, dominated, or the same point already on the front."""
+        return bool(np.isnan(values).any()) or any(
             dominates(other, v, values, violation, self.maximize) or (
                 np.array_equal(other, values) and v <= violation)
             for other, v, _ in self.members.values())

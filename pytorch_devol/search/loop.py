@@ -82,7 +82,8 @@ class SearchLoop:
         self.recorder = Recorder(schema, store, settings.metric, self.rungs, observers,
                                  self.incumbent, self.front, self.donors, meter)
         self.dispatcher = Dispatcher(schema, evaluator, self.recorder, self.log, self.cache,
-                                     self.state, breaker=self.breaker, reporter=reporter,
+                                     self.state, store=store, top=self.rungs.top,
+                                     breaker=self.breaker, reporter=reporter,
                                      callbacks=callbacks or CallbackList(),
                                      donors=self.donors, meter=meter)
         self.callbacks, self.evaluator = self.dispatcher.callbacks, evaluator

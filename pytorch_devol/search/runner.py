@@ -251,13 +251,13 @@ class Search:
     def settings(self) -> Settings:
         """This search's settings, as ``config.json`` saves them."""
         return Settings(
-            generations=self.generations, population_size=self.population_size,
-            seed=self.seed, metric=self.metric, maximize=self.maximize,
-            strategy=self.strategy_name, strategy_options=self.strategy_options,
+            **{name: getattr(self, name) for name in Settings.keywords()},
+            maximize=self.maximize, strategy=self.strategy_name,
+            strategy_options=self.strategy_options,
             fitness=getattr(self.fitness, "__qualname__", "custom") if self.fitness else None,
             **objectives_config(self.objectives, self.constraints, self.latency_batch),
             fidelity=fidelity_config(self.fidelity, self.train_config.epochs),
-            inherit_weights=self.heredity or False, circuit_breaker=self.circuit_breaker,
+            inherit_weights=self.heredity or False,
             callbacks=self.callbacks.descriptions())
 
     def _config(self) -> dict[str, Any]:
@@ -310,15 +310,13 @@ class Search:
                                                                               objectives)
         name = s.strategy
         train = {**config["train"], **({} if device is None else {"device": device})}
-        search = cls(schema, data,
-                     generations=s.generations, population_size=s.population_size,
-                     seed=s.seed, run_dir=run_dir, strategy=strategy or name,
-                     evaluator=evaluator, metric=s.metric, fitness=fitness,
+        search = cls(schema, data, **s.search_keywords(), run_dir=run_dir,
+                     strategy=strategy or name, evaluator=evaluator, fitness=fitness,
                      train_config=TrainConfig(**train),
                      strategy_options=saved_options(name, s.strategy_options),
                      verbose=verbose, progress_bar=progress_bar, on_record=on_record,
                      callbacks=callbacks, objectives=saved_objectives, constraints=constraints,
-                     latency_batch=latency_batch, circuit_breaker=s.circuit_breaker,
+                     latency_batch=latency_batch,
                      fidelity=saved_fidelity(s.fidelity, fidelity, run_dir),
                      inherit_weights=saved_heredity(s.inherit_weights))
         check_same_data(search.data, saved, run_dir)

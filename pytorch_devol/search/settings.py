@@ -2,10 +2,12 @@
 section of ``config.json`` (`Settings.to_dict` / `Settings.from_dict`).
 
 `Search` takes them as flat keywords (its public API), checks them and builds this object;
-the run directory saves it, a resume reads it back, and the loop runs to it. A new setting is
-a field here (with a default, so older run directories still load) and a flag in the CLI's
-parser. Only plain values are saved: a strategy, fitness transform, objective or scheduler of
-your own is named, never pickled, and must be passed again on resume.
+the run directory saves it, a resume reads it back, and the loop runs to it. A new plain
+setting is a `keyword` field here (with a default, so older run directories still load), the
+`Search` keyword of the same name (public API), and a flag in the CLI's parser: saving and
+resuming follow from the field. Only plain values are saved: a strategy, fitness transform,
+objective or scheduler of your own is named, never pickled, and must be passed again on
+resume.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ def _plain(value: Any) -> bool:
     return False
 
 
+def keyword(default: Any = attrs.NOTHING) -> Any:
+    """A setting that is a `Search` keyword of the same name, saved and resumed as it is."""
+    return attrs.field(default=default, metadata={"keyword": True})
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
     """The ``search`` section of ``config.json``.
@@ -39,10 +46,10 @@ class Settings:
     ``circuit_breaker`` None (one population), 0 (off) or N; ``callbacks`` what each
     callback said of itself."""
 
-    generations: int
-    population_size: int
-    seed: int
-    metric: str
+    generations: int = keyword()
+    population_size: int = keyword()
+    seed: int = keyword()
+    metric: str = keyword()
     maximize: bool
     strategy: str
     strategy_options: dict[str, Any] = attrs.field(factory=dict)
@@ -52,13 +59,22 @@ class Settings:
     latency_batch: int = 1
     fidelity: dict[str, Any] | None = None
     inherit_weights: str | bool = False
-    circuit_breaker: int | None = None
+    circuit_breaker: int | None = keyword(None)
     callbacks: list[str] = attrs.field(factory=list)
 
     @property
     def heredity(self) -> str | None:
         """The slot rule new candidates inherit a donor's weights by (None: no heredity)."""
         return self.inherit_weights or None
+
+    @classmethod
+    def keywords(cls) -> tuple[str, ...]:
+        """The fields passed to `Search` as they are (the rest are translated: a strategy's
+        name and options, a scheduler's saved form, ...)."""
+        return tuple(f.name for f in attrs.fields(cls) if f.metadata.get("keyword"))
+
+    def search_keywords(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.keywords()}
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
