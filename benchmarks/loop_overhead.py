@@ -80,9 +80,8 @@ def child(tree: str, arm: str, candidates: int) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from pytorch_devol import GenomeSchema, Search, load_dataset
-
     import pytorch_devol
+    from pytorch_devol import GenomeSchema, Search, load_dataset
 
     assert Path(pytorch_devol.__file__).resolve().is_relative_to(Path(tree).resolve()), \
         f"imported {pytorch_devol.__file__}, not the tree {tree}"

@@ -13,11 +13,8 @@ import pytest
 
 from pytorch_devol import GenomeSchema, Search
 from pytorch_devol.search import Callback, RunStore
-from pytorch_devol.search.report.trackers import (
-    MLflowCallback,
-    TensorBoardCallback,
-    candidate_values,
-)
+from pytorch_devol.search.report.tracked_values import candidate_values
+from pytorch_devol.search.report.trackers import MLflowCallback, TensorBoardCallback
 from pytorch_devol.training import TrainConfig
 
 pytestmark = [pytest.mark.slow,  # MLflow's own SQLAlchemy use, not ours:

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..search.store import atomic_write, read_jsonl
+from ..search.durable import append_text, atomic_write
+from ..search.store import read_jsonl
 
 __all__ = ["LOSS_COLUMN", "ACCURACY_COLUMN", "BestRow", "DevolCsvLog", "best_row",
            "devol_penalty", "write_devol_csv"]
@@ -170,7 +171,5 @@ class DevolCsvLog:
         if record["index"] in self._written:
             return
         self._written.add(record["index"])
-        with open(self.path, "a", encoding="utf-8", newline="") as f:
-            f.write(_csv_text([devol_row(record["csv_genome"], record["metrics"])]))
-            f.flush()
-            os.fsync(f.fileno())
+        append_text(self.path, _csv_text([devol_row(record["csv_genome"], record["metrics"])]),
+                    newline="")

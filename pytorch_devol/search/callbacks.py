@@ -10,7 +10,9 @@ A callback is any object with some of these methods; the search calls those it h
 - ``on_end(result)``: the `SearchResult` when the search has finished.
 
 Subclass `Callback` (every method a no-op) and override what you need. An exception raised in a
-callback stops the search and reaches you: a bug in your code is never swallowed. Callbacks are
+callback stops the search and reaches you: a bug in your code is never swallowed. The one
+exception: a callback whose ``best_effort`` is True (the trackers) that raises an OSError (a
+full disk, an I/O error) is dropped with one warning and the search goes on. Callbacks are
 not saved with the run: a resumed search calls those passed to it, ``on_start`` again, then
 only what happens after the interruption (records logged just before a kill -9 are not sent
 again; ``on_end`` comes only when a search finishes). A callback's optional ``describe()`` (one
@@ -20,6 +22,7 @@ line) is saved in ``config.json``, so a resume without it says how to pass it ag
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -115,12 +118,22 @@ class CallbackList:
                 raise TypeError(f"on_record must be callable, got {type(on_record).__name__}")
             items.append(_RecordFunction(on_record))
         self.callbacks = tuple(items)
+        self.dropped: list[Any] = []  # best-effort callbacks that could not write
 
     def _call(self, event: str, value: Any) -> None:
         for cb in self.callbacks:
             method = getattr(cb, event, None)
-            if callable(method):
+            if not callable(method) or any(cb is d for d in self.dropped):
+                continue
+            try:
                 method(value)
+            except OSError as err:  # a full disk under a tracker: not the search's record
+                if not getattr(cb, "best_effort", False):
+                    raise
+                self.dropped.append(cb)
+                warnings.warn(f"{type(cb).__name__} cannot write ({err}); it stops here, the "
+                              "search goes on (its record is the run directory)",
+                              RuntimeWarning, stacklevel=2)
 
     def start(self, run: RunInfo) -> None:
         self._call("on_start", run)

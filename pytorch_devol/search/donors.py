@@ -30,9 +30,9 @@ import attrs
 import torch
 
 from ..schema.heredity import HEREDITY_RULES, inherited_state, layout, plan_inheritance
+from .durable import atomic_write
 from .evaluators import Task
 from .layout import DONORS, RunLayout
-from .store import atomic_write
 from .warm import WarmStart, WarmWeights
 
 __all__ = ["DEFAULT_HEREDITY", "NO_LINEAGE", "DonorPool", "heredity_rule",

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .durable import atomic_write
 from .layout import FRONT_DIR, PARETO_FILE, RunLayout, front_entry
-from .store import atomic_write
 
 __all__ = ["ParetoFront", "dominates"]
 

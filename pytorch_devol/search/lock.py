@@ -74,8 +74,11 @@ class RunLock:
             return
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:  # a full disk: the lock holds without its note of who holds it
+            pass
         self._fd = fd
 
     def release(self) -> None:

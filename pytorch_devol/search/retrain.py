@@ -35,9 +35,10 @@ from ..training import (
     as_splits,
 )
 from ..training.saved import check_same_data, load_saved_data
+from .durable import atomic_write
 from .layout import RETRAIN_METRICS, SEED_FILES, RunLayout, seed_file, state_dict_payload
 from .lock import RunLock
-from .store import RunStore, atomic_write
+from .store import RunStore
 
 __all__ = ["TRAIN_ON", "RetrainSummary", "retrain_run", "retrained_weights_path"]
 

@@ -12,7 +12,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 
 from ..training.state import TrainState
+from .durable import append_text, atomic_write
 from .layout import (
     BEST_GENOME,
     BEST_WEIGHTS,
@@ -34,7 +34,7 @@ from .layout import (
 )
 from .record import Record, as_record
 
-__all__ = ["CSV_METRIC_COLUMNS", "RunStore", "atomic_write", "read_jsonl"]
+__all__ = ["CSV_METRIC_COLUMNS", "RunStore", "read_jsonl"]
 
 # DEvol's two metric columns (named "Val" by DEvol though it filled them with test results; we
 # fill them with validation results), then ours.
@@ -42,26 +42,6 @@ CSV_METRIC_COLUMNS = ["Val Loss", "Val Accuracy", "test_loss", "test_accuracy", 
                       "test_mae", "params", "epochs", "train_seconds", "status", "failure",
                       "reason", "generation", "index", "cached", "rung", "rung_epochs",
                       "parent", "inherited_params", "lineage_epochs", "parent_run"]
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    except OSError as err:
-        raise OSError(f"cannot write {path}: {err.strerror or err}") from err
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files; keep the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(value: Any) -> Any:
@@ -160,17 +140,10 @@ class RunStore:
             out = io.StringIO()
             csv.writer(out).writerow(genome_columns + CSV_METRIC_COLUMNS)
             atomic_write(csv_path, out.getvalue().encode())
-        line = _dumps(record) + "\n"
-        with open(self.path / RECORDS, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        append_text(self.path / RECORDS, _dumps(record) + "\n")
         out = io.StringIO()
         csv.writer(out).writerow(self._csv_row(record))
-        with open(csv_path, "a", encoding="utf-8", newline="") as f:
-            f.write(out.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
+        append_text(csv_path, out.getvalue(), newline="")
 
     @staticmethod
     def _csv_row(record: dict[str, Any]) -> list[Any]:

@@ -34,8 +34,9 @@ import torch
 
 from ..schema import InvalidGenomeError
 from ..schema.heredity import inherited_state, layout, plan_inheritance
+from .durable import atomic_write
 from .layout import BEST_WEIGHTS, WARM
-from .store import RunStore, atomic_write
+from .store import RunStore
 
 __all__ = ["WarmGenome", "WarmStart", "WarmWeights", "warm_count", "warm_start"]
 

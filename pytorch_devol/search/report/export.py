@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ...schema import GenomeSchema
+from ..durable import atomic_write
 from ..layout import (
     EXPORT_NAMES,
     STATE_DICT_FORMAT,
@@ -30,7 +31,7 @@ from ..layout import (
     state_dict_payload,
 )
 from ..result import SearchResult, load_result
-from ..store import RunStore, atomic_write
+from ..store import RunStore
 
 __all__ = ["EXPORT_FORMATS", "ExportCheckError", "ExportCheckSkipped", "check_batch",
            "default_name", "export_model", "load_exported_state_dict"]

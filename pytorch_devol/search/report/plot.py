@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..durable import atomic_write
 from ..layout import PARETO_PLOT, PROGRESS_PLOT
 from ..result import SearchResult, load_result
-from ..store import atomic_write
 
 __all__ = ["plot_run", "progress_series"]
 

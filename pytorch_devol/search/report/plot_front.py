@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from ...evolution.pareto import hypervolume
+from ..durable import atomic_write
 from ..front import ParetoFront, violation_of
 from ..result import SearchResult
-from ..store import atomic_write
 
 __all__ = ["front_series", "plot_front"]
 LOG_AXES = ("params", "flops")  # sizes spread over orders of magnitude
