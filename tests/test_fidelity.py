@@ -442,3 +442,21 @@ def test_devol_space_search_with_fidelity_builds_every_rung(digits, tmp_path):
     result = Search(schema, digits, generations=2, population_size=5, seed=1, epochs=3,
                     run_dir=tmp_path / "d", verbose=False, fidelity="sh").run()
     assert result.best_record is not None and result.best_record["metrics"]["epochs"] <= 3
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.one_of(values, st.just(math.nan))),
+                min_size=1, max_size=80),
+       st.integers(2, 4), st.booleans(), st.sets(st.integers(0, 30)))
+def test_the_kept_asha_order_answers_as_asha_promote(arrivals, eta, maximize, sent):
+    """``rungs.AshaOrder`` (the loop's fast path) gives ASHA's answer after any arrivals,
+    a later result of the same candidate replacing its earlier one."""
+    from pytorch_devol.search.rungs import AshaOrder
+
+    order, results = AshaOrder(eta, maximize), {}
+    for index, value in arrivals:
+        order.add(0, 0, index, value)
+        results[index] = value
+        promoted = sent & set(results)
+        want = ASHA(eta=eta).promote(0, list(results.items()), promoted, maximize)
+        assert order.first(0, 0, promoted) == (want[0] if want else None)

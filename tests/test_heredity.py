@@ -199,8 +199,9 @@ def test_pool_keeps_the_best_and_chooses_the_donor_sharing_most(tmp_path):
     assert pool.choose(child) == 1
     assert pool.choose(b) != 1  # never itself (the same network would be a cached copy)
     for index in (0, 1, 2):
-        pool.save(index, schema.build_model(a if index == 0 else b if index == 1 else c)
-                  .state_dict())
+        genome = a if index == 0 else b if index == 1 else c
+        pool.save({"index": index, "key": list(schema.key(genome))},
+                  schema.build_model(genome).state_dict())
     pool.prune(referenced={0})
     assert sorted(p.name for p in (tmp_path / DONORS).iterdir()) == ["0.pt", "1.pt", "2.pt"]
     pool.prune(referenced=set())
@@ -280,9 +281,9 @@ def test_inheritance_with_asha_and_successive_halving(digits, tmp_path):
 
 
 def test_unreadable_donor_weights_start_from_scratch(digits, tmp_path, monkeypatch):
-    def garbage(self, index, weights):
+    def garbage(self, record, weights):
         self.folder.mkdir(exist_ok=True)
-        (self.folder / f"{index}.pt").write_bytes(b"\x00 damaged")
+        (self.folder / f"{record['index']}.pt").write_bytes(b"\x00 damaged")
 
     monkeypatch.setattr(donors_module.DonorPool, "save", garbage)
     with pytest.warns(RuntimeWarning, match="donor weights"):

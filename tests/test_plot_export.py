@@ -154,7 +154,8 @@ def test_plot_all_failed(run_dir, tmp_path):
 @needs_mpl
 def test_plot_empty_run_is_a_clear_error(run_dir, tmp_path):
     run = _copy(run_dir, tmp_path)
-    (run / "results.jsonl").write_text("")
+    (run / "results.jsonl").write_text("")  # a new run: nothing asked, nothing logged yet
+    (run / "checkpoint.json").unlink()
     (run / "progress.png").unlink(missing_ok=True)  # another test may have drawn one
     with pytest.raises(ValueError, match="no candidate has been evaluated"):
         plot_run(run)
@@ -275,7 +276,8 @@ def test_export_unknown_format_lists_formats(run_dir):
 @pytest.mark.parametrize("fmt", ["state_dict", "torchscript"])
 def test_export_empty_run_is_a_clear_error(run_dir, tmp_path, fmt):
     run = _copy(run_dir, tmp_path)
-    (run / "results.jsonl").write_text("")
+    (run / "results.jsonl").write_text("")  # a new run: nothing asked, nothing logged yet
+    (run / "checkpoint.json").unlink()
     with pytest.raises(ValueError, match="no candidate has been evaluated"):
         export_model(run, fmt)
 

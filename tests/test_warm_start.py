@@ -143,7 +143,7 @@ def test_a_finished_search_keeps_its_final_donor_pool(source):
     pool = {r["index"] for r in load_result(source).top(4)}
     assert {int(p.stem) for p in (source / "donors").glob("*.pt")} == pool
     for index in pool:
-        state = torch.load(source / "donors" / f"{index}.pt", weights_only=True)
+        state = torch.load(source / "donors" / f"{index}.pt", weights_only=True)["tensors"]
         load_result(source).schema.build_model(
             next(r["genome"] for r in load_result(source).history if r["index"] == index)
         ).load_state_dict(state)
@@ -197,7 +197,8 @@ def test_inherit_weights_starts_warm_genomes_from_their_trained_weights(digits, 
         assert (record["parent"], record["parent_run"]) == (donor["index"], earlier)
         assert record["inherited_params"] == donor["metrics"]["params"] > 0
         assert record["lineage_epochs"] == donor["lineage_epochs"] + donor["metrics"]["epochs"]
-        weights = torch.load(source / "donors" / f"{donor['index']}.pt", weights_only=True)
+        weights = torch.load(source / "donors" / f"{donor['index']}.pt",
+                             weights_only=True)["tensors"]
         initial = next(t for t in spy.sent if t.index == position).initial
         assert initial.keys() == weights.keys()
         assert all(torch.equal(initial[k], weights[k]) for k in weights)

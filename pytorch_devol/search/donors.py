@@ -32,7 +32,7 @@ import torch
 from ..schema.heredity import HEREDITY_RULES, inherited_state, layout, plan_inheritance
 from .durable import atomic_write
 from .evaluators import Task
-from .layout import DONORS, RunLayout
+from .layout import DONORS, RunLayout, keyed, unkeyed
 from .warm import WarmStart, WarmWeights
 
 __all__ = ["DEFAULT_HEREDITY", "NO_LINEAGE", "DonorPool", "heredity_rule",
@@ -126,10 +126,11 @@ class DonorPool:
     def _path(self, index: int) -> Path:
         return self._layout_of.donor(int(index))
 
-    def save(self, index: int, weights: dict[str, torch.Tensor]) -> None:
-        """Keep candidate ``index``'s trained weights as a donor (atomic)."""
+    def save(self, record: dict[str, Any], weights: dict[str, torch.Tensor]) -> None:
+        """Keep ``record``'s trained weights as a donor (atomic), with its genome's key."""
         buf = io.BytesIO()
-        torch.save(weights, buf)
+        torch.save(keyed(record["key"], weights), buf)
+        index = record["index"]
         self.folder.mkdir(exist_ok=True)
         atomic_write(self._path(index), buf.getvalue())
 
@@ -144,9 +145,8 @@ class DonorPool:
             return None
         path = self._path(donor["index"])
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(state, dict):
-                raise ValueError("not a state dict")
+            state = unkeyed(torch.load(path, map_location="cpu", weights_only=True),
+                            tuple(donor["key"]))
             return inherited_state(plan, state), plan.params
         except Exception as err:  # noqa: BLE001 - damaged or missing: train from scratch
             warnings.warn(f"cannot read the donor weights {path} ({err}); candidate starts "

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .durable import atomic_write
-from .layout import FRONT_DIR, PARETO_FILE, RunLayout, front_entry
+from .layout import FRONT_DIR, PARETO_FILE, RunLayout, front_entry, keyed
 
 __all__ = ["ParetoFront", "dominates"]
 
@@ -113,10 +113,13 @@ class ParetoFront:
                     path.unlink(missing_ok=True)
 
     @staticmethod
-    def save_weights(run_dir: Path, index: int, state_dict: dict[str, torch.Tensor]) -> None:
+    def save_weights(run_dir: Path, record: dict[str, Any],
+                     state_dict: dict[str, torch.Tensor]) -> None:
+        """A member's weights (atomic), with its genome's key (``layout.keyed``)."""
+        index = record["index"]
         (run_dir / FRONT_DIR).mkdir(exist_ok=True)
         buf = io.BytesIO()
-        torch.save(state_dict, buf)
+        torch.save(keyed(record["key"], state_dict), buf)
         atomic_write(RunLayout(run_dir).front_weights(index), buf.getvalue())
 
 

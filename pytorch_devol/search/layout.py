@@ -33,7 +33,7 @@ __all__ = ["BEST_GENOME", "BEST_WEIGHTS", "CHECKPOINT", "CONFIG", "CSV_FILE", "D
            "EXPORT_NAMES", "FRONT_DIR", "LOCK_FILE", "PARETO_FILE", "PARETO_PLOT",
            "PROGRESS_PLOT", "RECORDS", "RETRAIN_DIR", "RETRAIN_METRICS", "SEED_FILES", "STATES",
            "STATE_DICT_FORMAT", "STATE_DICT_VERSION", "TRACKED", "WARM", "RunLayout",
-           "front_entry", "seed_file", "state_dict_payload"]
+           "front_entry", "keyed", "seed_file", "state_dict_payload", "unkeyed"]
 
 CONFIG, RECORDS, CSV_FILE, CHECKPOINT = ("config.json", "results.jsonl", "results.csv",
                                          "checkpoint.json")
@@ -47,6 +47,7 @@ TRACKED = (BEST_WEIGHTS, BEST_GENOME, CSV_FILE, CONFIG, PARETO_FILE)
 EXPORT_NAMES = {"state_dict": "model_state_dict.pt", "torchscript": "model.torchscript.pt",
                 "onnx": "model.onnx"}
 STATE_DICT_FORMAT, STATE_DICT_VERSION = "pytorch-devol/state_dict", 1
+KEYED_FORMAT = "pytorch-devol/keyed"
 
 
 @attrs.frozen
@@ -89,6 +90,26 @@ def front_entry(index: int) -> str:
 
 def _digest(key: tuple[int, ...]) -> str:
     return hashlib.sha256(",".join(map(str, key)).encode()).hexdigest()[:24]
+
+
+def keyed(key: tuple[int, ...], tensors: dict[str, Any]) -> dict[str, Any]:
+    """A donor's weights or a paused state as saved in the run directory: with the canonical
+    key of the genome they belong to, so a file of another genome is never used."""
+    return {"format": KEYED_FORMAT, "key": [int(k) for k in key], "tensors": tensors}
+
+
+def unkeyed(payload: Any, key: tuple[int, ...]) -> dict[str, Any]:
+    """The tensors of a `keyed` payload (or of a bare dict, as runs before keys saved them),
+    checked to belong to ``key``; ValueError otherwise."""
+    if not isinstance(payload, dict):
+        raise ValueError("not a dict of tensors")
+    if payload.get("format") != KEYED_FORMAT:
+        return payload  # an older run's bare file
+    if payload.get("key") != [int(k) for k in key]:
+        raise ValueError("it belongs to another genome")
+    if not isinstance(payload.get("tensors"), dict):
+        raise ValueError("no tensors")
+    return payload["tensors"]
 
 
 def state_dict_payload(schema: Any, state_dict: dict[str, Any], genome: Any, metric: str,

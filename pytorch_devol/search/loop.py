@@ -92,8 +92,9 @@ class SearchLoop:
     def restore(self) -> None:
         """Replay the log and load the checkpoint of an interrupted run (a no-op for a new
         one)."""
+        logged, checkpoint = self.store.checked_log()  # before anything is repaired
         by_index: dict[tuple[int, int], dict[str, Any]] = {}
-        for r in self.store.records():  # a duplicate (index, rung) can only be a stale copy
+        for r in logged:  # a duplicate (index, rung) can only be a stale copy
             by_index.setdefault((r["index"], r["rung"]), r)
         records = list(by_index.values())
         self.store.repair(records, self.recorder.columns)
@@ -102,9 +103,9 @@ class SearchLoop:
             self.donors.prepare(self.cache.records)
         if self.front is not None and records:
             self.front.save(self.store.path)  # repairs a crash between weights and log
-        if self.state.restore(lambda t: self._task(t["index"], t["genome"], t["seed"],
-                                                   t["rung"], t.get("donor")),
-                              (r["genome"] for r in records)):
+        if self.state.restore(checkpoint, lambda t: self._task(
+                t["index"], t["genome"], t["seed"], t["rung"], t.get("donor")),
+                [r["genome"] for r in records]):
             for t in self.state.pending:
                 if t.rung > t.entry:
                     self.rungs.mark_sent(t.index, t.rung - 1)

@@ -117,9 +117,9 @@ class Recorder:
                 self.incumbent.beaten_by(fitness, task.index):
             self.store.save_best(weights, self._best_info(record))
         if joined and weights is not None:
-            self.front.save_weights(self.store.path, task.index, weights)
+            self.front.save_weights(self.store.path, record, weights)
         if weights is not None and self.donors is not None and self.donors.would_join(record):
-            self.donors.save(task.index, weights)
+            self.donors.save(record, weights)
         state = result.train_state if live else None
         if state is not None:  # a logged pause can always be continued
             self.store.save_state(key, record["rung"], state)

@@ -9,16 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..schema import GenomeSchema
 from .front import ParetoFront
 from .incumbent import Incumbent
-from .layout import RunLayout
+from .layout import RunLayout, unkeyed
 from .record import Record
 from .retrain import RetrainSummary, retrain_run
-from .store import RunStore
+from .store import RunStore, damaged, load_into, load_pt
 
 __all__ = ["SearchResult", "load_result", "retrain"]
 
@@ -39,7 +38,7 @@ class SearchResult:
         self._gene_modules = list(gene_modules or ())
         self.schema, self.metric, self.maximize = schema, metric, maximize
         self.objectives = objectives  # [{"name", "direction"}] of a multi-objective search
-        self.history: list[Record] = RunStore(self.run_dir).records()
+        self.history: list[Record] = RunStore(self.run_dir).checked_log()[0]
 
     def _ranked(self) -> list[dict[str, Any]]:
         trained = [r for r in self.history if r["fitness"] is not None and not r["cached"]
@@ -107,13 +106,15 @@ class SearchResult:
         if best is not None and best["index"] == index:
             state = RunStore(self.run_dir).best_weights(index=index)
         elif path.exists():
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            payload = load_pt(path)
+            try:
+                state = unkeyed(payload, tuple(record["key"]))
+            except ValueError as err:
+                raise damaged(path, str(err)) from None
         else:
             raise ValueError(f"{self.run_dir}: the weights of candidate {index} were not kept "
                              "(only the best and the Pareto front's are)")
-        model = self.schema.build_model(record["genome"])
-        model.load_state_dict(state)
-        return model.eval()
+        return load_into(self.schema.build_model(record["genome"]), state, path).eval()
 
     def lineage(self, index: int) -> list[dict[str, Any]]:
         """Candidate ``index``'s final record, then its donor's, and so on back to a network

@@ -10,14 +10,15 @@ does not grow with the run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..evolution import CompactState
 from .evaluators import Task
-from .store import RunStore
+from .layout import CHECKPOINT
+from .store import RunStore, damaged
 
 __all__ = ["RunState"]
 
@@ -36,17 +37,22 @@ class RunState:
         """Whether the checkpoint leaves out the strategy's memory of genomes asked."""
         return isinstance(self.strategy, CompactState)
 
-    def restore(self, make_task: Callable[[dict[str, Any]], Task],
-                logged_genomes: Iterable[list[int]]) -> bool:
-        """Load the checkpoint, if any (``make_task`` rebuilds a pending task from its saved
-        fields); a compact strategy then remembers every genome logged or in flight."""
-        checkpoint = self.store.checkpoint()
+    def restore(self, checkpoint: dict[str, Any] | None,
+                make_task: Callable[[dict[str, Any]], Task],
+                logged_genomes: list[Any]) -> bool:
+        """Load ``checkpoint`` (``RunStore.checked_log``), if any; ``make_task``
+        rebuilds a pending task from its saved fields; a compact strategy then remembers
+        every genome logged or in flight."""
         if checkpoint is None:
             return False
-        self.strategy.load_state_dict(checkpoint["strategy"])
+        try:
+            self.strategy.load_state_dict(checkpoint["strategy"])
+            self.pending = [make_task(t) for t in checkpoint["pending"]]
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            raise damaged(self.store.path / CHECKPOINT,
+                          f"its strategy state or tasks do not load: {err}") from None
         self.next_index, self.told = checkpoint["next_index"], checkpoint["told"]
         self.generation = checkpoint["generation"]
-        self.pending = [make_task(t) for t in checkpoint["pending"]]
         if self.compact:
             asked = [*logged_genomes, *(t.genome for t in self.pending)]
             if asked:

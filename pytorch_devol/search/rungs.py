@@ -7,6 +7,8 @@ full budget, and every record is final.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +17,7 @@ import numpy as np
 
 from ..evolution import pareto_order
 from ..training import RETRIED_FAILURES
+from .fidelity import ASHA, Hyperband
 from .fidelity_protocol import Fidelity, check_budgets, entry_rung_of, ranked, rung_major
 from .objectives import STRUCTURAL
 
@@ -74,6 +77,43 @@ class ParetoRanking:
         return out
 
 
+class AshaOrder:
+    """ASHA's rule, kept as results arrive, for the built-in asynchronous schedulers with one
+    objective: each (rung, bracket)'s results sorted best first (ties to the lower id, as
+    `ranked`), so a free worker's promotion scans the top ``1/eta`` instead of sorting every
+    result of the rung (which made the loop's cost per candidate grow with the run:
+    benchmarks/loop_scale.py). Gives exactly ``ASHA.promote``'s answer."""
+
+    def __init__(self, eta: int, maximize: bool) -> None:
+        self.eta, self.maximize = eta, maximize
+        self.order: dict[tuple[int, int], list[tuple[float, int]]] = {}  # best first
+        self.count: dict[tuple[int, int], int] = {}  # results, failures (NaN) included
+        self.value: dict[tuple[int, int], float] = {}  # (rung, index) -> value
+
+    def _key(self, value: float, index: int) -> tuple[float, int]:
+        return (-value if self.maximize else value, index)
+
+    def add(self, rung: int, bracket: int, index: int, value: float) -> None:
+        where = (rung, bracket)
+        old = self.value.get((rung, index))
+        if old is None:
+            self.count[where] = self.count.get(where, 0) + 1
+        elif not math.isnan(old):  # a retried result replaces the failure (or vice versa)
+            self.order[where].remove(self._key(old, index))
+        self.value[(rung, index)] = value
+        if not math.isnan(value):
+            bisect.insort(self.order.setdefault(where, []), self._key(value, index))
+
+    def brackets(self, rung: int) -> list[int]:
+        return sorted(b for r, b in self.count if r == rung)
+
+    def first(self, rung: int, bracket: int, sent: set[int]) -> int | None:
+        """The best of the bracket's top ``count // eta`` at ``rung`` not yet sent on."""
+        top = itertools.islice(self.order.get((rung, bracket), ()),
+                               self.count.get((rung, bracket), 0) // self.eta)
+        return next((i for _, i in top if i not in sent), None)
+
+
 class RungBook:
     """Rung budgets, every candidate's latest record and each rung's results."""
 
@@ -88,6 +128,8 @@ class RungBook:
         # rung -> index: (objective vector, violation), with several objectives
         self.points: list[dict[int, tuple[np.ndarray, float]]] = [{} for _ in self.budgets]
         self._entries: dict[int, int] = {}  # index -> entry rung (`EntryRung`), as asked
+        asha = type(fidelity) is ASHA or (type(fidelity) is Hyperband and fidelity.asynchronous)
+        self._asha = AshaOrder(fidelity.eta, maximize) if asha and ranking is None else None
 
     def entry(self, index: int) -> int:
         """The rung candidate ``index`` enters at: 0, or its bracket's (`EntryRung`)."""
@@ -116,6 +158,8 @@ class RungBook:
     def observe(self, record: dict[str, Any]) -> None:
         rung, index = record["rung"], record["index"]
         self.results[rung][index] = _value(record)
+        if self._asha is not None:
+            self._asha.add(rung, self.entry(index), index, _value(record))
         if self.ranking is not None:
             self.points[rung][index] = self.ranking.point(record)
         promoted = rung > self.entry(index)
@@ -177,14 +221,9 @@ class RungBook:
             return None
         found = None
         for k in range(self.top - 1, -1, -1):
-            for bracket in self.brackets(list(self.results[k])):
-                chosen = self._checked(self.fidelity.promote(
-                    k, self.entries(k, bracket), frozenset(self.sent[k].intersection(bracket)),
-                    self.promote_maximize), k, set(bracket) - self.sent[k])
-                if chosen:
-                    found = (chosen[0], k)
-                    break
-            if found is not None:
+            index = self._promotion_at(k)
+            if index is not None:
+                found = (index, k)
                 break
         if found is None and drain and not any(
                 not math.isnan(v) for v in self.results[-1].values()):
@@ -198,6 +237,19 @@ class RungBook:
             self.sent[found[1]].add(found[0])  # already higher (a cached copy): skip it
             return self.next_promotion(drain)
         return found
+
+    def _promotion_at(self, k: int) -> int | None:
+        """The candidate the scheduler sends on from rung ``k`` now, bracket by bracket."""
+        if self._asha is not None:  # the built-in rule, kept sorted as results arrive
+            return next((i for i in (self._asha.first(k, b, self.sent[k])
+                                     for b in self._asha.brackets(k)) if i is not None), None)
+        for bracket in self.brackets(list(self.results[k])):
+            chosen = self._checked(self.fidelity.promote(
+                k, self.entries(k, bracket), frozenset(self.sent[k].intersection(bracket)),
+                self.promote_maximize), k, set(bracket) - self.sent[k])
+            if chosen:
+                return chosen[0]
+        return None
 
     def _checked(self, chosen: Any, rung: int, allowed: set[int]) -> list[int]:
         """A scheduler's answer as a list of ids it may promote from ``rung``, or ValueError."""

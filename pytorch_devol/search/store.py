@@ -31,10 +31,13 @@ from .layout import (
     RECORDS,
     STATES,
     RunLayout,
+    keyed,
+    unkeyed,
 )
 from .record import Record, as_record
 
-__all__ = ["CSV_METRIC_COLUMNS", "RunStore", "read_jsonl"]
+__all__ = ["CSV_METRIC_COLUMNS", "SHAPES", "RunStore", "damaged", "load_into", "load_pt",
+           "read_json", "read_jsonl", "shaped"]
 
 # DEvol's two metric columns (named "Val" by DEvol though it filled them with test results; we
 # fill them with validation results), then ours.
@@ -54,6 +57,76 @@ def _dumps(obj: Any, **kwargs: Any) -> str:
     return json.dumps(obj, default=_json_default, allow_nan=False, **kwargs)
 
 
+#: The fields (and their types) a file must hold to be read at all; anything else is damage.
+_INT, _NUMBER = (int,), (int, float, type(None))
+SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
+    CONFIG: {"format": _INT, "schema": (dict,), "data": (dict,), "search": (dict,),
+             "train": (dict,)},
+    CHECKPOINT: {"strategy": (dict,), "next_index": _INT, "told": _INT, "generation": _INT,
+                 "pending": (list,)},
+    BEST_GENOME: {"index": _INT, "genome": (list,), "weights_sha256": (str,),
+                  "fitness": _NUMBER},
+    RECORDS: {"index": _INT, "genome": (list,), "key": (list,), "metrics": (dict,),
+              "generation": _INT, "seed": _INT, "csv_genome": (list,), "fitness": _NUMBER},
+}
+_NEXT = {CONFIG: "it cannot be rebuilt (results.jsonl beside it still holds every candidate)",
+         CHECKPOINT: "the strategy's state cannot be rebuilt from the log: start a new search "
+                     "from this one (--warm-start RUN_DIR)",
+         BEST_GENOME: "the best weights cannot be checked: retrain the best candidate "
+                      "(pytorch-devol retrain RUN_DIR)",
+         RECORDS: "it cannot be rebuilt: a new search can start from the genomes it still "
+                  "holds (--warm-start RUN_DIR)"}
+
+
+def damaged(path: Path, reason: str) -> ValueError:
+    """The one-line error for a damaged run-directory file, saying what can be done."""
+    return ValueError(f"{path} is damaged ({reason}); {_NEXT.get(path.name, 'move it away')}")
+
+
+def shaped(path: Path, data: Any, kind: str | None = None) -> dict[str, Any]:
+    """``data`` read from ``path`` if it has the fields of ``kind`` (default: the file's
+    name, `SHAPES`), else `damaged`."""
+    fields = SHAPES[kind or path.name]
+    bad = [k for k, types in fields.items()
+           if not isinstance(data, dict) or not isinstance(data.get(k), types)]
+    if bad:
+        raise damaged(path, f"{'no ' + bad[0] if isinstance(data, dict) else 'not an object'}"
+                            f" where {kind or path.name} keeps one")
+    return data
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A run-directory JSON file, checked against its `SHAPES`."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise damaged(path, f"not JSON: {err}") from None
+    return shaped(path, data)
+
+
+def load_pt(path: Path) -> Any:
+    """A ``.pt`` file read with ``weights_only=True`` (tensors and plain data, never code); a
+    damaged one is `damaged`."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        raise damaged(path, f"not a readable weights file: {str(err).splitlines()[0]}") \
+            from None
+
+
+def load_into(model: torch.nn.Module, state: Any, path: Path) -> torch.nn.Module:
+    """``model`` with ``state`` (read from ``path``) loaded; weights of another network (or
+    no tensors at all) are `damaged`."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError, ValueError) as err:
+        raise damaged(path, "its tensors do not fit this candidate's network: "
+                            f"{str(err).splitlines()[0]}") from None
+    return model
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Records of a JSON-lines file; a torn (incomplete) last line is dropped, not an error."""
     if not path.exists():
@@ -65,12 +138,34 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             continue
         try:
             records.append(json.loads(line))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             if i >= len(lines) - 2:  # the last line (possibly followed by nothing): torn write
                 break
             raise ValueError(f"{path}: line {i + 1} is not valid JSON; the log is damaged "
-                             "beyond a torn last line") from None
+                             "beyond a torn last line and cannot be rebuilt") from None
     return records
+
+
+def _lost(checkpoint: dict[str, Any], records: list[Record]) -> list[int]:
+    """Candidates whose record ``checkpoint`` relies on and the log lacks: one counted as
+    asked and not in flight, a pending task's donor (trained in full), or the rung below a
+    pending promotion (or any higher: a cached copy arrives at its old rung). A record is
+    always logged before its task leaves the checkpoint, so only a cut or lost log lacks
+    one."""
+    reached: dict[int, int] = {}
+    finals = set()
+    for r in records:
+        reached[r["index"]] = max(reached.get(r["index"], -1), r["rung"])
+        if r["final"]:
+            finals.add(r["index"])
+    pending = [t for t in checkpoint["pending"] if isinstance(t, dict)]
+    flying = {t.get("index") for t in pending}
+    lost = [i for i in range(checkpoint["next_index"]) if i not in reached and i not in flying]
+    lost += [t["donor"] for t in pending if t.get("donor") is not None
+             and t["donor"] not in finals]
+    lost += [t["index"] for t in pending if t["index"] in reached
+             and reached[t["index"]] < t.get("rung", 0) - 1]
+    return lost
 
 
 class RunStore:
@@ -111,13 +206,28 @@ class RunStore:
         if not self.exists():
             raise FileNotFoundError(f"{self.path} is not a pytorch-devol run directory "
                                     f"(no {CONFIG})")
-        return json.loads((self.path / CONFIG).read_text())
+        return read_json(self.path / CONFIG)
 
     # -- records ------------------------------------------------------------------------------
     def records(self) -> list[Record]:
         """Every logged candidate, in the order written (torn last line tolerated), with the
         defaults of `as_record`."""
-        return [as_record(r) for r in read_jsonl(self.path / RECORDS)]
+        path = self.path / RECORDS
+        return [as_record(shaped(path, r, RECORDS)) for r in read_jsonl(path)]
+
+    def checked_log(self) -> tuple[list[Record], dict[str, Any] | None]:
+        """The records and the checkpoint, checked against each other: a log that lacks what
+        the checkpoint relies on is `damaged`. The checkpoint is read first, so a search
+        writing meanwhile (the log only grows) never looks cut."""
+        checkpoint = self.checkpoint()
+        records = self.records()
+        if checkpoint is not None:
+            lost = _lost(checkpoint, records)
+            if lost:
+                raise damaged(self.path / RECORDS,
+                              f"it lacks candidate {lost[0]}'s record that {CHECKPOINT} "
+                              "relies on (and maybe more): the log was cut short")
+        return records, checkpoint
 
     def repair(self, records: list[dict[str, Any]], genome_columns: list[str]) -> None:
         """Rewrite the JSONL (dropping a torn tail) and the CSV from ``records``, atomically.
@@ -168,7 +278,7 @@ class RunStore:
 
     def checkpoint(self) -> dict[str, Any] | None:
         path = self.path / CHECKPOINT
-        return json.loads(path.read_text()) if path.exists() else None
+        return read_json(path) if path.exists() else None
 
     # -- best model ---------------------------------------------------------------------------
     def save_best(self, state_dict: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
@@ -182,7 +292,7 @@ class RunStore:
 
     def best_info(self) -> dict[str, Any] | None:
         path = self.path / BEST_GENOME
-        return json.loads(path.read_text()) if path.exists() else None
+        return read_json(path) if path.exists() else None
 
     def best_weights(self, index: int | None = None) -> dict[str, torch.Tensor]:
         """The saved best weights, checked against ``best_genome.json`` (and against the
@@ -201,7 +311,7 @@ class RunStore:
     def save_state(self, key: tuple[int, ...], rung: int, state: TrainState) -> int:
         """Save the state a candidate with ``key`` paused in at ``rung`` (atomic); its bytes."""
         buf = io.BytesIO()
-        torch.save(state.to_dict(), buf)
+        torch.save(keyed(key, state.to_dict()), buf)
         (self.path / STATES).mkdir(exist_ok=True)
         atomic_write(self.layout.state(key, rung), buf.getvalue())
         return buf.tell()
@@ -214,8 +324,8 @@ class RunStore:
         if not path.exists():
             return None
         try:
-            return TrainState.from_dict(torch.load(path, map_location="cpu",
-                                                   weights_only=True))
+            return TrainState.from_dict(unkeyed(torch.load(path, map_location="cpu",
+                                                           weights_only=True), key))
         except Exception as err:  # noqa: BLE001 - damaged or unreadable: train again instead
             warnings.warn(f"ignoring the unreadable training state {path} ({err}); the "
                           "candidate trains again from the start, to the same result",

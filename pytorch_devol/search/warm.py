@@ -35,7 +35,7 @@ import torch
 from ..schema import InvalidGenomeError
 from ..schema.heredity import inherited_state, layout, plan_inheritance
 from .durable import atomic_write
-from .layout import BEST_WEIGHTS, WARM
+from .layout import BEST_WEIGHTS, WARM, unkeyed
 from .store import RunStore
 
 __all__ = ["WarmGenome", "WarmStart", "WarmWeights", "warm_count", "warm_start"]
@@ -232,7 +232,8 @@ class WarmWeights:
             entry = self.warm.genomes[position]
             assert self.warm.run is not None and entry.weights is not None
             try:
-                state = _read_weights(RunStore(self.warm.run), entry)
+                state = _read_weights(RunStore(self.warm.run), entry,
+                                      self.schema.key(entry.genome))
                 plan = plan_inheritance(*[layout(self.schema, entry.genome)] * 2)
                 buf = io.BytesIO()
                 torch.save(inherited_state(plan, state), buf)
@@ -274,12 +275,11 @@ class WarmWeights:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _read_weights(store: RunStore, entry: WarmGenome) -> dict[str, torch.Tensor]:
+def _read_weights(store: RunStore, entry: WarmGenome,
+                  key: tuple[int, ...]) -> dict[str, torch.Tensor]:
     """``entry``'s weights in the earlier run, read with ``weights_only=True``."""
     assert entry.weights is not None and entry.index is not None
     if entry.weights == BEST_WEIGHTS:  # checked against best_genome.json's checksum
         return store.best_weights(index=entry.index)
-    state = torch.load(store.path / entry.weights, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict):
-        raise ValueError("not a state dict")
-    return state
+    payload = torch.load(store.path / entry.weights, map_location="cpu", weights_only=True)
+    return unkeyed(payload, key)

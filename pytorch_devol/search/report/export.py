@@ -31,7 +31,7 @@ from ..layout import (
     state_dict_payload,
 )
 from ..result import SearchResult, load_result
-from ..store import RunStore
+from ..store import RunStore, load_into, load_pt
 
 __all__ = ["EXPORT_FORMATS", "ExportCheckError", "ExportCheckSkipped", "check_batch",
            "default_name", "export_model", "load_exported_state_dict"]
@@ -66,7 +66,12 @@ def _retrained(result: SearchResult, candidate: int | None, seed: int,
         raise ValueError(f"{result.run_dir}: candidate {candidate} has no retrained weights of "
                          f"seed {seed} ({path} is missing): run pytorch-devol retrain "
                          f"{result.run_dir} --candidate {candidate} --seeds {seed + 1} first")
-    return load_exported_state_dict(path, gene_modules)
+    model, genome = load_exported_state_dict(path, gene_modules)
+    record = next((r for r in result.history if r["index"] == candidate), None)
+    if record is not None and result.schema.key(genome) != tuple(record["key"]):
+        raise ValueError(f"{path} holds another genome's weights than candidate {candidate}'s "
+                         "(the file was replaced): retrain it again (--overwrite)")
+    return model, genome
 
 
 def _chosen(run_dir: str | os.PathLike[str], gene_modules: Iterable[str] | None,
@@ -152,7 +157,8 @@ def load_exported_state_dict(path: str | os.PathLike[str],
     The model comes back on the CPU in eval mode. The file is data: its gene types must be
     built in or already defined; ``gene_modules`` names modules you trust to define the others.
     """
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    path = Path(path)
+    payload = load_pt(path)
     if not isinstance(payload, dict) or payload.get("format") != STATE_DICT_FORMAT:
         raise ValueError(f"{path} is not a pytorch-devol state_dict export (a bare state_dict "
                          "such as best.pt has no genome: use export_model(run_dir, "
@@ -161,9 +167,7 @@ def load_exported_state_dict(path: str | os.PathLike[str],
         raise ValueError(f"{path}: unsupported export version {payload.get('version')!r}")
     schema = GenomeSchema.from_spec(payload["schema"], gene_modules)
     genome = np.asarray(payload["genome"], dtype=np.int64)
-    model = schema.build_model(genome)
-    model.load_state_dict(payload["state_dict"])
-    return model.eval(), genome
+    return load_into(schema.build_model(genome), payload["state_dict"], path).eval(), genome
 
 
 def _check_state_dict(path: Path, x: torch.Tensor, want: torch.Tensor) -> None:
