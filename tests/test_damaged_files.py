@@ -48,11 +48,15 @@ def _search(run: Path, digits, evaluator, **kw) -> Search:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, digits):
     """A search killed mid-run (states/, donors/, a checkpoint) and its uninterrupted
-    twin; a finished multi-objective run (pareto.json, front/)."""
+    twin; the same for a search warm-started from it (warm/); a finished multi-objective
+    run (pareto.json, front/) and a retrain of its best (retrain/)."""
     root = tmp_path_factory.mktemp("damage")
     with pytest.raises(Cut):
         _search(root / "killed", digits, Probe(1, cut_at=14)).run()
     _search(root / "whole", digits, ScoreEvaluator()).run()
+    with pytest.raises(Cut):  # warm/ exists while a warm-started search runs
+        _search(root / "warm", digits, Probe(1, cut_at=12), warm_start=root / "whole").run()
+    _search(root / "warm-whole", digits, ScoreEvaluator(), warm_start=root / "whole").run()
     _search(root / "front", digits, ScoreEvaluator(), objectives=["accuracy", "params"]).run()
     retrain(root / "front", epochs=1, seeds=1)  # real training: retrain/<best>/
     return root
@@ -126,7 +130,7 @@ def _resume(run: Path):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-@given(which=st.sampled_from(["killed", "front"]), pick=st.floats(0, 1),
+@given(which=st.sampled_from(["killed", "warm", "front"]), pick=st.floats(0, 1),
        how=st.sampled_from(DAMAGES), where=st.floats(0.05, 0.95))
 def test_a_damaged_file_is_recovered_or_refused_in_one_line(runs, which, pick, how, where):
     work = runs / "work"
@@ -152,6 +156,6 @@ def test_a_damaged_file_is_recovered_or_refused_in_one_line(runs, which, pick, h
     code, err = _resume(work)
     assert code == 0 or _refused(err, "search", path), (name, how, "resume", err)
     if code == 0:  # recovered: the run the undamaged directory would have given
-        reference = runs / ("whole" if which == "killed" else "front")
-        ignore = REDONE if path.parent.name in ("donors", "states") else ()
+        reference = runs / {"killed": "whole", "warm": "warm-whole", "front": "front"}[which]
+        ignore = REDONE if path.parent.name in ("donors", "states", "warm") else ()
         assert _records(work, ignore) == _records(reference, ignore), (name, how)

@@ -339,6 +339,10 @@ class RunStore:
         folder = self.path / STATES
         if not folder.exists():
             return
+        if key is not None and below is not None:  # by name: no listing of every state
+            for rung in range(below):
+                self.layout.state(key, rung).unlink(missing_ok=True)
+            return
         for path in folder.glob(self.layout.states_of(key)):
             rung = int(path.stem.rsplit("-r", 1)[1])
             if below is None or rung < below:
