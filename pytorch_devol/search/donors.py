@@ -32,7 +32,7 @@ import torch
 from ..schema.heredity import HEREDITY_RULES, inherited_state, layout, plan_inheritance
 from .durable import atomic_write
 from .evaluators import Task
-from .layout import DONORS, RunLayout, keyed, unkeyed
+from .layout import DONORS, WEIGHT_FILES, RunLayout, keyed, unkeyed
 from .warm import WarmStart, WarmWeights
 
 __all__ = ["DEFAULT_HEREDITY", "NO_LINEAGE", "DonorPool", "heredity_rule",
@@ -189,7 +189,7 @@ class DonorPool:
         if not self.folder.is_dir():
             return
         keep = {int(m["index"]) for m in self.members} | referenced
-        for path in self.folder.glob("*.pt"):
+        for path in self.folder.glob(WEIGHT_FILES):
             if path.stem.isdigit() and int(path.stem) not in keep:
                 path.unlink(missing_ok=True)
         members = {tuple(int(v) for v in m["genome"]) for m in self.members}

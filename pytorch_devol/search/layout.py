@@ -24,6 +24,7 @@ store, the Pareto front, the donor pool, warm start, the lock, ``result``, ``ret
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ import attrs
 __all__ = ["BEST_GENOME", "BEST_WEIGHTS", "CHECKPOINT", "CONFIG", "CSV_FILE", "DONORS",
            "EXPORT_NAMES", "FRONT_DIR", "LOCK_FILE", "PARETO_FILE", "PARETO_PLOT",
            "PROGRESS_PLOT", "RECORDS", "RETRAIN_DIR", "RETRAIN_METRICS", "SEED_FILES", "STATES",
-           "STATE_DICT_FORMAT", "STATE_DICT_VERSION", "TRACKED", "WARM", "RunLayout",
+           "STATE_DICT_FORMAT", "STATE_DICT_VERSION", "TRACKED", "WARM", "WARM_SOURCES",
+           "WEIGHT_FILES", "RunLayout",
            "front_entry", "keyed", "seed_file", "state_dict_payload", "unkeyed"]
 
 CONFIG, RECORDS, CSV_FILE, CHECKPOINT = ("config.json", "results.jsonl", "results.csv",
@@ -43,6 +45,10 @@ PARETO_FILE, RETRAIN_METRICS, SEED_FILES = "pareto.json", "metrics.json", "seed*
 PROGRESS_PLOT, PARETO_PLOT = "progress.png", "pareto.png"
 #: The files a tracker (MLflow, TensorBoard) uploads at the end of a search, where present.
 TRACKED = (BEST_WEIGHTS, BEST_GENOME, CSV_FILE, CONFIG, PARETO_FILE)
+#: The weight files of a folder (``donors/``, ``front/``, ``warm/``): ``<index>.pt``.
+WEIGHT_FILES = "*.pt"
+#: The weight files a warm start's config may name in the earlier run (nothing else is read).
+WARM_SOURCES = re.compile(rf"{re.escape(BEST_WEIGHTS)}|({DONORS}|{FRONT_DIR})/\d+\.pt")
 #: ``export``'s default file names by format.
 EXPORT_NAMES = {"state_dict": "model_state_dict.pt", "torchscript": "model.torchscript.pt",
                 "onnx": "model.onnx"}
@@ -69,6 +75,10 @@ class RunLayout:
 
     def donor(self, index: int) -> Path:
         return self.root / DONORS / f"{index}.pt"
+
+    def warm_weights(self, position: int) -> Path:
+        """The copy of the ``position``-th warm-start genome's weights (``warm/``)."""
+        return self.root / WARM / f"{position}.pt"
 
     def retrained(self, candidate: int) -> Path:
         """The folder of candidate ``candidate``'s retrained seeds."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import shutil
 import warnings
 from collections.abc import Container, Sequence
@@ -35,12 +34,20 @@ import torch
 from ..schema import InvalidGenomeError
 from ..schema.heredity import inherited_state, layout, plan_inheritance
 from .durable import atomic_write
-from .layout import BEST_WEIGHTS, WARM, unkeyed
+from .layout import (
+    BEST_WEIGHTS,
+    DONORS,
+    FRONT_DIR,
+    WARM,
+    WARM_SOURCES,
+    WEIGHT_FILES,
+    RunLayout,
+    unkeyed,
+)
 from .store import RunStore
 
 __all__ = ["WarmGenome", "WarmStart", "WarmWeights", "warm_count", "warm_start"]
 
-_WEIGHT_FILE = re.compile(r"best\.pt|(donors|front)/\d+\.pt")  # all a config may name
 
 
 def warm_count(population_size: int) -> int:
@@ -97,7 +104,7 @@ class WarmStart:
             genomes = []
             for entry in saved["genomes"]:
                 weights = entry["weights"]
-                if weights is not None and not _WEIGHT_FILE.fullmatch(str(weights)):
+                if weights is not None and not WARM_SOURCES.fullmatch(str(weights)):
                     raise ValueError(f"unexpected weights file {weights!r}")
                 genomes.append(WarmGenome(
                     tuple(int(v) for v in schema.validate(entry["genome"])),
@@ -201,8 +208,8 @@ def _weight_files(store: RunStore) -> dict[int, str]:
     """Candidate index -> the file of ``store``'s run holding its trained weights: the final
     donor pool, the Pareto front's and the best's (checked against best_genome.json)."""
     files: dict[int, str] = {}
-    for folder in ("front", "donors"):
-        for path in sorted((store.path / folder).glob("*.pt")):
+    for folder in (FRONT_DIR, DONORS):
+        for path in sorted((store.path / folder).glob(WEIGHT_FILES)):
             if path.stem.isdigit():
                 files[int(path.stem)] = f"{folder}/{path.name}"
     info = store.best_info()
@@ -221,7 +228,7 @@ class WarmWeights:
                           if g.weights is not None}
 
     def _path(self, position: int) -> Path:
-        return self.folder / f"{position}.pt"
+        return RunLayout(self.folder.parent).warm_weights(position)
 
     def prepare(self, trained: Container[tuple[int, ...]]) -> None:
         """Copy the weights of every warm-start genome not ``trained`` yet (by key) that has
