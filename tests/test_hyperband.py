@@ -9,7 +9,7 @@ import collections
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytorch_devol import GenomeSchema, Hyperband, Search
@@ -44,6 +44,7 @@ def test_the_bracket_table_is_li_et_al_table_1():
         ((81, 5),)]
 
 
+@settings(deadline=None)  # counts, not clocks: no per-example time limit
 @given(st.integers(1, 3), st.integers(2, 4), st.integers(1, 4), st.integers(0, 500))
 def test_entry_rungs_deal_each_round_by_the_table(min_epochs, eta, steps, start):
     hyperband = Hyperband(min_epochs=min_epochs, eta=eta)

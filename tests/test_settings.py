@@ -8,7 +8,7 @@ import json
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytorch_devol import GenomeSchema, Search
@@ -33,6 +33,7 @@ settings_objects = st.builds(
     circuit_breaker=st.none() | st.integers(0, 9), callbacks=st.lists(words, max_size=2))
 
 
+@settings(deadline=None)  # counts, not clocks: no per-example time limit
 @given(settings_objects)
 def test_settings_round_trip_through_json(settings):
     saved = json.loads(json.dumps(settings.to_dict()))
