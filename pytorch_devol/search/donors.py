@@ -69,7 +69,7 @@ class DonorPool:
 
     def __init__(self, path: str | Path, schema: Any, size: int, maximize: bool,
                  warm: WarmStart | None = None, rule: str = DEFAULT_HEREDITY) -> None:
-        self.folder, self._layout_of = Path(path) / DONORS, RunLayout(path)
+        self.folder, self._paths = Path(path) / DONORS, RunLayout(path)
         self.warm = WarmWeights(path, schema, warm) if warm is not None and \
             warm.with_weights else None
         self.schema, self.size, self.maximize, self.rule = schema, size, maximize, rule
@@ -124,7 +124,7 @@ class DonorPool:
         return None if best is None else best[1]
 
     def _path(self, index: int) -> Path:
-        return self._layout_of.donor(int(index))
+        return self._paths.donor(int(index))
 
     def save(self, record: dict[str, Any], weights: dict[str, torch.Tensor]) -> None:
         """Keep ``record``'s trained weights as a donor (atomic), with its genome's key."""
