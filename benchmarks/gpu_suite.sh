@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU benchmark suite: everything README's "still to measure on an H100/H200" asks for, in
+# The GPU benchmark suite: everything docs/benchmarks.md's "still to measure on an H100/H200" asks for, in
 # at most 9 minutes of wall time on one H100/H200, written under benchmarks/results/.
 #
 #   1. train_throughput.py  ours vs the tuned and the tutorial loop, all of MNIST, 1 epoch,

@@ -14,10 +14,10 @@ import numpy as np
 
 __all__ = ["DEVOL_ACTIVATIONS", "DEVOL_OPTIMIZERS", "SeedLike", "check_int", "make_rng"]
 
-#: DEvol's activation names, in DEvol's order (a DEvol genome stores the index).
 DEVOL_ACTIVATIONS = ("relu", "sigmoid")
-#: DEvol's optimizer names, in DEvol's order (a DEvol genome stores the index).
+"""DEvol's activation names, in DEvol's order (a DEvol genome stores the index)."""
 DEVOL_OPTIMIZERS = ("adam", "rmsprop", "adagrad", "adadelta")
+"""DEvol's optimizer names, in DEvol's order (a DEvol genome stores the index)."""
 
 SeedLike = int | np.random.Generator | np.random.SeedSequence | None
 

@@ -3,7 +3,7 @@
 A Hypothesis property picks a file of a run directory and damages it (truncated; bytes
 flipped in the middle; valid JSON of the wrong shape; a ``.pt`` holding another genome's
 tensors or a non-tensor object; missing). Then ``show``, ``plot``, ``export``, ``retrain``
-and a resume each either recover (as README's run-directory table says: the file is rebuilt
+and a resume each either recover (as docs/guide/run-directory.md's table says: the file is rebuilt
 from the log, or ignored and its work redone) with the undamaged run's result, or refuse in
 one line naming the file, as an error the command line prints with exit status 2. Never a
 traceback, never a silently wrong result, never code executed (files are read with

@@ -1,5 +1,5 @@
 """The fidelity protocol is open: schedulers written here, not derived from the built-ins,
-run real searches (README's example exactly as printed, and an asynchronous one), resume
+run real searches (the documentation's example as printed, and an asynchronous one), resume
 when passed again, and a scheduler's mistakes are caught and named."""
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pytorch_devol import Search
 from pytorch_devol.search import Fidelity
 from pytorch_devol.search.fidelity import EntryRung
 from tests.parallel_helpers import tiny_schema
-from tests.test_readme import block
 
 
 class MedianStopping:
@@ -34,11 +33,9 @@ class MedianStopping:
                 and (v >= median if maximize else v <= median)]
 
 
-def test_readme_scheduler_runs_a_search_and_promotes_the_better_half(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    # README's scheduler, as printed
-    exec(compile(block("class BetterHalf"), "README.md", "exec"), namespace)
+def check_scheduler_page(namespace, tmp_path):
+    """docs/extending/fidelity.md's schedulers, as printed, promote the better half (run by
+    tests/test_docs_examples.py)."""
     result = namespace["result"]
     assert isinstance(namespace["BetterHalf"](), Fidelity)
     records = result.history

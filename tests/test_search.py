@@ -51,7 +51,7 @@ def comparable(records):
 
 
 def test_search_on_digits_writes_a_complete_run_directory(tmp_path, digits):
-    """With the defaults: the GA, successive halving and heredity (README)."""
+    """With the defaults: the GA, successive halving and heredity (docs/guide/defaults.md)."""
     schema = tiny_schema()
     result = Search(schema, digits, generations=3, population_size=5, epochs=4, seed=1,
                     run_dir=tmp_path / "run", train_config=FP32, verbose=False).run()

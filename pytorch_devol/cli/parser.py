@@ -10,7 +10,6 @@ import argparse
 
 __all__ = ["QUICK", "build_parser"]
 
-# Defaults of a quick search: on digits, and on everything else (MNIST, Fashion-MNIST, --data).
 # DEvol's own MNIST experiment used 6/4/256/1024, 20 generations x 50 and 10 epochs (see
 # benchmarks/devol_mnist.py).
 QUICK = {
@@ -19,6 +18,8 @@ QUICK = {
     "other": dict(max_conv_layers=3, max_dense_layers=2, max_filters=64, max_dense_nodes=256,
                   generations=5, population=10, epochs=3),
 }
+"""The sizes of a quick search when no flag sets them: on digits, and on everything else (MNIST,
+Fashion-MNIST, ``--data``)."""
 _SHAPE = {"max_conv_layers": "most convolutional layers",
           "max_dense_layers": "most dense layers, the output layer included (as DEvol)",
           "max_filters": "most filters per conv layer",
@@ -97,7 +98,8 @@ def _add_space(s: argparse.ArgumentParser) -> None:
                    default="devol+training",
                    help="devol+training: DEvol's layers plus learning-rate, weight-decay, "
                         "batch-size and schedule genes (measured better on Fashion-MNIST, "
-                        "level on MNIST: README); devol: DEvol's exact search space and CSV; "
+                        "level on MNIST: docs/guide/search-spaces.md); devol: DEvol's exact "
+                        "search space and CSV; "
                         "modern: GenomeSchema.modern (blocks, residuals, pooling head, "
                         "training genes) (default: devol+training)")
     s.add_argument("--max-blocks", type=int, metavar="N",
@@ -160,7 +162,7 @@ def _add_strategy(s: argparse.ArgumentParser) -> None:
                    help="DEvol's algorithm, as the compat API (DEvol, GenomeHandler) runs it: "
                         "the GA with fitness-proportional selection, every candidate trained "
                         "in full, no heredity; with --space devol, DEvol's whole search "
-                        "(default: off: the measured defaults, README)")
+                        "(default: off: the measured defaults, docs/guide/defaults.md)")
     s.add_argument("--warm-start", metavar="RUN_DIR",
                    help="begin the first generation with the best distinct genomes of an "
                         "earlier run of the same search space (half the population); with "

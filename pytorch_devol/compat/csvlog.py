@@ -24,7 +24,10 @@ __all__ = ["LOSS_COLUMN", "ACCURACY_COLUMN", "BestRow", "DevolCsvLog", "best_row
 
 Row = tuple[Sequence[int], float | None, float | None]
 
-LOSS_COLUMN, ACCURACY_COLUMN = "Val Loss", "Val Accuracy"
+LOSS_COLUMN = "Val Loss"
+"""DEvol's CSV column of each candidate's validation loss."""
+ACCURACY_COLUMN = "Val Accuracy"
+"""DEvol's CSV column of each candidate's validation accuracy (its fitness by default)."""
 METRICS = ("accuracy", "loss")
 
 

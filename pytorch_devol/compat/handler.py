@@ -23,8 +23,8 @@ from .csvlog import best_row
 
 __all__ = ["DEVOL_ACTIVATIONS", "DEVOL_OPTIMIZERS", "KERAS_OPTIMIZERS", "GenomeHandler"]
 
-#: DEvol's optimizer names -> registry entries pinning Keras's defaults (lr, eps, rho).
 KERAS_OPTIMIZERS = {name: f"keras-{name}" for name in DEVOL_OPTIMIZERS}
+"""DEvol's optimizer names -> registry entries pinning Keras's defaults (lr, eps, rho)."""
 _NO_POOLING = 2  # DEvol's third max-pooling value: it never pooled (same network as 0)
 
 

@@ -30,8 +30,8 @@ from .handler import GenomeHandler
 
 __all__ = ["KERAS_BATCH_SIZE", "DEvol", "default_paths"]
 
-#: Keras's default ``fit`` batch size, which every DEvol model trained with.
 KERAS_BATCH_SIZE = 32
+"""Keras's default ``fit`` batch size, which every DEvol model trained with."""
 
 
 def default_paths(data_path: str | os.PathLike[str] = "",

@@ -47,8 +47,8 @@ IntArray = npt.NDArray[np.int64]
 #: Fitness values, one per genome (or ``(n, k)`` for several objectives).
 FloatArray = npt.NDArray[np.float64]
 
-#: Largest allowed cardinality: alleles must fit an ``int64``.
 MAX_CARDINALITY = int(np.iinfo(np.int64).max)
+"""Largest allowed cardinality: alleles must fit an ``int64``."""
 
 # Bit generators a saved state may name: looked up in this table, never with getattr.
 _BIT_GENERATORS = {

@@ -37,6 +37,8 @@ __all__ = [
 ]
 
 FitnessTransform = Callable[[npt.NDArray[np.float64]], npt.ArrayLike]
+"""A function from raw fitness values (1-D, NaN = failed) to the non-negative weights of
+fitness-proportional selection."""
 
 
 def _fitness(fitness: npt.ArrayLike) -> FloatArray:

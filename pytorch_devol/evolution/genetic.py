@@ -38,12 +38,12 @@ from .operators import (
 
 __all__ = ["DEVOL_OPERATORS", "GeneticAlgorithm"]
 
-#: DEvol's own operators (see :meth:`GeneticAlgorithm.devol_exact`).
 DEVOL_OPERATORS: dict[str, Any] = {
     "selection": FitnessProportional(floor=0.0),
     "crossover": SinglePoint(allow_copies=True),
     "mutation": DevolMutation(minimum=0, force_change=False, distinct=False),
 }
+"""DEvol's own operators (see :meth:`GeneticAlgorithm.devol_exact`)."""
 
 
 class GeneticAlgorithm(GenerationalStrategy):

@@ -16,6 +16,8 @@ from .._checks import check_int
 __all__ = ["KeyFunc", "KeyMemory"]
 
 KeyFunc = Callable[[npt.NDArray[np.int64]], Hashable]
+"""Maps a genome to a hashable key; genomes with equal keys count as the same (e.g.
+``GenomeSchema.canonical_key``)."""
 
 
 class KeyMemory:

@@ -32,7 +32,6 @@ from .operators import (
 __all__ = ["BUILT_IN_OPERATORS", "CALLABLE", "OPERATORS", "operator_from_spec", "operator_spec",
            "resolve_operator"]
 
-#: Built-in operators by role, under their class name (a spec's ``type``).
 OPERATORS: dict[str, dict[str, type]] = {
     "selection": {"FitnessProportional": FitnessProportional, "Tournament": Tournament,
                   "Truncation": Truncation},
@@ -40,6 +39,8 @@ OPERATORS: dict[str, dict[str, type]] = {
     "mutation": {"DevolMutation": DevolMutation, "PointMutation": PointMutation,
                  "RateMutation": RateMutation},
 }
+"""Built-in operators by role, under their class name (a spec's ``type``); names resolve through
+this table, never by import."""
 
 #: The built-in operator classes.
 BUILT_IN_OPERATORS = frozenset(cls for table in OPERATORS.values() for cls in table.values())

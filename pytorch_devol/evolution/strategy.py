@@ -35,6 +35,8 @@ __all__ = ["STATE_VERSION", "BaseStrategy", "CompactState", "Strategy", "Updatab
            "WarmStartable", "takes_violation"]
 
 STATE_VERSION = 1
+"""Version of the built-in strategies' ``state_dict`` format; ``load_state_dict`` refuses
+another."""
 
 
 @runtime_checkable

@@ -1,7 +1,7 @@
 """The search space: gene types declared as attrs classes, compiled to ``nn.Sequential``.
 
-See ``GenomeSchema`` for the flat integer layout the evolution engine works on, and README.md
-("Adding a gene type") for a worked example of a user gene.
+See ``GenomeSchema`` for the flat integer layout the evolution engine works on, and
+docs/extending/gene.md for a worked example of a user gene.
 """
 
 from .alleles import allele, gene, gene_choices, is_gene, with_choices

@@ -37,11 +37,12 @@ __all__ = ["SCHEDULES", "TRAINING_FIELDS", "LayerGene", "OptimizerChoice", "Opti
 
 TRAINING_METHODS = ("make_optimizer", "optimizer_kwargs", "overrides")
 SCHEDULES = ("constant", "cosine", "onecycle")  # the learning-rate schedules a gene may set
-# The TrainConfig fields a training gene's overrides() may set (the others are fixed for the
-# whole search: device, precision, seed...). Kept here so the schema layer can check them
-# without importing training; TrainConfig.with_overrides enforces the same list.
+# Kept here so the schema layer can check them without importing training;
+# TrainConfig.with_overrides enforces the same list.
 TRAINING_FIELDS = frozenset({"epochs", "batch_size", "patience", "max_seconds", "restore_best",
                              "schedule", "label_smoothing", "augment_shift", "augment_flip"})
+"""The ``TrainConfig`` fields a training gene's ``overrides()`` may set; the others (device,
+precision, seed...) are fixed for the whole search."""
 # Input shapes a build() is probed with at declaration (images and flat features).
 _PROBE_SHAPES = ((3, 16, 16), (16,))
 
@@ -75,8 +76,9 @@ class TrainingOverrides(Protocol):
     def overrides(self) -> dict[str, Any]: ...
 
 
-# A training gene is any of the three (a gene may provide several).
 TrainingGene = OptimizerChoice | OptimizerSettings | TrainingOverrides
+"""A training gene is any of the three protocols (one gene may provide several):
+:class:`OptimizerChoice`, :class:`OptimizerSettings`, :class:`TrainingOverrides`."""
 
 
 def is_layer_gene(cls: type) -> bool:

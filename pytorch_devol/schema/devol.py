@@ -21,9 +21,10 @@ from .training_genes import BatchSizeGene, LearningRateGene, ScheduleGene, Weigh
 __all__ = ["DEVOL_ACTIVATIONS", "DEVOL_OPTIMIZERS", "DEVOL_TRAINING_GENES", "devol_columns",
            "devol_schema", "from_devol", "to_devol"]
 
-# What ``training_genes=True`` adds after DEvol's optimizer gene: how fast, how regularised,
-# in what batches and on what schedule each candidate trains (``--space devol+training``).
 DEVOL_TRAINING_GENES = (LearningRateGene, WeightDecayGene, BatchSizeGene, ScheduleGene)
+"""The training genes ``GenomeSchema.devol(..., training_genes=True)`` adds after DEvol's
+optimizer gene: learning rate, weight decay, batch size and schedule (``--space
+devol+training``)."""
 
 _PREFIX = {Conv2dGene: "Conv", DenseGene: "Dense"}
 

@@ -71,6 +71,8 @@ ACTIVATIONS = Registry(
         "linear": nn.Identity,
     },
 )
+"""Activation factories by the name a gene's ``activation`` allele holds; add yours with
+:func:`register_activation`."""
 
 
 def _optimizer(cls: type[torch.optim.Optimizer], **defaults: Any) -> Callable[..., Any]:
@@ -119,6 +121,8 @@ OPTIMIZERS = Registry(
         "keras-adadelta": _optimizer(torch.optim.Adadelta, lr=1e-3, eps=1e-7),
     },
 )
+"""Optimizer factories by name (PyTorch's defaults, RMSprop at Keras's 1e-3; ``keras-*`` entries
+pin DEvol's values); add yours with :func:`register_optimizer`."""
 
 
 def make_activation(name: str) -> nn.Module:

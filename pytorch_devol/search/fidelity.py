@@ -172,9 +172,9 @@ FIDELITIES: dict[str, type[_Rungs]] = {"sh": SuccessiveHalving, "asha": ASHA,
 def default_fidelity(steady_state: bool, several_objectives: bool) -> str | None:
     """The scheduler a search gets when it names none (``fidelity="auto"``, the CLI without
     ``--fidelity``): successive halving for a generational strategy, ASHA for a steady-state
-    one (both measured ahead of training every candidate in full at equal epochs, README's
-    benchmarks); every candidate in full with several objectives or constraints, where no
-    scheduler was measured ahead."""
+    one (both measured ahead of training every candidate in full at equal epochs,
+    docs/benchmarks.md); every candidate in full with several objectives or constraints, where
+    no scheduler was measured ahead."""
     if several_objectives:
         return None
     return "asha" if steady_state else "sh"

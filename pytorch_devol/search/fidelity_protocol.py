@@ -5,7 +5,7 @@ optimizer and random state: promotion never restarts) to ``min_epochs * eta``, t
 ``min_epochs * eta**2`` and so on up to the search's ``epochs``. Each budget is a *rung*.
 The search loop asks a scheduler which candidates to promote; neither the strategy nor the
 trainer knows how it decides. A scheduler is any object following `Fidelity`: its budgets, and
-its promotion decision (see README's "A fidelity scheduler of your own").
+its promotion decision (see docs/extending/fidelity.md).
 
 The built-in schedulers (`SuccessiveHalving`, `ASHA`, `Hyperband`) are in ``fidelity.py``,
 which re-exports everything here.

@@ -30,8 +30,9 @@ DEVOL_GA_OPTIONS: dict[str, Any] = {"selection": operator_spec(FitnessProportion
                                     "mutation": operator_spec(DevolMutation())}
 
 #: The operators ``Search(strategy="ga")`` gives the GA unless ``strategy_options`` names
-#: others: the measured winners (README, benchmarks/results/defaults_verdict.md): one gene per
-#: child changes, not DEvol's 1 .. max(3, generation // 4) - 1.
+#: others: the measured winners (docs/guide/defaults.md,
+#: benchmarks/results/defaults_verdict.md): one gene per child changes, not DEvol's
+#: 1 .. max(3, generation // 4) - 1.
 SEARCH_GA_OPTIONS: dict[str, Any] = {"mutation": operator_spec(PointMutation(count=1))}
 
 
@@ -100,9 +101,9 @@ def _nsga2(c: StrategyContext, options: dict[str, Any]) -> Strategy:
                  seed=c.seed, key=c.key, **options)
 
 
-#: The built-in strategies by the name ``Search(strategy=...)`` and ``--strategy`` take.
 STRATEGIES: dict[str, Callable[[StrategyContext, dict[str, Any]], Strategy]] = {
     "ga": _ga, "regularized": _regularized, "nsga2": _nsga2}
+"""The built-in strategies by the name ``Search(strategy=...)`` and ``--strategy`` take."""
 
 
 def make_strategy(strategy: str | Strategy | None, context: StrategyContext,

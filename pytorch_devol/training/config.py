@@ -21,6 +21,8 @@ from .schedules import SCHEDULES
 __all__ = ["TrainConfig", "PRECISIONS", "check_training_genes", "cpu_has_fast_bf16"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
+"""``TrainConfig.precision`` values: ``auto`` (bf16 where the device runs it natively),
+``fp32``, ``bf16``."""
 
 
 def cpu_has_fast_bf16() -> bool:

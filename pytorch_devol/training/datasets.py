@@ -28,6 +28,7 @@ from pytorch_devol.training.validate import split_indices, validate_splits
 __all__ = ["load_dataset", "default_data_root", "DATASETS", "DATA_ENV_VAR"]
 
 DATA_ENV_VAR = "PYTORCH_DEVOL_DATA"
+"""The environment variable naming the default data root of ``load_dataset`` (else ``./data``)."""
 DIGITS_TEST_FRACTION = 0.2
 # Fixed seeds of the test part (the values seed 0 used when they followed the search seed).
 DIGITS_TEST_SEED = 1   # which digits are held out for testing
@@ -45,6 +46,7 @@ _IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 DATASETS = ("digits", *_IDX_DATASETS)
+"""The built-in dataset names ``load_dataset`` and ``--dataset`` take."""
 
 
 def default_data_root() -> Path:

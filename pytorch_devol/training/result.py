@@ -15,17 +15,19 @@ import torch
 __all__ = ["EvalResult", "FAILURE_KINDS", "METRICS", "RETRIED_FAILURES", "STATUSES"]
 
 METRICS = ("accuracy", "loss", "mae")
+"""The metrics a candidate can be selected on (``TrainConfig.metric``)."""
 # "infeasible": never trained, because its untrained network broke a constraint on its size
 # or speed (a multi-objective search checks those before the first epoch).
 STATUSES = ("ok", "failed", "infeasible")
-# Why a candidate failed. "candidate": its own fault (InvalidGenomeError from a gene, NaN/inf
-# loss, running out of memory alone on its device); final and cached. "unexpected": any other
-# exception from the candidate's code (final and cached, but watched by the search's circuit
-# breaker, since the same error again and again is usually a bug). "infrastructure" (a worker
-# lost, a broken CUDA context, out of memory on a shared device) and "timeout": the machine's
-# fault, never cached; the genome is trained again by a later copy or a resume.
 FAILURE_KINDS = ("candidate", "unexpected", "infrastructure", "timeout")
+"""Why a candidate failed: ``candidate`` (its own fault: ``InvalidGenomeError``, NaN/inf loss,
+out of memory alone on its device; final and cached), ``unexpected`` (any other exception from
+its code; final and cached, watched by the search's circuit breaker, since the same error again
+and again is usually a bug), ``infrastructure`` (a worker lost, a broken CUDA context, out of
+memory on a shared device) and ``timeout`` (never cached: trained again by a later copy or a
+resume)."""
 RETRIED_FAILURES = ("infrastructure", "timeout")
+"""The failure kinds that are the machine's fault: never cached, so the genome trains again."""
 _NAN = float("nan")
 _IN_MEMORY = ("state_dict", "error", "train_state")  # never serialised with the metrics
 _FLOAT_FIELDS = ("val_loss", "val_accuracy", "val_mae", "test_loss", "test_accuracy", "test_mae",

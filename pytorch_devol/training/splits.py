@@ -18,6 +18,7 @@ from .._checks import check_int
 __all__ = ["DataSplits", "TASKS"]
 
 TASKS = ("classification", "regression")
+"""The kinds of task a dataset and a schema can be: integer class labels, or float targets."""
 _PARTS = ("train", "val", "test")
 
 
