@@ -188,6 +188,12 @@ def check_evaluator(ns, tmp_path):
     with pytest.raises(TypeError, match=r"evaluator lacks open\(\)"):
         Search(schema, data, evaluator=Incomplete(), run_dir=tmp_path / "runs" / "x",
                verbose=False)
+    for capacity in (None, 0, 1.5, True):  # checked too, for every strategy
+        unsized = logging()
+        unsized.capacity = capacity
+        with pytest.raises(TypeError, match="evaluator.capacity must be an int >= 1"):
+            Search(schema, data, evaluator=unsized, strategy="regularized",
+                   run_dir=tmp_path / "runs" / "x", verbose=False)
 
 
 def check_objective(ns, tmp_path):
@@ -219,10 +225,13 @@ def check_objective(ns, tmp_path):
     for member in front:
         assert not any(all(a >= b for a, b in zip(point(r), point(member))) and
                        point(r) != point(member) for r in ok)
-    # a resume needs the objectives again, each an Objective
+    # a resume needs the objectives again: a built-in one by name or as an Objective
     run = tmp_path / "runs" / "depth"
     with pytest.raises(ValueError, match="objectives of your own"):
         Search.resume(run, verbose=False)
-    again = [Objective("val_accuracy", "max"), ns["objectives"][1]]
-    assert Search.resume(run, objectives=again, verbose=False).run().counts() == \
-        result.counts()
+    for first in ("val_accuracy", Objective("val_accuracy", "max")):
+        again = [first, ns["objectives"][1]]
+        assert Search.resume(run, objectives=again, verbose=False).run().counts() == \
+            result.counts()
+    with pytest.raises(ValueError, match="differ from the run's"):
+        Search.resume(run, objectives=["val_loss", ns["objectives"][1]], verbose=False)

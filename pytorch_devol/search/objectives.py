@@ -168,7 +168,7 @@ def objectives_config(objectives: Sequence[Objective] | None,
             "constraints": [str(c) for c in constraints], "latency_batch": latency_batch}
 
 
-def objectives_from_config(saved: dict[str, Any], given: Sequence[Objective] | None
+def objectives_from_config(saved: dict[str, Any], given: Sequence[str | Objective] | None
                            ) -> tuple[Any, list[str], int]:
     """(objectives, constraints, latency_batch) for resuming; user objectives must be given
     again (a run directory never names code)."""
@@ -180,7 +180,7 @@ def objectives_from_config(saved: dict[str, Any], given: Sequence[Objective] | N
             names = [e["name"] for e in entries if e.get("custom")]
             raise ValueError(f"the run used objectives of your own ({', '.join(names)}): pass "
                              "them again, Search.resume(run_dir, objectives=[...])")
-        if [o.name for o in given] != [e["name"] for e in entries]:
+        if [o if isinstance(o, str) else o.name for o in given] != [e["name"] for e in entries]:
             raise ValueError("the objectives given differ from the run's: "
                              f"{[e['name'] for e in entries]}")
         return list(given), list(saved.get("constraints") or []), saved.get("latency_batch", 1)

@@ -183,11 +183,16 @@ class Search:
     # -- validation ---------------------------------------------------------------------------
     @staticmethod
     def _check_evaluator(evaluator: Evaluator | None) -> Evaluator:
-        """The evaluator (in-process by default), checked for the protocol's methods."""
+        """The evaluator (in-process by default), checked for the protocol's members."""
         evaluator = evaluator if evaluator is not None else SerialEvaluator()
         for method in ("open", "submit", "next_result", "close"):
             if not callable(getattr(evaluator, method, None)):
                 raise TypeError(f"evaluator lacks {method}(); see pytorch_devol.search.Evaluator")
+        capacity = getattr(evaluator, "capacity", None)
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+            raise TypeError("evaluator.capacity must be an int >= 1 (how many candidates it "
+                            f"trains at once), got {capacity!r}; see "
+                            "pytorch_devol.search.Evaluator")
         return evaluator
 
     def _check_data(self, data: Any) -> DataSplits:
@@ -280,7 +285,7 @@ class Search:
                data_root: str | os.PathLike[str] | None = None,
                on_record: Callable[[dict[str, Any]], None] | None = None,
                callbacks: Sequence[Any] | None = None,
-               objectives: Sequence[Objective] | None = None,
+               objectives: Sequence[str | Objective] | None = None,
                fidelity: Fidelity | None = None) -> Search:
         """Continue an interrupted search from its run directory, with its saved settings.
 

@@ -39,9 +39,9 @@ def keyword(default: Any = attrs.NOTHING) -> Any:
 class Settings:
     """The ``search`` section of ``config.json``.
 
-    ``strategy`` is a built-in name or the class name of your own; ``fitness`` the name of
-    the transform (None: none); ``objectives`` a list of ``{"name", "direction", "custom"}``
-    (None: one metric); ``fidelity`` the scheduler's saved form
+    ``strategy`` is a built-in name, or ``"custom"`` for a strategy object of your own;
+    ``fitness`` the name of the transform (None: none); ``objectives`` a list of
+    ``{"name", "direction", "custom"}`` (None: one metric); ``fidelity`` the scheduler's saved form
     (``fidelity.fidelity_config``); ``inherit_weights`` the heredity slot rule or False;
     ``circuit_breaker`` None (one population), 0 (off) or N; ``callbacks`` what each
     callback said of itself."""
