@@ -254,7 +254,7 @@ class BaseStrategy:
         if arr.ndim != 2 or arr.shape[0] != n:
             raise ValueError(f"{role} {op!r} must return shape ({n}, {self.length}), "
                              f"got {arr.shape}")
-        return check_genomes(arr, self.cardinalities, f"{role} output")
+        return check_genomes(arr, self.cardinalities, f"{role} {op!r}: its output")
 
     def _cross(self, crossover: Any, a: IntArray, b: IntArray) -> IntArray:
         return self._checked(crossover(self.rng, a, b), a.shape[0], "crossover", crossover)
