@@ -81,9 +81,17 @@ def _api_markdown(package: str) -> str:
     return "\n\n".join(parts)
 
 
-class AttrsInit(griffe.Extension):
-    """A griffe extension: gives each attrs class the ``__init__`` attrs writes at run time
-    (static analysis cannot see it), so the API reference shows its signature."""
+_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj):`~?\.?([^`]+)`")
+
+
+class ApiExtension(griffe.Extension):
+    """A griffe extension for the API reference: Sphinx roles in docstrings (``:class:`X```)
+    become code, and each attrs class gets the ``__init__`` attrs writes at run time (static
+    analysis cannot see it), so its signature shows."""
+
+    def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
+        if obj.docstring is not None:
+            obj.docstring.value = _ROLE.sub(r"`\1`", obj.docstring.value)
 
     def on_class_members(self, *, cls: griffe.Class, **kwargs) -> None:
         if "__init__" in cls.members or cls.parent is None or not cls.parent.is_module:

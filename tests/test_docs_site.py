@@ -71,6 +71,7 @@ def test_the_site_builds_strict_with_every_public_name(site):
     for package, names in docs_hooks.public_api().items():
         page = docs_hooks.PACKAGES[package].removesuffix(".md").removesuffix("index")
         html = (site / page / "index.html").read_text()
+        assert not re.search(r":(class|func|meth|mod|attr):", html)  # Sphinx roles became code
         for name, home in names:
             path = docs_hooks.identifier(home, name)
             anchor = f'id="{path}"' if home == package else f'#{path}"'
