@@ -204,6 +204,10 @@ def test_resume_needs_what_a_run_directory_cannot_hold(tmp_path, digits):
            strategy=own, train_config=FP32, verbose=False).run()
     with pytest.raises(ValueError, match="pass it again"):
         Search.resume(tmp_path / "s")
+    other = GeneticAlgorithm(schema.cardinalities, 2, seed=0, selection="Truncation")
+    with pytest.raises(ValueError, match="state was saved with selection") as refused:
+        Search.resume(tmp_path / "s", strategy=other, verbose=False).run()  # a sound file
+    assert "damaged" not in str(refused.value) and "built as the run's" in str(refused.value)
     again = GeneticAlgorithm(schema.cardinalities, 2, seed=0, selection="Tournament")
     assert len(Search.resume(tmp_path / "s", strategy=again, verbose=False).run().history) == 2
     with pytest.raises(ValueError, match="may not set"):

@@ -31,13 +31,18 @@ from ._variation import random_genomes
 from .keys import KeyFunc, KeyMemory
 from .specs import BUILT_IN_OPERATORS, operator_spec, resolve_operator
 
-__all__ = ["STATE_VERSION", "BaseStrategy", "CompactState", "Strategy", "Updatable",
-           "WarmStartable", "takes_violation"]
+__all__ = ["STATE_VERSION", "BaseStrategy", "CompactState", "StateMismatchError", "Strategy",
+           "Updatable", "WarmStartable", "takes_violation"]
 
 STATE_VERSION = 1
 """Version of the built-in strategies' ``state_dict`` format; ``load_state_dict`` refuses
 another."""
 
+
+
+class StateMismatchError(ValueError):
+    """A saved state is sound but was saved by a strategy with other operators or settings:
+    the strategy given does not continue it."""
 
 @runtime_checkable
 class Strategy(Protocol):
@@ -323,12 +328,13 @@ class BaseStrategy:
                         for role, op in self._operators().items()}
             for role in sorted(set(saved_ops) | set(mine_ops)):
                 if saved_ops.get(role) != mine_ops.get(role):
-                    raise ValueError(f"state was saved with {role} {saved_ops.get(role)!r}; "
-                                     f"this strategy has {mine_ops.get(role)!r}")
+                    raise StateMismatchError(
+                        f"state was saved with {role} {saved_ops.get(role)!r}; "
+                        f"this strategy has {mine_ops.get(role)!r}")
         for name, value in (state.get("settings") or {}).items():
             if self._settings().get(name) != value:
-                raise ValueError(f"state has {name}={value!r}, this strategy "
-                                 f"{self._settings().get(name)!r}")
+                raise StateMismatchError(f"state has {name}={value!r}, this strategy "
+                                         f"{self._settings().get(name)!r}")
         best = state["best_genome"]
         return {
             "rng": rng_from_json(state["rng"]),

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evolution import CompactState
+from ..evolution import CompactState, StateMismatchError
 from .evaluators import Task
 from .layout import CHECKPOINT
 from .store import RunStore, damaged
@@ -48,6 +48,9 @@ class RunState:
         try:
             self.strategy.load_state_dict(checkpoint["strategy"])
             self.pending = [make_task(t) for t in checkpoint["pending"]]
+        except StateMismatchError as err:  # the file is sound: the strategy given differs
+            raise ValueError(f"{self.store.path / CHECKPOINT}: {err}; resume with a strategy "
+                             "built as the run's") from None
         except (ValueError, KeyError, TypeError, IndexError) as err:
             raise damaged(self.store.path / CHECKPOINT,
                           f"its strategy state or tasks do not load: {err}") from None
