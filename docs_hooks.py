@@ -20,9 +20,15 @@ import importlib
 import inspect
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import griffe
+
+if TYPE_CHECKING:
+    from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.structure.files import Files
+    from mkdocs.structure.pages import Page
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -68,8 +74,11 @@ def public_api() -> dict[str, list[tuple[str, str]]]:
     return {p: [(n, home(p, n)) for n in importlib.import_module(p).__all__] for p in PACKAGES}
 
 
-def _api_markdown(package: str) -> str:
-    names = public_api()[package]
+def _api_markdown(package: str, page: str) -> str:
+    if package not in PACKAGES:
+        raise ValueError(f"{page}: <!-- api: {package} --> names no public package; "
+                         f"these are: {', '.join(PACKAGES)}")
+    names = [(n, home(package, n)) for n in importlib.import_module(package).__all__]
     own = [n for n, where in names if where == package]
     elsewhere = [(n, where) for n, where in names if where != package]
     parts = [f"::: {identifier(package, n)}" for n in sorted(own, key=str.lower)]
@@ -84,16 +93,33 @@ def _api_markdown(package: str) -> str:
 _ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc|obj):`~?\.?([^`]+)`")
 
 
+def _annotation(kind: object) -> str | None:
+    if kind is None or isinstance(kind, str):  # as written, under `from __future__ import
+        return kind                            # annotations`
+    return inspect.formatannotation(kind)
+
+
+def _default(value: object) -> str | None:
+    if value is attrs.NOTHING:
+        return None
+    if isinstance(value, attrs.Factory):  # type: ignore[arg-type]
+        return f"factory({getattr(value.factory, '__name__', 'callable')})"
+    return repr(value)
+
+
 class ApiExtension(griffe.Extension):
     """A griffe extension for the API reference: Sphinx roles in docstrings (``:class:`X```)
     become code, and each attrs class gets the ``__init__`` attrs writes at run time (static
     analysis cannot see it), so its signature shows."""
 
     def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
+        """Sphinx roles in ``obj``'s docstring become code."""
         if obj.docstring is not None:
             obj.docstring.value = _ROLE.sub(r"`\1`", obj.docstring.value)
 
     def on_class_members(self, *, cls: griffe.Class, **kwargs) -> None:
+        """An attrs class gets its ``__init__``: one parameter per ``init`` field, with the
+        field's declared type and default (a factory shown as ``factory(name)``)."""
         if "__init__" in cls.members or cls.parent is None or not cls.parent.is_module:
             return
         try:
@@ -102,11 +128,11 @@ class ApiExtension(griffe.Extension):
             return
         if not (isinstance(runtime, type) and attrs.has(runtime)):
             return
-        params = [griffe.Parameter(
-            p.name, kind=griffe.ParameterKind(p.kind.description),
-            annotation=None if p.annotation is p.empty else str(p.annotation),
-            default=None if p.default is p.empty else repr(p.default))
-            for p in inspect.signature(runtime.__init__).parameters.values()]
+        params = [griffe.Parameter("self")] + [griffe.Parameter(
+            f.alias, annotation=_annotation(f.type),
+            kind=griffe.ParameterKind.keyword_only if f.kw_only
+            else griffe.ParameterKind.positional_or_keyword, default=_default(f.default))
+            for f in attrs.fields(runtime) if f.init]
         cls.set_member("__init__", griffe.Function(
             "__init__", parent=cls, parameters=griffe.Parameters(*params), returns="None"))
 
@@ -124,7 +150,7 @@ def _flags(action: argparse.Action) -> str:
 
 
 def _cell(text: str | None) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ").replace("%%", "%")
+    return (text or "").replace("|", "\\|").replace("\n", " ")
 
 
 def _cli_markdown() -> str:
@@ -164,8 +190,9 @@ def _results_markdown() -> str:
     return "| result | file in `benchmarks/results/` |\n| --- | --- |\n" + "\n".join(rows)
 
 
-def on_files(files, config):
-    """Publish each ``benchmarks/results/*.md`` (and the plots they show) in the site."""
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    """Publish each ``benchmarks/results/*.md`` (and the plots they show) in the site, under
+    the same path (so ``<!-- results -->`` links resolve from a top-level page only)."""
     from mkdocs.structure.files import File
 
     for path in [*_results(), *sorted(RESULTS.glob("*.png"))]:
@@ -174,12 +201,12 @@ def on_files(files, config):
     return files
 
 
-def on_page_markdown(markdown, page, config, files):
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """Replace each directive comment with the text generated for it."""
 
     def expand(match: re.Match) -> str:
         if match.group("package"):
-            return _api_markdown(match.group("package"))
+            return _api_markdown(match.group("package"), page.file.src_uri)
         return _cli_markdown() if match.group(1) == "cli" else _results_markdown()
 
     return _DIRECTIVE.sub(expand, markdown)

@@ -22,7 +22,7 @@ import attrs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
-_FENCE = re.compile(r"^(?P<mark><!-- not run: (?P<reason>.+?) -->\n)?```(?P<lang>\w*)\n"
+_FENCE = re.compile(r"^(?P<mark><!-- not run: (?P<reason>[^\n]+?) -->\n)?```(?P<lang>\w*)\n"
                     r"(?P<code>.*?)^```$", re.M | re.S)
 _NOT_RUN = re.compile(r"<!-- not run(?P<rest>[^>]*)-->")
 
@@ -39,6 +39,7 @@ class Block:
 
     @property
     def where(self) -> str:
+        """``page:line``, as a traceback names it."""
         return f"{self.page.relative_to(ROOT)}:{self.line}"
 
 

@@ -1,18 +1,16 @@
 """The fidelity protocol is open: schedulers written here, not derived from the built-ins,
-run real searches (the documentation's example as printed, and an asynchronous one), resume
-when passed again, and a scheduler's mistakes are caught and named."""
+run real searches (an asynchronous one here; the documentation's example, as printed, in
+tests/docs_checks.py), resume when passed again, and a scheduler's mistakes are caught and
+named."""
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 
 import pytest
 
 from pytorch_devol import Search
-from pytorch_devol.search import Fidelity
-from pytorch_devol.search.fidelity import EntryRung
 from tests.parallel_helpers import tiny_schema
 
 
@@ -31,44 +29,6 @@ class MedianStopping:
         median = statistics.median(ok)
         return [i for i, v in results if i not in promoted and not math.isnan(v)
                 and (v >= median if maximize else v <= median)]
-
-
-def check_scheduler_page(namespace, tmp_path):
-    """docs/extending/fidelity.md's schedulers, as printed, promote the better half (run by
-    tests/test_docs_examples.py)."""
-    result = namespace["result"]
-    assert isinstance(namespace["BetterHalf"](), Fidelity)
-    records = result.history
-    for g in range(2):
-        gen = [r for r in records if r["generation"] == g]
-        first = {r["index"]: r for r in gen if r["rung"] == 0}
-        second = {r["index"] for r in gen if r["rung"] == 1 and not r["cached"]}
-        trained = [i for i in first if not first[i]["cached"]]
-        assert 1 <= len(second & set(first)) <= len(first) // 2
-        # nobody who stayed at rung 0 beat anybody promoted from it
-        stayed = [first[i]["fitness"] for i in trained if i not in second]
-        for i in second & set(trained):
-            assert all(first[i]["fitness"] >= v for v in stayed if v is not None)
-    for r in records:  # rung 1 trains on to 4 epochs, or fewer if early stopping ends it
-        if not r["cached"] and r["metrics"]["status"] == "ok":
-            assert r["metrics"]["epochs"] == 1 if r["rung"] == 0 else \
-                1 < r["metrics"]["epochs"] <= 4
-    saved = json.loads((tmp_path / "runs" / "half" / "config.json").read_text())
-    fidelity = saved["search"]["fidelity"]
-    assert fidelity["kind"] == "custom" and fidelity["budgets"] == [1, 4]
-    assert fidelity["type"].endswith("BetterHalf")
-    assert result.best_record["final"] and result.best_record["metrics"]["epochs"] == 4
-    # the hedge, as printed: every third candidate enters at the top rung, the rest halve
-    hedged = namespace["hedged"].history
-    assert isinstance(namespace["EveryThirdInFull"](), EntryRung)
-    first = {}
-    for r in hedged:
-        first.setdefault(r["index"], r)
-    assert {i: r["rung"] for i, r in first.items()} == {i: int(i % 3 == 2) for i in first}
-    for g in range(2):  # the better half of the four that started at rung 0 went on
-        started = [i for i in first if first[i]["generation"] == g and i % 3 != 2]
-        promoted = {r["index"] for r in hedged if r["rung"] == 1 and r["index"] in started}
-        assert len(started) == 4 and 1 <= len(promoted) <= 2
 
 
 def test_an_asynchronous_scheduler_of_your_own_and_resume(digits, tmp_path):

@@ -39,10 +39,10 @@ STATE_VERSION = 1
 another."""
 
 
-
 class StateMismatchError(ValueError):
     """A saved state is sound but was saved by a strategy with other operators or settings:
     the strategy given does not continue it."""
+
 
 @runtime_checkable
 class Strategy(Protocol):

@@ -1,6 +1,6 @@
-"""Checks of the extension-point pages (docs/extending/*.md) on what each page's examples left
-in their namespace: that the search really used the object the page wrote, that what the page
-says is checked is checked, and that a run using it resumes.
+"""Checks of the documentation's pages on what each page's examples left in their namespace:
+for the extension-point pages (docs/extending/*.md), that the search really used the object the
+page wrote, that what the page says is checked is checked, and that a run using it resumes.
 
 These are not tests of their own: ``tests/test_docs_examples.py`` runs each page once and then
 calls its check (its ``CHECKS`` table), so no page trains twice. Each takes the page's
@@ -235,3 +235,92 @@ def check_objective(ns, tmp_path):
             result.counts()
     with pytest.raises(ValueError, match="differ from the run's"):
         Search.resume(run, objectives=["val_loss", ns["objectives"][1]], verbose=False)
+
+
+def check_scheduler_page(namespace, tmp_path):
+    """docs/extending/fidelity.md: the schedulers, as printed, promote the better half."""
+    from pytorch_devol.search import Fidelity
+    from pytorch_devol.search.fidelity import EntryRung
+
+    result = namespace["result"]
+    assert isinstance(namespace["BetterHalf"](), Fidelity)
+    records = result.history
+    for g in range(2):
+        gen = [r for r in records if r["generation"] == g]
+        first = {r["index"]: r for r in gen if r["rung"] == 0}
+        second = {r["index"] for r in gen if r["rung"] == 1 and not r["cached"]}
+        trained = [i for i in first if not first[i]["cached"]]
+        assert 1 <= len(second & set(first)) <= len(first) // 2
+        # nobody who stayed at rung 0 beat anybody promoted from it
+        stayed = [first[i]["fitness"] for i in trained if i not in second]
+        for i in second & set(trained):
+            assert all(first[i]["fitness"] >= v for v in stayed if v is not None)
+    for r in records:  # rung 1 trains on to 4 epochs, or fewer if early stopping ends it
+        if not r["cached"] and r["metrics"]["status"] == "ok":
+            assert r["metrics"]["epochs"] == 1 if r["rung"] == 0 else \
+                1 < r["metrics"]["epochs"] <= 4
+    saved = json.loads((tmp_path / "runs" / "half" / "config.json").read_text())
+    fidelity = saved["search"]["fidelity"]
+    assert fidelity["kind"] == "custom" and fidelity["budgets"] == [1, 4]
+    assert fidelity["type"].endswith("BetterHalf")
+    assert result.best_record["final"] and result.best_record["metrics"]["epochs"] == 4
+    # the hedge, as printed: every third candidate enters at the top rung, the rest halve
+    hedged = namespace["hedged"].history
+    assert isinstance(namespace["EveryThirdInFull"](), EntryRung)
+    first = {}
+    for r in hedged:
+        first.setdefault(r["index"], r)
+    assert {i: r["rung"] for i, r in first.items()} == {i: int(i % 3 == 2) for i in first}
+    for g in range(2):  # the better half of the four that started at rung 0 went on
+        started = [i for i in first if first[i]["generation"] == g and i % 3 != 2]
+        promoted = {r["index"] for r in hedged if r["rung"] == 1 and r["index"] in started}
+        assert len(started) == 4 and 1 <= len(promoted) <= 2
+
+
+def check_readme(ns, tmp_path):
+    assert (tmp_path / "runs" / "readme" / "best.pt").exists()
+    assert sorted({r["index"] for r in ns["resumed"].history}) == list(range(8))
+    assert 0.0 < ns["result"].best_metrics["val_accuracy"] <= 1.0
+
+
+def check_gene(ns, tmp_path):
+    import torch
+
+    assert ns["model"](torch.rand(2, 1, 8, 8)).shape == (2, 10)
+    residual = ns["ResidualGene"](active=True, kernel=5, activation="gelu")
+    modules, shape = residual.build((4, 6, 6))
+    assert shape == (4, 6, 6) and modules[0](torch.rand(1, 4, 6, 6)).shape == (1, 4, 6, 6)
+
+
+def check_multi_fidelity(ns, tmp_path):
+    assert ns["asha"].best_record["final"] and ns["sh"].best_record["rung"] == 2
+
+
+def check_trackers(ns, tmp_path):
+    assert any((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert (tmp_path / "mlflow.db").exists()
+
+
+def check_warm_start(ns, tmp_path):
+    assert any((tmp_path / "runs" / "old" / "donors").glob("*.pt"))  # the final pool stays
+    assert not (tmp_path / "runs" / "new" / "warm").exists()  # the copies go at the end
+
+
+def check_search_spaces(ns, tmp_path):
+    assert len(ns["modern"].training) == 6 and len(ns["tuned"].training) == 4
+
+
+CHECKS = {
+    "docs/guide/search-spaces.md": check_search_spaces,
+    "README.md": check_readme,
+    "docs/extending/gene.md": check_gene,
+    "docs/extending/fidelity.md": check_scheduler_page,
+    "docs/extending/training-gene.md": check_training_gene,
+    "docs/extending/strategy.md": check_strategy,
+    "docs/extending/operator.md": check_operator,
+    "docs/extending/evaluator.md": check_evaluator,
+    "docs/extending/objective.md": check_objective,
+    "docs/guide/multi-fidelity.md": check_multi_fidelity,
+    "docs/guide/trackers.md": check_trackers,
+    "docs/guide/warm-start.md": check_warm_start,
+}
