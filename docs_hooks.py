@@ -52,9 +52,7 @@ def home(package: str, name: str) -> str:
     """The public package whose page documents ``package.name``: the most specific package
     that exports it and contains the module defining it (the package itself for data)."""
     obj = getattr(importlib.import_module(package), name)
-    module = getattr(obj, "__module__", None) or package
-    if not isinstance(obj, type) and not callable(obj):
-        module = package
+    module = obj.__module__ if callable(obj) else package  # data: where it is exported
     exporters = [p for p in PACKAGES if name in importlib.import_module(p).__all__
                  and (module == p or module.startswith(p + "."))]
     return max(exporters, key=len) if exporters else package
